@@ -1,0 +1,42 @@
+#!/bin/sh
+# One entry point for a fresh clone: makes sure Node 24 and the locked dependencies are present, then runs
+#   demo            the main job on the embedded default (no services, no credentials)
+#   test            type check, then every test under test/ with node's test runner
+#   exec CMD ...    any command with the project's Node first on PATH (benchmarks use this)
+# The machine's own Node may be older than the >= 22 that jsforce 3, @hubspot/api-client 14 and p-retry 9 need,
+# so Node 24 is installed from the npm registry into .tools/ (kept out of git) unless Node >= 24 is already first.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+tools="$root/.tools"
+node_ok() { "$1" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 24 ? 0 : 1)' 2>/dev/null; }
+if [ -x "$tools/node_modules/.bin/node" ] && node_ok "$tools/node_modules/.bin/node"; then
+  :
+elif command -v node >/dev/null 2>&1 && node_ok node; then
+  tools=""
+else
+  echo "segsync: installing Node 24 into .tools/ (one time)" >&2
+  mkdir -p "$tools"
+  npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$tools" node@24 >&2
+fi
+[ -n "$tools" ] && PATH="$tools/node_modules/.bin:$PATH" && export PATH
+
+# Install dependencies exactly as locked whenever the lock file changed since the last install.
+stamp="node_modules/.segsync-lock.sha"
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "segsync: installing dependencies (npm ci)" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  echo "$want" > "$stamp"
+fi
+
+cmd=${1:-demo}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  demo) exec node src/cli/main.ts demo "$@" ;;
+  test)
+    node node_modules/typescript/bin/tsc -p tsconfig.json
+    exec node --test --test-timeout=600000 --test-reporter=spec "$@" 'test/**/*.test.ts' ;;
+  exec) exec "$@" ;;
+  *) echo "usage: scripts/dev.sh demo|test|exec CMD..." >&2; exit 2 ;;
+esac

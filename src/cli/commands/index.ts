@@ -1,0 +1,4 @@
+import type { Command } from 'commander';
+
+/** Every CLI command, registered explicitly. Each module adds its command(s) to the program. */
+export const commands: Array<(program: Command) => void> = [];

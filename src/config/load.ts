@@ -1,0 +1,243 @@
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError, type ConfigProblem } from '../errors.ts';
+import { Mapping } from './mapping.ts';
+import { Settings } from './settings.ts';
+
+/**
+ * Reads config/segsync.yaml and mappings/*.yaml once, validates them with the zod schemas, and reports every
+ * problem in every file together, each with file:line:column. Nothing is half-loaded: either all of it is
+ * valid or a ConfigError lists what is not.
+ */
+
+export interface LoadedFile<T> {
+  file: string;
+  value: T;
+  /** Position of a path inside the file, for errors found later (e.g. a column missing in the warehouse). */
+  where(pathParts: ReadonlyArray<string | number>): { line: number; column: number };
+}
+
+export interface ProjectConfig {
+  root: string;
+  settingsFile: LoadedFile<Settings> | null;
+  settings: Settings;
+  mappings: LoadedFile<Mapping>[];
+  /** sha256 over the settings and mapping files as read: ties a run to the exact config it used. */
+  hash: string;
+}
+
+interface ParsedYaml {
+  file: string;
+  doc: Document.Parsed;
+  lines: LineCounter;
+}
+
+async function parseYamlFile(file: string, problems: ConfigProblem[]): Promise<ParsedYaml | null> {
+  const text = await readFile(file, 'utf8');
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  for (const e of doc.errors) {
+    const pos = lines.linePos(e.pos[0]);
+    problems.push({ file, line: pos.line, column: pos.col, path: '', message: `YAML syntax: ${e.message.split('\n')[0]}`, hint: 'fix the YAML syntax first; no other check runs on this file until it parses' });
+  }
+  return doc.errors.length ? null : { file, doc, lines };
+}
+
+function nodeAt(doc: Document.Parsed, parts: ReadonlyArray<string | number>): { node: YamlNode | null; missing: boolean } {
+  let node: unknown = doc.contents;
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i];
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(part));
+      if (!pair) return { node: node as YamlNode, missing: true };
+      node = pair.value ?? pair.key;
+    } else if (isSeq(node) && typeof part === 'number') {
+      const next = node.items[part];
+      if (next === undefined) return { node: node as YamlNode, missing: true };
+      node = next;
+    } else {
+      return { node: (node as YamlNode) ?? null, missing: true };
+    }
+  }
+  return { node: (node as YamlNode) ?? null, missing: false };
+}
+
+function keyNodeAt(doc: Document.Parsed, parts: ReadonlyArray<string | number>, key: string): YamlNode | null {
+  const { node } = nodeAt(doc, parts);
+  if (!isMap(node)) return null;
+  const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === key);
+  return (pair?.key as YamlNode | undefined) ?? null;
+}
+
+function positionOf(parsed: ParsedYaml, node: YamlNode | null): { line: number; column: number } {
+  const offset = node?.range?.[0] ?? 0;
+  const pos = parsed.lines.linePos(offset);
+  return { line: pos.line, column: pos.col };
+}
+
+const ENV_REF = /\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}/g;
+
+/**
+ * Replaces ${VAR} and ${VAR:-default} in every string. A missing variable without a default is a problem
+ * at that position, unless `lenient` (connections are resolved only when a mapping uses them).
+ */
+function interpolate(parsed: ParsedYaml, value: unknown, at: (string | number)[], problems: ConfigProblem[], env: NodeJS.ProcessEnv): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      problems.push({ file: parsed.file, ...positionOf(parsed, nodeAt(parsed.doc, at).node), path: at.join('.'), message: `environment variable ${name} is not set`, hint: `export ${name}=... (secrets come only from the environment)` });
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(parsed, v, [...at, i], problems, env));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(parsed, v, [...at, k], problems, env)]));
+  }
+  return value;
+}
+
+function zodProblems(parsed: ParsedYaml, error: z.ZodError, hints: (issuePath: string) => string | undefined): ConfigProblem[] {
+  return error.issues.map((issue) => {
+    const parts = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+    let node: YamlNode | null;
+    let message = issue.message;
+    if (issue.code === 'unrecognized_keys') {
+      node = keyNodeAt(parsed.doc, parts, issue.keys[0] ?? '') ?? nodeAt(parsed.doc, parts).node;
+      message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+    } else {
+      const found = nodeAt(parsed.doc, parts);
+      node = found.node;
+      if (found.missing && issue.code === 'invalid_type' && /received undefined/.test(issue.message)) message = `missing required key '${String(parts.at(-1))}'`;
+    }
+    const joined = parts.join('.');
+    const hint = hints(joined);
+    return { file: parsed.file, ...positionOf(parsed, node), path: joined, message, ...(hint ? { hint } : {}) };
+  });
+}
+
+function mappingHint(p: string): string | undefined {
+  if (p === 'mode') return 'one of upsert, update, mirror';
+  if (p === 'on_removed') return 'one of keep, clear, delete';
+  if (p.startsWith('fields')) return 'each field is {to: <destination field>, from: <source column>, transform?: ...}';
+  if (p.startsWith('source')) return 'source: {model: rfm_current_segments, key: user_id} or {sql: "select ...", key: ...}';
+  return undefined;
+}
+
+export interface LoadOptions {
+  /** Project root holding config/ and mappings/ (default: working directory). */
+  root?: string;
+  /** Alternative settings file. */
+  settingsFile?: string;
+  /** Alternative mappings folder. */
+  mappingsDir?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+function loaded<T>(parsed: ParsedYaml, value: T): LoadedFile<T> {
+  return { file: parsed.file, value, where: (parts) => positionOf(parsed, nodeAt(parsed.doc, parts).node) };
+}
+
+/** Loads and validates everything; throws ConfigError with all problems at once. */
+export async function loadProject(opts: LoadOptions = {}): Promise<ProjectConfig> {
+  const root = path.resolve(opts.root ?? process.cwd());
+  const env = opts.env ?? process.env;
+  const problems: ConfigProblem[] = [];
+  const hashInput: string[] = [];
+  const rel = (f: string) => path.relative(process.cwd(), f) || f;
+
+  const settingsPath = path.resolve(root, opts.settingsFile ?? 'config/segsync.yaml');
+  let settingsFile: LoadedFile<Settings> | null = null;
+  let settings = Settings.parse({});
+  if (await exists(settingsPath)) {
+    const parsed = await parseYamlFile(rel(settingsPath), problems);
+    if (parsed) {
+      hashInput.push(parsed.doc.toString());
+      const raw = parsed.doc.toJS() ?? {};
+      // Connections are interpolated leniently here and strictly when a mapping uses them (resolveConnection).
+      const { connections, ...rest } = raw as Record<string, unknown>;
+      const value = { ...(interpolate(parsed, rest, [], problems, env) as object), ...(connections === undefined ? {} : { connections }) };
+      const result = Settings.safeParse(value);
+      if (result.success) {
+        settings = result.data;
+        settingsFile = loaded(parsed, result.data);
+        settingsParsed.set(result.data, parsed);
+      } else problems.push(...zodProblems(parsed, result.error, () => undefined));
+    }
+  } else if (opts.settingsFile) {
+    problems.push({ file: rel(settingsPath), line: 1, column: 1, path: '', message: 'settings file not found' });
+  }
+
+  const mappingsDir = path.resolve(root, opts.mappingsDir ?? 'mappings');
+  const mappings: LoadedFile<Mapping>[] = [];
+  const files = (await exists(mappingsDir)) ? (await readdir(mappingsDir)).filter((f) => /\.ya?ml$/.test(f)).sort() : [];
+  const byName = new Map<string, string>();
+  for (const f of files) {
+    const parsed = await parseYamlFile(rel(path.join(mappingsDir, f)), problems);
+    if (!parsed) continue;
+    hashInput.push(parsed.doc.toString());
+    const result = Mapping.safeParse(interpolate(parsed, parsed.doc.toJS() ?? {}, [], problems, env));
+    if (!result.success) {
+      problems.push(...zodProblems(parsed, result.error, mappingHint));
+      continue;
+    }
+    const m = result.data;
+    const seen = byName.get(m.name);
+    if (seen) problems.push({ file: parsed.file, ...positionOf(parsed, nodeAt(parsed.doc, ['name']).node), path: 'name', message: `mapping name '${m.name}' is already used by ${seen}`, hint: 'state and receipts are kept per mapping name, so names must be unique' });
+    byName.set(m.name, parsed.file);
+    const dupTo = m.fields.map((fm) => fm.to).filter((t, i, all) => all.indexOf(t) !== i);
+    for (const d of new Set(dupTo)) {
+      const idx = m.fields.findLastIndex((fm) => fm.to === d);
+      problems.push({ file: parsed.file, ...positionOf(parsed, nodeAt(parsed.doc, ['fields', idx, 'to']).node), path: `fields.${idx}.to`, message: `destination field '${d}' is mapped twice` });
+    }
+    if (m.mode === 'mirror' && m.on_removed === 'keep') {
+      problems.push({ file: parsed.file, ...positionOf(parsed, nodeAt(parsed.doc, ['mode']).node), path: 'mode', message: 'mode mirror removes what left the model, but on_removed is keep', hint: 'set on_removed: clear or on_removed: delete, or use mode: upsert' });
+    }
+    if (!(m.destination.connection in settings.connections)) {
+      const known = Object.keys(settings.connections);
+      problems.push({ file: parsed.file, ...positionOf(parsed, nodeAt(parsed.doc, ['destination', 'connection']).node), path: 'destination.connection', message: `unknown connection '${m.destination.connection}'`, hint: known.length ? `connections in config/segsync.yaml: ${known.join(', ')}` : 'define it under connections: in config/segsync.yaml' });
+    }
+    mappings.push(loaded(parsed, m));
+  }
+
+  if (problems.length) throw new ConfigError(problems);
+  const { createHash } = await import('node:crypto');
+  const hash = createHash('sha256').update(hashInput.join('\0')).digest('hex');
+  return { root, settingsFile, settings, mappings, hash };
+}
+
+const settingsParsed = new WeakMap<Settings, ParsedYaml>();
+
+/**
+ * A connection block with ${ENV} interpolated strictly: a missing secret is an error naming the variable
+ * and where the settings file asks for it.
+ */
+export function resolveConnection(config: ProjectConfig, name: string, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> & { type: string } {
+  const raw = config.settings.connections[name];
+  if (!raw) throw new ConfigError([{ file: config.settingsFile?.file ?? 'config/segsync.yaml', line: 1, column: 1, path: `connections.${name}`, message: `unknown connection '${name}'` }]);
+  const parsed = settingsParsed.get(config.settings);
+  if (!parsed) return raw as Record<string, unknown> & { type: string };
+  const problems: ConfigProblem[] = [];
+  const value = interpolate(parsed, raw, ['connections', name], problems, env) as Record<string, unknown> & { type: string };
+  if (problems.length) throw new ConfigError(problems);
+  return value;
+}
+
+export function findMapping(config: ProjectConfig, name: string): LoadedFile<Mapping> | undefined {
+  return config.mappings.find((m) => m.value.name === name);
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await readFile(p).catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EISDIR') return;
+      throw e;
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,57 @@
+import { z } from 'zod';
+
+/**
+ * A mapping is one sync: which rows (source), where to (destination), which fields, and how removals and
+ * failures are treated. This schema is the single source of truth: `validate`, the docs and the types come
+ * from it. Unknown keys are errors, so a typo never silently turns a setting off.
+ */
+
+export const TransformName = z.enum(['string', 'number', 'integer', 'lowercase', 'uppercase', 'slug', 'trim', 'date', 'datetime', 'epoch_ms'])
+  .describe('built-in transform, applied in SQL so that the payload hash covers exactly what is sent');
+export const Transform = z.union([
+  TransformName,
+  z.strictObject({ map: z.record(z.string(), z.string()).describe('value -> value; unmapped values pass through') }),
+]);
+export type Transform = z.infer<typeof Transform>;
+
+export const FieldMapping = z.strictObject({
+  to: z.string().min(1).describe('destination field (property, sObject field, trait, column)'),
+  from: z.string().min(1).describe('source column'),
+  transform: Transform.optional(),
+});
+export type FieldMapping = z.infer<typeof FieldMapping>;
+
+export const Source = z.strictObject({
+  model: z.string().min(1).optional().describe('a relation: table or view, optionally schema-qualified (default schema: models.schema)'),
+  sql: z.string().min(1).optional().describe('a SELECT whose rows are the records'),
+  key: z.string().min(1).describe('the column that identifies a record; must be unique and not NULL'),
+}).refine((s) => (s.model === undefined) !== (s.sql === undefined), { message: 'give exactly one of source.model or source.sql' });
+export type Source = z.infer<typeof Source>;
+
+export const Duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as 90s, 15m, 26h or 2d');
+
+export const Mapping = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lower-case letters, digits, - and _').describe('unique name; the state and receipts are kept per name'),
+  description: z.string().optional(),
+  source: Source,
+  destination: z.strictObject({
+    connection: z.string().min(1).describe('a connection named in config/segsync.yaml'),
+    object: z.string().min(1).describe('what records become: contacts, Contact, a file stem, identify'),
+    match_key: z.string().min(1).describe('the destination field that holds the source key (HubSpot idProperty, Salesforce external ID, file column, CDP userId)'),
+    options: z.record(z.string(), z.unknown()).default({}).describe('destination-specific settings, checked by the destination'),
+  }),
+  fields: z.array(FieldMapping).min(1).describe('destination field <- source column'),
+  mode: z.enum(['upsert', 'update', 'mirror']).default('upsert')
+    .describe('upsert: create and update; update: only records the destination already has; mirror: upsert and remove what left the model'),
+  on_removed: z.enum(['keep', 'clear', 'delete']).default('keep')
+    .describe('a key that left the model: keep it as is, clear the mapped fields, or delete/archive it (an explicit opt-in)'),
+  schedule: z.string().optional().describe('cron expression for the daemon (seconds field allowed)'),
+  after: z.array(z.string()).optional().describe('run only after these succeeded and are fresh, e.g. [models]'),
+  max_staleness: Duration.optional().describe('newest snapshot older than this blocks the sync'),
+  batch_size: z.number().int().positive().optional().describe('records per destination call (capped by the destination limit)'),
+  concurrency: z.number().int().positive().optional().describe('destination calls in flight (capped by the destination limit)'),
+  dead_after: z.number().int().positive().optional().describe('a record that failed this many runs in a row is marked dead'),
+  tickets: z.record(z.string(), z.unknown()).optional().describe('HubSpot: write the segment onto open tickets (see docs/destinations/hubspot.md)'),
+  cases: z.record(z.string(), z.unknown()).optional().describe('Salesforce: write the segment onto open Cases (see docs/destinations/salesforce.md)'),
+});
+export type Mapping = z.infer<typeof Mapping>;
