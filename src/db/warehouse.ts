@@ -55,6 +55,9 @@ function poolDefaults(): pg.PoolConfig {
     idleTimeoutMillis: 30_000,
     // Model builds and plans are single long statements; the guard is against a wedged connection, not work.
     statement_timeout: Number(process.env.SEGSYNC_STATEMENT_TIMEOUT_MS ?? 30 * 60_000),
+    // Every session computes in UTC: a naive payment_date means UTC, and as-of instants compare the same
+    // way on every host whatever its TZ.
+    options: '-c TimeZone=UTC',
   };
 }
 
