@@ -30,6 +30,15 @@ export type Source = z.infer<typeof Source>;
 
 export const Duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as 90s, 15m, 26h or 2d');
 
+/** Time limits per stage; a run that takes longer is not stopped, but a breach event is recorded (docs/daemon.md). */
+export const MappingSla = z.strictObject({
+  run: Duration.optional().describe('the whole run, from start to the last receipt'),
+  plan: Duration.optional().describe('computing the changes against the delivered state'),
+  deliver: Duration.optional().describe('sending the changes to the destination'),
+  reconcile: Duration.optional().describe('reading delivered records back'),
+});
+export type MappingSla = z.infer<typeof MappingSla>;
+
 export const Mapping = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lower-case letters, digits, - and _').describe('unique name; the state and receipts are kept per name'),
   description: z.string().optional(),
@@ -48,6 +57,7 @@ export const Mapping = z.strictObject({
   schedule: z.string().optional().describe('cron expression for the daemon (seconds field allowed)'),
   after: z.array(z.string()).optional().describe('run only after these succeeded and are fresh, e.g. [models]'),
   max_staleness: Duration.optional().describe('newest snapshot older than this blocks the sync'),
+  sla: MappingSla.optional().describe('time limits per stage, e.g. {run: 15m, deliver: 10m}; a breach records an event'),
   batch_size: z.number().int().positive().optional().describe('records per destination call (capped by the destination limit)'),
   concurrency: z.number().int().positive().optional().describe('destination calls in flight (capped by the destination limit)'),
   dead_after: z.number().int().positive().optional().describe('a record that failed this many runs in a row is marked dead'),

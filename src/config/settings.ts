@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Duration } from './mapping.ts';
+import { Duration, MappingSla } from './mapping.ts';
 
 /** config/segsync.yaml: where the data is, where state lives, defaults, and named destination connections. */
 export const Settings = z.strictObject({
@@ -14,11 +14,21 @@ export const Settings = z.strictObject({
     payments: z.string().regex(/^[a-z_][a-z0-9_.]*$/).default('fact_payments').describe('payments relation (user_id, payment_id, payment_date, payment_amount)'),
     schedule: z.string().optional().describe('cron expression for the daemon\'s model rebuilds'),
     freshness_sql: z.string().optional().describe('SQL returning one timestamptz: when the model data was last current'),
+    dbt_run_results: z.string().optional().describe('path to a dbt target/run_results.json: the models are as fresh as its last all-successful run'),
   }).default({ schema: 'public', payments: 'fact_payments' }),
   defaults: z.strictObject({
     dead_after: z.number().int().positive().default(5),
     max_staleness: Duration.optional(),
-  }).default({ dead_after: 5 }),
+    sla: MappingSla.extend({ build: Duration.optional().describe('a model rebuild') }).default({})
+      .describe('time limits per stage for every mapping (a mapping\'s own sla: wins) and for model builds'),
+  }).default({ dead_after: 5, sla: {} }),
+  daemon: z.strictObject({
+    port: z.number().int().min(0).max(65535).default(9464).describe('HTTP port for /healthz, /readyz, /metrics, /status'),
+    host: z.string().default('0.0.0.0').describe('address the HTTP server binds'),
+    timezone: z.string().default('UTC').describe('IANA time zone the cron schedules are read in'),
+    drain_timeout: Duration.default('30s').describe('on SIGTERM, how long in-flight runs get to finish their batch'),
+    catch_up: z.boolean().default(true).describe('at start, run once whatever missed its last scheduled time'),
+  }).default({ port: 9464, host: '0.0.0.0', timezone: 'UTC', drain_timeout: '30s', catch_up: true }),
   connections: z.record(z.string(), z.looseObject({ type: z.string().min(1) })).default({})
     .describe('named destination connections: {type, ...settings}; secrets as ${ENV_VAR}'),
 });

@@ -1,0 +1,71 @@
+import type pg from 'pg';
+import type { App } from '../app.ts';
+import type { Logger } from '../log.ts';
+
+/**
+ * What the daemon needs from the sync engine and the models build, as one interface: the daemon's scheduler,
+ * gates, HTTP server and shutdown are written (and can be exercised) against it, and the composition root
+ * hands in the real implementation (engine-binding.ts).
+ */
+
+export type RunStatus = 'succeeded' | 'partial' | 'failed' | 'deferred' | 'interrupted' | 'blocked';
+
+export interface RunCounts {
+  create: number; update: number; remove: number; unchanged: number;
+  delivered: number; failed: number; deferred: number; dead: number;
+}
+
+export interface RunSummary {
+  runId: number;
+  mapping: string;
+  status: RunStatus;
+  counts: RunCounts;
+  startedAt: Date;
+  finishedAt: Date;
+  error?: string;
+  /** Seconds per stage when the engine reports them (plan, deliver, reconcile). */
+  stages?: Partial<Record<'plan' | 'deliver' | 'reconcile', number>>;
+}
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  wait?: boolean;
+  trigger?: string;
+  shared?: Map<string, unknown>;
+}
+
+export interface BuildOptions {
+  schema: string;
+  payments: string;
+  asOf?: Date;
+  fullRefresh?: boolean;
+  log: Logger;
+}
+
+export interface LastRun {
+  runId: number;
+  status: string;
+  startedAt: Date;
+  finishedAt: Date | null;
+}
+
+export interface SyncEngine {
+  runMapping(app: App, name: string, opts: RunOptions): Promise<RunSummary>;
+  buildModels(pool: pg.Pool, opts: BuildOptions): Promise<unknown>;
+  modelFreshness(pool: pg.Pool, schema: string): Promise<Date | null>;
+  /** Applies the state migrations (safe when replicas start together). */
+  migrate(pool: pg.Pool, schema: string): Promise<void>;
+  /** Names of migrations not yet applied; empty when the schema is current. */
+  pendingMigrations(pool: pg.Pool, schema: string): Promise<string[]>;
+  /** The latest run of a mapping, any status, from the runs table. */
+  lastRun(pool: pg.Pool, schema: string, mapping: string): Promise<LastRun | null>;
+  /**
+   * Marks runs left `running` by a process that is gone as `interrupted` and returns their mappings. Must
+   * not touch runs another live replica is executing (their run lock is held).
+   */
+  markInterrupted(pool: pg.Pool, schema: string): Promise<string[]>;
+  /** Records a run that did not start because a gate held it (status `blocked`) and returns its id. */
+  recordBlocked(pool: pg.Pool, schema: string, mapping: string, reason: string): Promise<number | null>;
+  /** true when the error means another process holds the mapping's run lock. */
+  isLocked(err: unknown): boolean;
+}

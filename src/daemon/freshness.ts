@@ -1,0 +1,62 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type pg from 'pg';
+import type { Settings } from '../config/settings.ts';
+import type { SyncEngine } from './engine.ts';
+
+/**
+ * How fresh the models are, from the first configured source:
+ *   1. `models.dbt_run_results`: dbt's run_results.json; fresh as of its generated_at when every node passed,
+ *   2. `models.freshness_sql`: one timestamptz the user computes,
+ *   3. the RFM model's own max(snapshot_at) (the models build).
+ * A source that cannot answer (no file, SQL error, empty model) is a FreshnessError: the gate then blocks
+ * with that reason rather than guessing.
+ */
+
+export interface Freshness {
+  at: Date | null;
+  source: 'dbt' | 'sql' | 'model';
+  /** Set when the source says the last build failed (dbt nodes in error). */
+  failed?: string;
+}
+
+export class FreshnessError extends Error {}
+
+export async function modelsFreshness(pool: pg.Pool, settings: Settings, root: string, engine: SyncEngine): Promise<Freshness> {
+  const m = settings.models;
+  if (m.dbt_run_results) return dbtFreshness(path.resolve(root, m.dbt_run_results));
+  if (m.freshness_sql) {
+    let r: pg.QueryResult;
+    try {
+      r = await pool.query(m.freshness_sql);
+    } catch (err) {
+      throw new FreshnessError(`models.freshness_sql failed: ${(err as Error).message}`);
+    }
+    const first = r.rows[0] as Record<string, unknown> | undefined;
+    const value = first ? Object.values(first)[0] : null;
+    if (value === null || value === undefined) return { at: null, source: 'sql' };
+    const at = value instanceof Date ? value : new Date(String(value));
+    if (Number.isNaN(at.getTime())) throw new FreshnessError(`models.freshness_sql returned '${String(value)}', not a timestamp`);
+    return { at, source: 'sql' };
+  }
+  return { at: await engine.modelFreshness(pool, m.schema), source: 'model' };
+}
+
+interface RunResults {
+  metadata?: { generated_at?: string };
+  results?: Array<{ unique_id?: string; status?: string }>;
+}
+
+async function dbtFreshness(file: string): Promise<Freshness> {
+  let parsed: RunResults;
+  try {
+    parsed = JSON.parse(await readFile(file, 'utf8')) as RunResults;
+  } catch (err) {
+    throw new FreshnessError(`cannot read dbt run results at ${file}: ${(err as Error).message}`);
+  }
+  const at = parsed.metadata?.generated_at ? new Date(parsed.metadata.generated_at) : null;
+  if (!at || Number.isNaN(at.getTime())) throw new FreshnessError(`${file} has no metadata.generated_at`);
+  const bad = (parsed.results ?? []).filter((r) => r.status === 'error' || r.status === 'fail' || r.status === 'runtime error');
+  if (bad.length) return { at, source: 'dbt', failed: `dbt run had ${bad.length} failing node(s): ${bad.slice(0, 3).map((r) => r.unique_id).join(', ')}` };
+  return { at, source: 'dbt' };
+}

@@ -1,0 +1,101 @@
+import type { Mapping } from '../config/mapping.ts';
+import { countRecords, lastSuccess, observeStage, runsInFlight, runsTotal, skippedTicks } from '../metrics.ts';
+import { setStatus, type DaemonContext } from './context.ts';
+import type { RunSummary } from './engine.ts';
+import { checkGate } from './gate.ts';
+import type { Job, Trigger } from './scheduler.ts';
+import { checkFinishedStages, slaLimits, watchStage } from './sla.ts';
+
+/**
+ * One mapping as a scheduled job: gate (model freshness), run through the engine with the daemon's abort
+ * signal, then metrics, SLA checks and events. A run that another replica holds is skipped quietly
+ * (that replica is doing the work); everything else that did not happen is recorded.
+ */
+export function mappingJob(ctx: DaemonContext, mapping: Mapping): Job {
+  const name = mapping.name;
+  return {
+    name,
+    schedule: mapping.schedule,
+    run: (trigger) => runOnce(ctx, name, trigger),
+  };
+}
+
+async function runOnce(ctx: DaemonContext, name: string, trigger: Trigger): Promise<void> {
+  // Read the mapping at run time: a reload may have changed it since the job was created.
+  const mapping = ctx.app.config.mappings.find((m) => m.value.name === name)?.value;
+  if (!mapping) return;
+  const log = ctx.app.log.child({ mapping: name, destination: mapping.destination.connection });
+  const schema = ctx.app.config.settings.state.schema;
+  const pool = ctx.app.warehouse.pool;
+
+  const gate = await checkGate(ctx, mapping);
+  if (ctx.signal.aborted) return;
+  if (!gate.ok) {
+    const runId = await ctx.engine.recordBlocked(pool, schema, name, `blocked: ${gate.cause}: ${gate.reason}`).catch((err: unknown) => {
+      log.error({ err: (err as Error).message }, 'could not record the blocked run');
+      return null;
+    });
+    runsTotal.inc({ mapping: name, status: 'blocked' });
+    const now = new Date();
+    setStatus(ctx, name, { state: 'blocked', reason: `blocked: ${gate.cause}`, trigger, lastRun: { runId, status: 'blocked', startedAt: now, finishedAt: now, error: gate.reason } });
+    await ctx.events.record({
+      kind: 'blocked', severity: 'error', mapping: name, runId,
+      message: `${name} blocked: ${gate.cause}: ${gate.reason}`,
+      details: { cause: gate.cause, trigger, ...gate.details },
+      dedupKey: `blocked:${name}:${gate.cause}`,
+    });
+    return;
+  }
+
+  const limits = slaLimits(ctx.app.config.settings, mapping);
+  let runId: number | null = null;
+  const watch = watchStage(ctx.events, { stage: 'run', limitMs: limits.run, mapping: name, runId: () => runId });
+  const startedAt = new Date();
+  setStatus(ctx, name, { state: 'running', trigger });
+  runsInFlight.inc();
+  let summary: RunSummary;
+  try {
+    summary = await ctx.engine.runMapping(ctx.app, name, { signal: ctx.signal, wait: false, trigger: `daemon:${trigger}`, shared: ctx.shared });
+  } catch (err) {
+    if (ctx.engine.isLocked(err)) {
+      skippedTicks.inc({ job: name, reason: 'replica' });
+      log.info({ trigger }, 'running on another replica; this tick is skipped');
+      setStatus(ctx, name, { state: 'skipped', reason: 'running on another replica', trigger });
+      return;
+    }
+    const message = (err as Error)?.message ?? String(err);
+    runsTotal.inc({ mapping: name, status: 'failed' });
+    setStatus(ctx, name, { state: 'idle', trigger, lastRun: { runId: null, status: 'failed', startedAt, finishedAt: new Date(), error: message } });
+    await ctx.events.record({ kind: 'run_failed', severity: 'error', mapping: name, message: `${name} failed to run: ${message}`, details: { trigger, code: (err as { code?: string }).code }, dedupKey: `run_failed:${name}` });
+    return;
+  } finally {
+    runsInFlight.dec();
+    watch.stop();
+  }
+  runId = summary.runId;
+  record(ctx, mapping, summary);
+  setStatus(ctx, name, { state: 'idle', trigger, lastRun: { runId: summary.runId, status: summary.status, startedAt: summary.startedAt, finishedAt: summary.finishedAt, ...(summary.error ? { error: summary.error } : {}) } });
+  log.info({ run: summary.runId, status: summary.status, counts: summary.counts, trigger }, 'run finished');
+  if (summary.stages) await checkFinishedStages(ctx.events, limits, name, summary.runId, summary.stages);
+  if (summary.status === 'failed' || summary.status === 'partial') {
+    await ctx.events.record({
+      kind: summary.status === 'failed' ? 'run_failed' : 'run_partial',
+      severity: summary.status === 'failed' ? 'error' : 'warning',
+      mapping: name, runId: summary.runId,
+      message: `${name} run ${summary.runId} ${summary.status}: ${summary.counts.failed} failed, ${summary.counts.dead} dead${summary.error ? `: ${summary.error}` : ''}`,
+      details: { counts: summary.counts, trigger },
+      dedupKey: `run_${summary.status}:${name}`,
+    });
+  }
+}
+
+function record(ctx: DaemonContext, mapping: Mapping, s: RunSummary): void {
+  const name = mapping.name;
+  const destination = ctx.app.config.settings.connections[mapping.destination.connection]?.type ?? mapping.destination.connection;
+  runsTotal.inc({ mapping: name, status: s.status });
+  for (const op of ['create', 'update', 'remove', 'unchanged'] as const) countRecords(name, destination, op, 'planned', s.counts[op]);
+  for (const status of ['delivered', 'failed', 'deferred', 'dead'] as const) countRecords(name, destination, 'all', status, s.counts[status]);
+  observeStage('run', name, (s.finishedAt.getTime() - s.startedAt.getTime()) / 1000);
+  for (const [stage, seconds] of Object.entries(s.stages ?? {})) observeStage(stage, name, seconds);
+  if (s.status === 'succeeded') lastSuccess.set({ mapping: name }, s.finishedAt.getTime() / 1000);
+}
