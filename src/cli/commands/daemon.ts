@@ -1,0 +1,38 @@
+import { type Command, InvalidArgumentError } from 'commander';
+import type { App } from '../../app.ts';
+import { loadProject } from '../../config/load.ts';
+import { Daemon } from '../../daemon/daemon.ts';
+import { syncEngine } from '../../daemon/engine-binding.ts';
+import { installSignals } from '../../daemon/signals.ts';
+import { openWarehouse, warehouseUrl } from '../../db/warehouse.ts';
+import { log } from '../../log.ts';
+import { appOptions } from '../options.ts';
+
+function portNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('a port number 0-65535 (0 = any free port)');
+  return n;
+}
+
+/** Composition root of the daemon: config -> warehouse -> engine -> daemon -> signals. Nothing else happens here. */
+export function registerDaemon(program: Command): void {
+  program.command('daemon')
+    .description('Run unattended: every mapping on its cron schedule, model rebuilds on models.schedule, HTTP /healthz /readyz /metrics /status. SIGTERM/SIGINT stop gracefully (twice: at once), SIGHUP reloads the configuration. See docs/daemon.md.')
+    .option('--port <n>', 'HTTP port (default: daemon.port in config/segsync.yaml, else 9464)', portNumber)
+    .action(async (opts: { port?: number }, cmd: Command) => {
+      const loadOpts = appOptions(cmd);
+      const config = await loadProject(loadOpts);
+      const logger = log();
+      const warehouse = await openWarehouse({ url: warehouseUrl(config.settings.warehouse.url), dataDir: loadOpts.dataDir, log: logger });
+      const app: App = { config, warehouse, log: logger };
+      const daemon = new Daemon({ app, engine: syncEngine, loadConfig: () => loadProject(loadOpts), ...(opts.port === undefined ? {} : { port: opts.port }) });
+      try {
+        await daemon.start();
+      } catch (err) {
+        await daemon.stop('start failed');
+        await warehouse.close();
+        throw err;
+      }
+      installSignals({ log: logger, stop: (reason) => daemon.stop(reason), reload: () => daemon.reload(), cleanup: () => warehouse.close() });
+    });
+}
