@@ -1,3 +1,4 @@
+import cron from 'node-cron';
 import { z } from 'zod';
 
 /**
@@ -30,6 +31,15 @@ export type Source = z.infer<typeof Source>;
 
 export const Duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as 90s, 15m, 26h or 2d');
 
+/** A node-cron expression: five fields, or six with seconds first. Checked here so `validate` catches it too. */
+export const CronExpression = z.string().superRefine((value, ctx) => {
+  const v = cron.validateDetailed(value);
+  if (!v.valid) {
+    const why = v.errors.map((e) => `${e.field}${e.value === undefined ? '' : ` '${e.value}'`}: ${e.message}`).join('; ');
+    ctx.addIssue({ code: 'custom', message: `invalid cron expression '${value}'${why ? `: ${why}` : ''} (five fields, or six with seconds first, e.g. "0 */2 * * *" or "*/30 * * * * *")` });
+  }
+});
+
 /** Time limits per stage; a run that takes longer is not stopped, but a breach event is recorded (docs/daemon.md). */
 export const MappingSla = z.strictObject({
   run: Duration.optional().describe('the whole run, from start to the last receipt'),
@@ -54,7 +64,7 @@ export const Mapping = z.strictObject({
     .describe('upsert: create and update; update: only records the destination already has; mirror: upsert and remove what left the model'),
   on_removed: z.enum(['keep', 'clear', 'delete']).default('keep')
     .describe('a key that left the model: keep it as is, clear the mapped fields, or delete/archive it (an explicit opt-in)'),
-  schedule: z.string().optional().describe('cron expression for the daemon (seconds field allowed)'),
+  schedule: CronExpression.optional().describe('cron expression for the daemon (seconds field allowed)'),
   after: z.array(z.string()).optional().describe('run only after these succeeded and are fresh, e.g. [models]'),
   max_staleness: Duration.optional().describe('newest snapshot older than this blocks the sync'),
   sla: MappingSla.optional().describe('time limits per stage, e.g. {run: 15m, deliver: 10m}; a breach records an event'),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Duration, MappingSla } from './mapping.ts';
+import { CronExpression, Duration, MappingSla } from './mapping.ts';
 
 /** config/segsync.yaml: where the data is, where state lives, defaults, and named destination connections. */
 export const Settings = z.strictObject({
@@ -12,7 +12,7 @@ export const Settings = z.strictObject({
   models: z.strictObject({
     schema: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('public').describe('schema of the RFM models and the payments relation'),
     payments: z.string().regex(/^[a-z_][a-z0-9_.]*$/).default('fact_payments').describe('payments relation (user_id, payment_id, payment_date, payment_amount)'),
-    schedule: z.string().optional().describe('cron expression for the daemon\'s model rebuilds'),
+    schedule: CronExpression.optional().describe('cron expression for the daemon\'s model rebuilds'),
     freshness_sql: z.string().optional().describe('SQL returning one timestamptz: when the model data was last current'),
     dbt_run_results: z.string().optional().describe('path to a dbt target/run_results.json: the models are as fresh as its last all-successful run'),
   }).default({ schema: 'public', payments: 'fact_payments' }),

@@ -1,11 +1,10 @@
 import type { ProjectConfig } from '../config/load.ts';
 import { ConfigError, type ConfigProblem } from '../errors.ts';
 import { MODELS_JOB } from './context.ts';
-import { cronProblem } from './cron.ts';
 
 /**
- * Checks what only the daemon cares about, on top of the loader's checks: every schedule is a valid cron
- * expression, the time zone exists, and `after:` names something the daemon can wait for. All problems are
+ * Checks what only the daemon cares about, on top of the loader's checks (which include the cron syntax):
+ * the time zone exists, and `after:` names something the daemon can wait for. All problems are
  * reported together with file:line:column; on a reload this is what decides between "take effect" and
  * "rejected, old config keeps running".
  */
@@ -19,15 +18,7 @@ export function checkDaemonConfig(config: ProjectConfig): void {
   } catch {
     problems.push({ file: settingsFile, ...settingsAt(['daemon', 'timezone']), path: 'daemon.timezone', message: `unknown time zone '${daemon.timezone}'`, hint: 'an IANA name such as UTC or Europe/Berlin' });
   }
-  if (models.schedule) {
-    const p = cronProblem(models.schedule);
-    if (p) problems.push({ file: settingsFile, ...settingsAt(['models', 'schedule']), path: 'models.schedule', message: `invalid cron expression '${models.schedule}': ${p}`, hint: cronHint });
-  }
   for (const m of config.mappings) {
-    if (m.value.schedule) {
-      const p = cronProblem(m.value.schedule);
-      if (p) problems.push({ file: m.file, ...m.where(['schedule']), path: 'schedule', message: `invalid cron expression '${m.value.schedule}': ${p}`, hint: cronHint });
-    }
     (m.value.after ?? []).forEach((dep, i) => {
       if (dep !== MODELS_JOB) {
         problems.push({ file: m.file, ...m.where(['after', i]), path: `after.${i}`, message: `unknown dependency '${dep}'`, hint: 'the daemon can wait for: models' });
@@ -39,5 +30,3 @@ export function checkDaemonConfig(config: ProjectConfig): void {
   }
   if (problems.length) throw new ConfigError(problems);
 }
-
-const cronHint = 'five fields (minute hour day month weekday) or six with seconds first, e.g. "0 */2 * * *" or "*/30 * * * * *"';
