@@ -28,7 +28,7 @@ export async function catchUp(ctx: DaemonContext, interrupted: ReadonlySet<strin
     const { name, schedule } = m.value;
     if (!schedule) continue;
     const due = previousFire(schedule, now, timezone);
-    const last = await ctx.engine.lastRun(ctx.app.warehouse.pool, settings.state.schema, name);
+    const last = await ctx.engine.lastRun(ctx.app, name);
     const missed = Boolean(due && last && last.startedAt < due);
     if (interrupted.has(name) || missed) {
       log.info({ mapping: name, missed: due, lastStart: last?.startedAt ?? null, interrupted: interrupted.has(name) }, 'catching up once now');

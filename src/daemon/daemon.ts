@@ -58,11 +58,10 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { app, engine } = this.#ctx;
-    const schema = app.config.settings.state.schema;
     checkDaemonConfig(app.config);
     enableProcessMetrics();
-    await engine.migrate(app.warehouse.pool, schema);
-    const interrupted = await engine.markInterrupted(app.warehouse.pool, schema);
+    await engine.migrate(app);
+    const interrupted = await engine.markInterrupted(app);
     if (interrupted.length) app.log.warn({ mappings: interrupted }, 'runs left by a stopped process were marked interrupted; they resume now');
     const { daemon } = app.config.settings;
     const http = await startHttp({ log: app.log, readiness: () => this.readiness(), status: () => this.status() }, daemon.host, this.#opts.port ?? daemon.port);
@@ -137,7 +136,7 @@ export class Daemon {
     try {
       await app.warehouse.pool.query('SELECT 1');
       checks.database = { ok: true };
-      const pending = await engine.pendingMigrations(app.warehouse.pool, app.config.settings.state.schema);
+      const pending = await engine.pendingMigrations(app);
       checks.migrations = pending.length ? { ok: false, detail: `pending: ${pending.join(', ')}` } : { ok: true };
     } catch (err) {
       checks.database ??= { ok: false, detail: (err as Error).message };

@@ -1,19 +1,95 @@
+import type { App } from '../app.ts';
+import { LockedError } from '../errors.ts';
 import { SegsyncError } from '../errors.ts';
-import type { SyncEngine } from './engine.ts';
+import { acquireRunLock } from '../state/locks.ts';
+import { listMigrations, migrate } from '../state/migrate.ts';
+import { runMapping } from '../sync/engine.ts';
+import type { LastRun, RunSummary, SyncEngine } from './engine.ts';
 
-// Provisional until the sync engine and the models build are merged: the daemon refuses to start.
-const missing = (): never => {
-  throw new SegsyncError('ENGINE_MISSING', 'the sync engine is not part of this build yet');
-};
+/**
+ * The real engine behind the daemon's SyncEngine interface: the sync engine (src/sync), the state
+ * migrations and run locks (src/state), and the models build (src/models).
+ */
+
+const quote = (ident: string) => `"${ident.replace(/"/g, '""')}"`;
 
 export const syncEngine: SyncEngine = {
-  runMapping: async () => missing(),
-  buildModels: async () => missing(),
-  modelFreshness: async () => missing(),
-  migrate: async () => missing(),
-  pendingMigrations: async () => missing(),
-  lastRun: async () => missing(),
-  markInterrupted: async () => missing(),
-  recordBlocked: async () => missing(),
-  isLocked: () => false,
+  async runMapping(app, name, opts): Promise<RunSummary> {
+    const summary = await runMapping(app, name, opts);
+    // Stage timings come from the run row: planned_at splits planning from delivery.
+    const schema = quote(app.config.settings.state.schema);
+    const { rows } = await app.warehouse.pool.query<{ plan: number | null; deliver: number | null }>(
+      `SELECT extract(epoch FROM planned_at - started_at)::float8 AS plan, extract(epoch FROM finished_at - planned_at)::float8 AS deliver
+         FROM ${schema}.runs WHERE id = $1`, [summary.runId]);
+    const stages: RunSummary['stages'] = {};
+    if (rows[0]?.plan != null) stages.plan = rows[0].plan;
+    if (rows[0]?.deliver != null) stages.deliver = rows[0].deliver;
+    return { ...summary, stages };
+  },
+
+  async buildModels() {
+    throw new SegsyncError('MODELS_MISSING', 'the models build is not part of this build yet');
+  },
+
+  async modelFreshness(pool, schema) {
+    const { rows } = await pool.query<{ t: string | null }>(`SELECT to_regclass($1) AS t`, [`${quote(schema)}.rfm_current_segments`]);
+    if (!rows[0]?.t) return null;
+    const r = await pool.query<{ at: Date | null }>(`SELECT max(snapshot_at) AS at FROM ${quote(schema)}.rfm_current_segments`);
+    return r.rows[0]?.at ?? null;
+  },
+
+  async migrate(app) {
+    await migrate(app.warehouse.pool, app.config.settings.state.schema);
+  },
+
+  async pendingMigrations(app) {
+    const all = await listMigrations();
+    const { rows } = await app.warehouse.pool.query<{ version: number }>(`SELECT version FROM ${quote(app.config.settings.state.schema)}.migrations`);
+    const done = new Set(rows.map((r) => r.version));
+    return all.filter((m) => !done.has(m.version)).map((m) => m.name);
+  },
+
+  async lastRun(app, mapping): Promise<LastRun | null> {
+    const { rows } = await app.warehouse.pool.query<{ id: string; status: string; started_at: Date; finished_at: Date | null }>(
+      `SELECT id, status, started_at, finished_at FROM ${quote(app.config.settings.state.schema)}.runs
+        WHERE mapping = $1 AND trigger <> 'plan' ORDER BY started_at DESC LIMIT 1`, [mapping]);
+    const r = rows[0];
+    return r ? { runId: Number(r.id), status: r.status, startedAt: r.started_at, finishedAt: r.finished_at } : null;
+  },
+
+  async markInterrupted(app) {
+    const schema = quote(app.config.settings.state.schema);
+    const { rows } = await app.warehouse.pool.query<{ mapping: string }>(`SELECT DISTINCT mapping FROM ${schema}.runs WHERE status IN ('planning', 'running')`);
+    const marked: string[] = [];
+    for (const { mapping } of rows) {
+      // Holding the run lock proves no live process (another replica included) is executing that run.
+      let lock;
+      try {
+        lock = await acquireRunLock(app.warehouse, mapping, { wait: false });
+      } catch (err) {
+        if (err instanceof LockedError) continue;
+        throw err;
+      }
+      try {
+        const r = await app.warehouse.pool.query(
+          `UPDATE ${schema}.runs SET status = 'interrupted', finished_at = now(), error = coalesce(error, 'the process running it stopped before it finished')
+            WHERE mapping = $1 AND status IN ('planning', 'running')`, [mapping]);
+        if (r.rowCount) marked.push(mapping);
+      } finally {
+        await lock.release();
+      }
+    }
+    return marked;
+  },
+
+  async recordBlocked(app, mapping, reason) {
+    const m = app.config.mappings.find((x) => x.value.name === mapping)?.value;
+    const { rows } = await app.warehouse.pool.query<{ id: string }>(
+      `INSERT INTO ${quote(app.config.settings.state.schema)}.runs (mapping, trigger, status, config_hash, destination, error, finished_at)
+       VALUES ($1, 'daemon', 'blocked', $2, $3, $4, now()) RETURNING id`,
+      [mapping, app.config.hash, m?.destination.connection ?? '', reason]);
+    return Number(rows[0]!.id);
+  },
+
+  isLocked: (err) => err instanceof LockedError,
 };

@@ -54,18 +54,18 @@ export interface SyncEngine {
   buildModels(pool: pg.Pool, opts: BuildOptions): Promise<unknown>;
   modelFreshness(pool: pg.Pool, schema: string): Promise<Date | null>;
   /** Applies the state migrations (safe when replicas start together). */
-  migrate(pool: pg.Pool, schema: string): Promise<void>;
+  migrate(app: App): Promise<void>;
   /** Names of migrations not yet applied; empty when the schema is current. */
-  pendingMigrations(pool: pg.Pool, schema: string): Promise<string[]>;
+  pendingMigrations(app: App): Promise<string[]>;
   /** The latest run of a mapping, any status, from the runs table. */
-  lastRun(pool: pg.Pool, schema: string, mapping: string): Promise<LastRun | null>;
+  lastRun(app: App, mapping: string): Promise<LastRun | null>;
   /**
    * Marks runs left `running` by a process that is gone as `interrupted` and returns their mappings. Must
    * not touch runs another live replica is executing (their run lock is held).
    */
-  markInterrupted(pool: pg.Pool, schema: string): Promise<string[]>;
+  markInterrupted(app: App): Promise<string[]>;
   /** Records a run that did not start because a gate held it (status `blocked`) and returns its id. */
-  recordBlocked(pool: pg.Pool, schema: string, mapping: string, reason: string): Promise<number | null>;
+  recordBlocked(app: App, mapping: string, reason: string): Promise<number | null>;
   /** true when the error means another process holds the mapping's run lock. */
   isLocked(err: unknown): boolean;
 }

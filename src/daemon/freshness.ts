@@ -1,14 +1,17 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
+import type { Mapping } from '../config/mapping.ts';
 import type { Settings } from '../config/settings.ts';
+import { sourceQuery } from '../sync/source.ts';
 import type { SyncEngine } from './engine.ts';
 
 /**
  * How fresh the models are, from the first configured source:
  *   1. `models.dbt_run_results`: dbt's run_results.json; fresh as of its generated_at when every node passed,
  *   2. `models.freshness_sql`: one timestamptz the user computes,
- *   3. the RFM model's own max(snapshot_at) (the models build).
+ *   3. max(snapshot_at) of the mapping's own source when it has that column (every RFM model does),
+ *      else of the RFM models the daemon builds.
  * A source that cannot answer (no file, SQL error, empty model) is a FreshnessError: the gate then blocks
  * with that reason rather than guessing.
  */
@@ -22,7 +25,7 @@ export interface Freshness {
 
 export class FreshnessError extends Error {}
 
-export async function modelsFreshness(pool: pg.Pool, settings: Settings, root: string, engine: SyncEngine): Promise<Freshness> {
+export async function modelsFreshness(pool: pg.Pool, settings: Settings, root: string, engine: SyncEngine, mapping?: Mapping): Promise<Freshness> {
   const m = settings.models;
   if (m.dbt_run_results) return dbtFreshness(path.resolve(root, m.dbt_run_results));
   if (m.freshness_sql) {
@@ -38,6 +41,19 @@ export async function modelsFreshness(pool: pg.Pool, settings: Settings, root: s
     const at = value instanceof Date ? value : new Date(String(value));
     if (Number.isNaN(at.getTime())) throw new FreshnessError(`models.freshness_sql returned '${String(value)}', not a timestamp`);
     return { at, source: 'sql' };
+  }
+  if (mapping) {
+    const q = sourceQuery(mapping, m.schema);
+    let hasSnapshot = false;
+    try {
+      hasSnapshot = (await pool.query(`SELECT * FROM ${q.from} LIMIT 0`)).fields.some((f) => f.name === 'snapshot_at');
+    } catch (err) {
+      throw new FreshnessError(`cannot read the source of ${mapping.name}: ${(err as Error).message}`);
+    }
+    if (hasSnapshot) {
+      const r = await pool.query<{ at: Date | null }>(`SELECT max(snapshot_at)::timestamptz AS at FROM ${q.from}`);
+      return { at: r.rows[0]?.at ?? null, source: 'model' };
+    }
   }
   return { at: await engine.modelFreshness(pool, m.schema), source: 'model' };
 }

@@ -30,7 +30,7 @@ export async function checkGate(ctx: DaemonContext, mapping: Mapping): Promise<G
 
   let fresh;
   try {
-    fresh = await modelsFreshness(ctx.app.warehouse.pool, settings, ctx.app.config.root, ctx.engine);
+    fresh = await modelsFreshness(ctx.app.warehouse.pool, settings, ctx.app.config.root, ctx.engine, mapping);
   } catch (err) {
     const message = err instanceof FreshnessError ? err.message : `freshness check failed: ${(err as Error).message}`;
     return { ok: false, cause: 'freshness unknown', reason: message, details: {} };
@@ -38,7 +38,7 @@ export async function checkGate(ctx: DaemonContext, mapping: Mapping): Promise<G
   if (fresh.failed) return { ok: false, cause: 'model build failed', reason: fresh.failed, details: { source: fresh.source } };
   if (!fresh.at) return { ok: false, cause: 'stale model', reason: `the model has no snapshot yet (source: ${fresh.source})`, details: { source: fresh.source } };
   const lagMs = Date.now() - fresh.at.getTime();
-  modelFreshnessLag.set({ model: fresh.source === 'model' ? settings.models.schema : fresh.source }, Math.max(0, lagMs / 1000));
+  modelFreshnessLag.set({ model: fresh.source === 'model' ? (mapping.source.model ?? mapping.name) : fresh.source }, Math.max(0, lagMs / 1000));
   if (maxStaleness !== undefined && lagMs > durationMs(maxStaleness)) {
     return {
       ok: false,

@@ -25,13 +25,11 @@ async function runOnce(ctx: DaemonContext, name: string, trigger: Trigger): Prom
   const mapping = ctx.app.config.mappings.find((m) => m.value.name === name)?.value;
   if (!mapping) return;
   const log = ctx.app.log.child({ mapping: name, destination: mapping.destination.connection });
-  const schema = ctx.app.config.settings.state.schema;
-  const pool = ctx.app.warehouse.pool;
 
   const gate = await checkGate(ctx, mapping);
   if (ctx.signal.aborted) return;
   if (!gate.ok) {
-    const runId = await ctx.engine.recordBlocked(pool, schema, name, `blocked: ${gate.cause}: ${gate.reason}`).catch((err: unknown) => {
+    const runId = await ctx.engine.recordBlocked(ctx.app, name, `blocked: ${gate.cause}: ${gate.reason}`).catch((err: unknown) => {
       log.error({ err: (err as Error).message }, 'could not record the blocked run');
       return null;
     });

@@ -1,5 +1,11 @@
 import type { Command } from 'commander';
 import { registerDaemon } from './daemon.ts';
+import { registerSync } from './sync.ts';
+import { registerValidate } from './validate.ts';
 
 /** Every CLI command, registered explicitly. Each module adds its command(s) to the program. */
-export const commands: Array<(program: Command) => void> = [registerDaemon];
+export const commands: Array<(program: Command) => void> = [
+  registerValidate,
+  registerSync,
+  registerDaemon,
+];

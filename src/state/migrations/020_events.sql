@@ -1,7 +1,7 @@
 -- Things an operator must hear about: SLA breaches, blocked syncs (stale model, failed build), rejected
 -- config reloads, forced shutdowns. Alert channels read undelivered rows later; dedup_key folds repeats of one
 -- incident (same mapping, same cause) into one alert.
-CREATE TABLE IF NOT EXISTS events (
+CREATE TABLE :schema.events (
   id bigserial PRIMARY KEY,
   at timestamptz NOT NULL DEFAULT now(),
   kind text NOT NULL,
@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS events (
   acked_at timestamptz,
   acked_by text
 );
-CREATE INDEX IF NOT EXISTS events_at ON events (at DESC);
-CREATE INDEX IF NOT EXISTS events_mapping_at ON events (mapping, at DESC);
-CREATE INDEX IF NOT EXISTS events_dedup ON events (dedup_key, at DESC) WHERE dedup_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_unacked ON events (at) WHERE acked_at IS NULL;
+CREATE INDEX events_at ON :schema.events (at DESC);
+CREATE INDEX events_mapping_at ON :schema.events (mapping, at DESC);
+CREATE INDEX events_dedup ON :schema.events (dedup_key, at DESC) WHERE dedup_key IS NOT NULL;
+CREATE INDEX events_unacked ON :schema.events (at) WHERE acked_at IS NULL;
