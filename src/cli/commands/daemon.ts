@@ -18,14 +18,15 @@ function portNumber(value: string): number {
 export function registerDaemon(program: Command): void {
   program.command('daemon')
     .description('Run unattended: every mapping on its cron schedule, model rebuilds on models.schedule, HTTP /healthz /readyz /metrics /status. SIGTERM/SIGINT stop gracefully (twice: at once), SIGHUP reloads the configuration. See docs/daemon.md.')
-    .option('--port <n>', 'HTTP port (default: daemon.port in config/segsync.yaml, else 9464)', portNumber)
+    .option('--port <n>', 'HTTP port (default: $SEGSYNC_HTTP_PORT, else daemon.port in config/segsync.yaml, else 9464)', portNumber)
     .action(async (opts: { port?: number }, cmd: Command) => {
+      const port = opts.port ?? (process.env.SEGSYNC_HTTP_PORT ? portNumber(process.env.SEGSYNC_HTTP_PORT) : undefined);
       const loadOpts = appOptions(cmd);
       const config = await loadProject(loadOpts);
       const logger = log();
       const warehouse = await openWarehouse({ url: warehouseUrl(config.settings.warehouse.url), dataDir: loadOpts.dataDir, log: logger });
       const app: App = { config, warehouse, log: logger };
-      const daemon = new Daemon({ app, engine: syncEngine, loadConfig: () => loadProject(loadOpts), ...(opts.port === undefined ? {} : { port: opts.port }) });
+      const daemon = new Daemon({ app, engine: syncEngine, loadConfig: () => loadProject(loadOpts), ...(port === undefined ? {} : { port }) });
       try {
         await daemon.start();
       } catch (err) {
