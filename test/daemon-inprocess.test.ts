@@ -216,3 +216,66 @@ test('stop aborts an in-flight run after its current batch, drains, and is idemp
   assert.equal(runs.at(-1)?.status, 'succeeded');
   assert.equal((await committedRecords(path.join(project.outDir, 'long'))).length, 6, 'the next run sent exactly the rest');
 });
+
+test('after downtime a mapping that missed its schedule runs once at start; one that did not, or never ran, waits', async () => {
+  await mappings({
+    missed: mapping('missed', 'schedule: "0 3 * * *"'),
+    current: mapping('current', 'schedule: "0 3 * * *"'),
+    fresh: mapping('fresh', 'schedule: "0 3 * * *"'),
+  });
+  const { migrate } = await import('../src/state/migrate.ts');
+  await migrate(warehouse.pool, 'segsync');
+  // missed: last started 3 days ago, so at least two 03:00 ticks passed. current: started after the last tick.
+  await warehouse.pool.query(`INSERT INTO segsync.runs (mapping, trigger, status, config_hash, destination, started_at, finished_at) VALUES
+    ('missed', 'daemon:schedule', 'succeeded', 'x', 'files', now() - interval '3 days', now() - interval '3 days'),
+    ('current', 'daemon:schedule', 'succeeded', 'x', 'files', now(), now())`);
+  const daemon = await startDaemon();
+  try {
+    await sleep(1500);
+  } finally {
+    await daemon.stop();
+  }
+  const missed = await runsOf('missed');
+  assert.deepEqual(missed.map((r) => [r.trigger, r.status]), [['daemon:schedule', 'succeeded'], ['daemon:catch-up', 'succeeded']], 'exactly one catch-up run');
+  assert.equal((await runsOf('current')).length, 1, 'no catch-up when the last tick was not missed');
+  assert.equal((await runsOf('fresh')).length, 0, 'a mapping that never ran waits for its first tick');
+});
+
+test('a failed model build blocks dependent mappings with that reason and records a build_failed event', async () => {
+  await project.write('config/segsync.yaml', `warehouse: {url: '${db.url}'}\nmodels: {schedule: "0 2 * * *", payments: no_such_payments}\nconnections:\n  files: {type: file, directory: '${project.outDir}'}\ndaemon: {port: 0, host: 127.0.0.1, drain_timeout: 10s, catch_up: false}\n`);
+  await warehouse.pool.query('UPDATE segments SET snapshot_at = now()');
+  await mappings({ dependent: mapping('dependent', 'after: [models]\nmax_staleness: 1h') });
+  const daemon = await startDaemon();
+  try {
+    await daemon.context.scheduler.fire('models', 'manual');
+    await daemon.context.scheduler.fire('dependent', 'manual');
+  } finally {
+    await daemon.stop();
+    await warehouse.pool.query(`UPDATE segments SET snapshot_at = '2024-01-01T00:00:00Z'`);
+    await project.write('config/segsync.yaml', `warehouse: {url: '${db.url}'}\nconnections:\n  files: {type: file, directory: '${project.outDir}'}\ndaemon: {port: 0, host: 127.0.0.1, drain_timeout: 10s}\n`);
+  }
+  const events = await recentEvents(warehouse.pool, 'segsync', { limit: 5 });
+  const built = events.find((e) => e.kind === 'build_failed');
+  assert.ok(built, 'the failed build is an event');
+  assert.equal(built.severity, 'error');
+  const runs = await runsOf('dependent');
+  assert.equal(runs.length, 1);
+  assert.equal(runs[0]?.status, 'blocked');
+  assert.match(runs[0]?.error ?? '', /^blocked: model build failed: the latest model build failed at /);
+  assert.equal((await committedRecords(path.join(project.outDir, 'dependent'))).length, 0);
+});
+
+test('/readyz answers 503 while a migration is pending', async () => {
+  await mappings({});
+  const daemon = await startDaemon();
+  try {
+    await warehouse.pool.query('DELETE FROM segsync.migrations WHERE version = 20');
+    const res = await fetch(`http://127.0.0.1:${daemon.port}/readyz`);
+    assert.equal(res.status, 503);
+    const body = (await res.json()) as { checks: { migrations: { ok: boolean; detail: string } } };
+    assert.deepEqual(body.checks.migrations, { ok: false, detail: 'pending: 020_events' });
+  } finally {
+    await warehouse.pool.query(`INSERT INTO segsync.migrations (version, name) VALUES (20, '020_events') ON CONFLICT DO NOTHING`);
+    await daemon.stop();
+  }
+});
