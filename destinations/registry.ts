@@ -1,3 +1,5 @@
+import { rudderstack } from './rudderstack/index.ts';
+import { segment } from './segment/index.ts';
 import type { DestinationDefinition } from './types.ts';
 
 /**
@@ -5,6 +7,8 @@ import type { DestinationDefinition } from './types.ts';
  * `type` a connection names in config/segsync.yaml.
  */
 export const destinations = {
+  segment,
+  rudderstack,
 } satisfies Record<string, DestinationDefinition<any, any>>;
 
 export type DestinationType = keyof typeof destinations;
