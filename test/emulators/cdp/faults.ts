@@ -13,6 +13,8 @@ export interface Fault {
   status?: number;
   /** Retry-After header value in seconds (429 / 503). */
   retryAfterSec?: number;
+  /** Answer body instead of the flavour's usual message. */
+  body?: string;
   phase: 'before' | 'after';
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FaultPlan } from './faults.ts';
+import { FaultPlan, type Fault } from './faults.ts';
 
 /**
  * A local emulator of the Segment HTTP Tracking API and RudderStack's compatible data plane, both
@@ -11,6 +11,11 @@ import { FaultPlan } from './faults.ts';
  */
 
 export type CdpFlavour = 'segment' | 'rudderstack';
+
+const FAULT_MESSAGES: Record<CdpFlavour, Record<number, string>> = {
+  segment: { 400: 'bad request', 413: 'request entity too large', 429: 'too many requests', 500: 'internal server error', 502: 'bad gateway', 503: 'service unavailable' },
+  rudderstack: { 400: 'Invalid request body', 413: 'Request size exceeds max limit', 429: 'Too many requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' },
+};
 
 interface FlavourRules {
   maxEventBytes: number;
@@ -154,7 +159,7 @@ export async function startCdpEmulator(opts: { flavour: CdpFlavour; writeKey?: s
 
     const fault = emu.faults.take();
     const injectBefore = fault?.phase === 'before';
-    if (fault && injectBefore) return inject(fault.kind, fault.status, fault.retryAfterSec);
+    if (fault && injectBefore) return inject(fault);
 
     if (body.length > rules.maxRequestBytes) return reply(rules.oversizeRequestStatus, flavour === 'segment' ? `request is ${body.length} bytes; the limit is 500 KB` : 'Request size exceeds max limit');
     let parsed: unknown;
@@ -177,19 +182,19 @@ export async function startCdpEmulator(opts: { flavour: CdpFlavour; writeKey?: s
       return reply(200, 'OK');
     }
     log.kept = ingest(batch as CdpEvent[]);
-    if (fault) return inject(fault.kind, fault.status, fault.retryAfterSec);
+    if (fault) return inject(fault);
     return reply(200, 'OK');
 
-    function inject(kind: string, status: number | undefined, retryAfterSec: number | undefined): void {
-      log.fault = `${kind}${status ? ` ${status}` : ''} ${fault?.phase}`;
-      if (kind === 'reset') {
+    function inject(f: Fault): void {
+      log.fault = `${f.kind}${f.status ? ` ${f.status}` : ''} ${f.phase}`;
+      if (f.kind === 'reset') {
         log.status = 'reset';
         req.socket.destroy();
         return;
       }
-      const s = status ?? 503;
-      reply(s, s === 429 ? (flavour === 'segment' ? 'too many requests' : 'Too many requests') : 'service unavailable',
-        retryAfterSec === undefined ? {} : { 'retry-after': String(retryAfterSec) });
+      const s = f.status ?? 503;
+      const message = f.body ?? FAULT_MESSAGES[flavour][s] ?? `error ${s}`;
+      reply(s, message, f.retryAfterSec === undefined ? {} : { 'retry-after': String(f.retryAfterSec) });
     }
   }
 
