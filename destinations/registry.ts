@@ -1,3 +1,4 @@
+import { fileDestination } from './file/index.ts';
 import { rudderstack } from './rudderstack/index.ts';
 import { segment } from './segment/index.ts';
 import type { DestinationDefinition } from './types.ts';
@@ -8,6 +9,7 @@ import { webhook } from './webhook/index.ts';
  * `type` a connection names in config/segsync.yaml.
  */
 export const destinations = {
+  file: fileDestination,
   segment,
   rudderstack,
   webhook,
