@@ -13,6 +13,8 @@ export interface WebhookChange {
 
 export interface WebhookBody {
   mapping: string;
+  /** segsync's run id (absent for `segsync setup`/`validate` checks). */
+  run?: number;
   /** What a `remove` means for this mapping: clear the fields or delete the record. */
   on_removed: string;
   sent_at: string;

@@ -43,6 +43,7 @@ export const webhook: DestinationDefinition<WebhookConnection, WebhookOptions> =
       timeoutMs: ctx.connection.timeout_ms,
       headers: ctx.connection.headers,
       mapping: ctx.mapping.name,
+      runId: ctx.runId,
       onRemoved: ctx.mapping.on_removed,
       fields: ctx.mapping.fields.map((f) => f.to),
     });

@@ -1,4 +1,5 @@
 import { capBody } from '../../src/errors.ts';
+import { compareToExpected } from '../compare.ts';
 import type { Payload, ReadBackRequest, ReadBackResult, RecordOutcome } from '../types.ts';
 
 /**
@@ -38,12 +39,6 @@ export function outcomesFrom(keys: string[], body: unknown, requestId: string): 
   });
 }
 
-/** Numbers and strings compare by their text ("555" = 555); null, missing and "" all mean empty. */
-function same(a: unknown, b: unknown): boolean {
-  const norm = (v: unknown) => (v === null || v === undefined || v === '' ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
-  return norm(a) === norm(b);
-}
-
 export function readBackFrom(requests: ReadBackRequest[], body: unknown): ReadBackResult[] {
   const rows = (body as { records?: unknown } | undefined)?.records;
   const byKey = new Map<string, Payload>();
@@ -55,8 +50,6 @@ export function readBackFrom(requests: ReadBackRequest[], body: unknown): ReadBa
   return requests.map((req): ReadBackResult => {
     const actual = byKey.get(req.key);
     if (!actual) return { key: req.key, status: 'missing', detail: 'the read-back URL returned no record for this key' };
-    const drifted = Object.keys(req.expected).filter((f) => !same(req.expected[f], actual[f]));
-    const picked: Payload = Object.fromEntries(Object.keys(req.expected).map((f) => [f, actual[f] ?? null]));
-    return drifted.length ? { key: req.key, status: 'drifted', actual: picked, driftedFields: drifted } : { key: req.key, status: 'verified', actual: picked };
+    return { key: req.key, ...compareToExpected(req.expected, actual) };
   });
 }

@@ -14,6 +14,7 @@ export interface WebhookSessionConfig {
   timeoutMs: number;
   headers: Record<string, string>;
   mapping: string;
+  runId: number | undefined;
   onRemoved: string;
   fields: string[];
 }
@@ -49,7 +50,7 @@ export class WebhookSession implements DestinationSession {
 
   private async sendChanges(changes: Change[], signal: AbortSignal, what: string): Promise<{ answer: HttpAnswer; key: string }> {
     const wc = toWebhookChanges(changes);
-    const body: WebhookBody = { mapping: this.cfg.mapping, on_removed: this.cfg.onRemoved, sent_at: new Date().toISOString(), changes: wc };
+    const body: WebhookBody = { mapping: this.cfg.mapping, ...(this.cfg.runId === undefined ? {} : { run: this.cfg.runId }), on_removed: this.cfg.onRemoved, sent_at: new Date().toISOString(), changes: wc };
     const key = idempotencyKey(this.cfg.mapping, wc);
     const answer = await this.post(this.cfg.url, what, JSON.stringify(body), { [IDEMPOTENCY_HEADER]: key }, signal);
     return { answer, key };
