@@ -75,6 +75,10 @@ export interface CdpEmulator {
   close(): Promise<void>;
 }
 
+function isEmptyBatch(body: Buffer): boolean {
+  return body.length < 200 && /^\{"batch":\[\]/.test(body.toString('utf8'));
+}
+
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
@@ -157,7 +161,9 @@ export async function startCdpEmulator(opts: { flavour: CdpFlavour; writeKey?: s
     if (key === null) return reply(401, flavour === 'segment' ? 'missing write key' : 'Failed to read writeKey from header');
     if (key !== writeKey) return reply(401, flavour === 'segment' ? 'invalid write key' : 'Invalid write key');
 
-    const fault = emu.faults.take();
+    // Faults hit data requests only: an empty batch is a connectivity probe (session.check), and a fault
+    // there would test the engine's start-up, not delivery.
+    const fault = isEmptyBatch(body) ? null : emu.faults.take();
     const injectBefore = fault?.phase === 'before';
     if (fault && injectBefore) return inject(fault);
 
