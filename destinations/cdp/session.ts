@@ -80,7 +80,10 @@ export class CdpSession implements DestinationSession {
     const answer = await this.send([], new AbortController().signal);
     if (answer.status >= 200 && answer.status < 300) return;
     if (answer.status === 400) return; // authenticated; some gateways refuse an empty batch
-    throw this.failure(answer);
+    const err = this.failure(answer);
+    // Busy (429/5xx) is not misconfigured: the batches are retried one by one, so the run goes ahead.
+    if (err.retryable) return void this.cfg.log.warn({ status: answer.status }, `${this.cfg.flavour.label} check: busy; delivering anyway`);
+    throw err;
   }
 
   async describeFields(): Promise<FieldDescription[]> {

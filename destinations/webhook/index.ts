@@ -46,6 +46,7 @@ export const webhook: DestinationDefinition<WebhookConnection, WebhookOptions> =
       runId: ctx.runId,
       onRemoved: ctx.mapping.on_removed,
       fields: ctx.mapping.fields.map((f) => f.to),
+      log: ctx.log,
     });
   },
 };

@@ -1,4 +1,5 @@
 import { DestinationError } from '../../src/errors.ts';
+import type { Logger } from '../../src/log.ts';
 import { IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signatureFor, TIMESTAMP_HEADER } from '../../src/webhook/verify.ts';
 import { httpError, postOnce, type HttpAnswer } from '../http/post.ts';
 import type { BatchResult, Change, DestinationLimits, DestinationSession, FieldDescription, ReadBackRequest, ReadBackResult } from '../types.ts';
@@ -17,6 +18,7 @@ export interface WebhookSessionConfig {
   runId: number | undefined;
   onRemoved: string;
   fields: string[];
+  log: Logger;
 }
 
 export const WEBHOOK_LIMITS: DestinationLimits = { maxBatchSize: 500, maxConcurrency: 16, defaultConcurrency: 2, readBackBatchSize: 500 };
@@ -67,7 +69,12 @@ export class WebhookSession implements DestinationSession {
   async check(): Promise<void> {
     // A signed batch with no changes: proves the URL answers and accepts our signature, changes nothing.
     const { answer } = await this.sendChanges([], new AbortController().signal, 'webhook check');
-    if (answer.status < 200 || answer.status >= 300) throw this.failure('webhook check', answer);
+    if (answer.status >= 200 && answer.status < 300) return;
+    const err = this.failure('webhook check', answer);
+    // A busy receiver (429/5xx) is reachable and will be retried batch by batch; only a wrong URL or
+    // secret should stop the run before it starts.
+    if (err.retryable) return void this.cfg.log.warn({ status: answer.status }, 'webhook check: receiver busy; delivering anyway');
+    throw err;
   }
 
   async describeFields(): Promise<FieldDescription[]> {
