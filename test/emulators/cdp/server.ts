@@ -218,3 +218,20 @@ export async function startCdpEmulator(opts: { flavour: CdpFlavour; writeKey?: s
   });
   return emu;
 }
+
+// `node test/emulators/cdp/server.ts segment|rudderstack [writeKey]`: a local stand-in for trying segsync
+// without an account (docs/destinations/cdp.md). Prints its URL; on Ctrl-C, what it kept.
+if (process.argv[1] && import.meta.url === (await import('node:url')).pathToFileURL(process.argv[1]).href) {
+  const flavour = (process.argv[2] ?? 'segment') as CdpFlavour;
+  if (!(flavour in RULES)) {
+    console.error('usage: node test/emulators/cdp/server.ts segment|rudderstack [writeKey]');
+    process.exit(2);
+  }
+  const emu = await startCdpEmulator({ flavour, ...(process.argv[3] ? { writeKey: process.argv[3] } : {}) });
+  console.log(`${flavour} emulator on ${emu.url} (write key: ${emu.writeKey}); Ctrl-C to stop`);
+  process.on('SIGINT', () => {
+    console.log(JSON.stringify({ requests: emu.requests.length, received: emu.received.length, kept: emu.kept.length }, null, 2));
+    for (const e of emu.kept.slice(0, 5)) console.log(JSON.stringify(e));
+    void emu.close().then(() => process.exit(0));
+  });
+}
