@@ -151,6 +151,19 @@ for (const flavour of FLAVOURS) {
       }
     });
 
+    test('a request refused with 400/413 fails only its own records; the other requests of the batch are delivered', async () => {
+      const changes = Array.from({ length: 3000 }, (_, i) => upsert(`u-${i}`, { rfm_segment: 'Lost', rfm_score: i }));
+      emu.faults.queue({ kind: 'pass' }, { kind: 'status', status: flavour === 'segment' ? 400 : 413 });
+      const res = await session.deliver(changes, signal);
+      const failed = res.outcomes.filter((o) => o.status === 'failed');
+      assert.equal(emu.requests.length, 2);
+      assert.equal(failed.length, emu.requests[1]?.events, 'exactly the second request\'s records failed');
+      assert.ok(failed.every((o) => o.retryable === false && (flavour === 'segment' ? o.errorCode === 'REJECTED' : o.errorCode === 'REQUEST_TOO_LARGE')));
+      if (flavour === 'rudderstack') assert.match(failed[0]?.errorMessage ?? '', /Request size exceeds max limit/);
+      assert.equal(res.outcomes.filter((o) => o.status === 'delivered').length, 3000 - failed.length);
+      assert.equal(emu.kept.length, 3000 - failed.length);
+    });
+
     test('batches are split at 2,500 events so none is silently dropped', async () => {
       const changes = Array.from({ length: 3000 }, (_, i) => upsert(`u-${i}`, { rfm_segment: 'Lost', rfm_score: i }));
       const res = await session.deliver(changes, signal);

@@ -5,7 +5,8 @@
  * `phase: 'after'` means the emulator ingests the events first and then fails the response: the case where a
  * client cannot know whether its batch landed, which is what deterministic messageIds exist for.
  */
-export type FaultKind = 'status' | 'reset';
+/** 'pass' lets one request through untouched, so a queued fault can target the second request of a batch. */
+export type FaultKind = 'status' | 'reset' | 'pass';
 
 export interface Fault {
   kind: FaultKind;

@@ -163,7 +163,8 @@ export async function startCdpEmulator(opts: { flavour: CdpFlavour; writeKey?: s
 
     // Faults hit data requests only: an empty batch is a connectivity probe (session.check), and a fault
     // there would test the engine's start-up, not delivery.
-    const fault = isEmptyBatch(body) ? null : emu.faults.take();
+    const taken = isEmptyBatch(body) ? null : emu.faults.take();
+    const fault = taken?.kind === 'pass' ? null : taken;
     const injectBefore = fault?.phase === 'before';
     if (fault && injectBefore) return inject(fault);
 

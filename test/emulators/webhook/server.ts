@@ -38,7 +38,8 @@ export async function startWebhookEmulator(opts: ReceiverOptions): Promise<Webho
     const captured: CapturedRequest = { path: req.url ?? '/', headers: req.headers, body, status: 200 };
     requests.push(captured);
     // Faults hit deliveries only, not the empty check batch a run starts with.
-    const fault = body.includes('"changes":[]') ? null : faults.take();
+    const taken = body.includes('"changes":[]') ? null : faults.take();
+    const fault = taken?.kind === 'pass' ? null : taken;
     if (fault?.kind === 'reset') {
       captured.status = 'reset';
       req.socket.destroy();
