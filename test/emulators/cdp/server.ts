@@ -79,6 +79,16 @@ function isEmptyBatch(body: Buffer): boolean {
   return body.length < 200 && /^\{"batch":\[\]/.test(body.toString('utf8'));
 }
 
+/** For the request log only: how many events a body holds (0 when it does not parse). */
+function countEvents(body: Buffer): number {
+  try {
+    const b = (JSON.parse(body.toString('utf8')) as { batch?: unknown }).batch;
+    return Array.isArray(b) ? b.length : 0;
+  } catch {
+    return 0;
+  }
+}
+
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
@@ -163,6 +173,7 @@ export async function startCdpEmulator(opts: { flavour: CdpFlavour; writeKey?: s
 
     // Faults hit data requests only: an empty batch is a connectivity probe (session.check), and a fault
     // there would test the engine's start-up, not delivery.
+    log.events = countEvents(body);
     const taken = isEmptyBatch(body) ? null : emu.faults.take();
     const fault = taken?.kind === 'pass' ? null : taken;
     const injectBefore = fault?.phase === 'before';
