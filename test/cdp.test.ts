@@ -215,9 +215,10 @@ for (const flavour of FLAVOURS) {
     test('validateMapping names a wrong object or match key', async () => {
       assert.deepEqual(await session.validateMapping(), []);
       const { testMapping } = await import('./helpers/cdp.ts');
-      const m = testMapping(flavour, { destination: { connection: flavour, object: 'contacts', match_key: 'email', options: {} } });
+      const m = testMapping(flavour, { mode: 'update', destination: { connection: flavour, object: 'contacts', match_key: 'email', options: {} } });
       const problems = await (await cdpSession(emu, { mapping: m })).validateMapping();
-      assert.equal(problems.length, 2);
+      assert.equal(problems.length, 3);
+      assert.match(problems.join('\n'), /object must be 'identify'[\s\S]*match_key must be userId or anonymousId[\s\S]*mode: update cannot be honoured/);
     });
   });
 }

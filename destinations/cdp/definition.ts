@@ -60,6 +60,7 @@ export function makeCdpDestination(flavour: CdpFlavour, description: string, env
         timeoutMs: ctx.connection.timeout_ms,
         mapping: ctx.mapping.name,
         mappingObject: ctx.mapping.destination.object,
+        mode: ctx.mapping.mode,
         matchKey: ctx.mapping.destination.match_key,
         traits: ctx.mapping.fields.map((f) => f.to),
         removal: ctx.options.removal,

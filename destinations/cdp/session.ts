@@ -19,6 +19,7 @@ export interface CdpSessionConfig {
   timeoutMs: number;
   mapping: string;
   mappingObject: string;
+  mode: string;
   matchKey: string;
   traits: string[];
   removal: EventContext['removal'];
@@ -98,6 +99,9 @@ export class CdpSession implements DestinationSession {
     const problems: string[] = [];
     if (this.cfg.mappingObject !== 'identify') problems.push(`destination.object must be 'identify' for ${this.cfg.flavour.label} (got '${this.cfg.mappingObject}')`);
     if (this.cfg.matchKey !== 'userId' && this.cfg.matchKey !== 'anonymousId') problems.push(`destination.match_key must be userId or anonymousId for ${this.cfg.flavour.label} (got '${this.cfg.matchKey}')`);
+    if (this.cfg.mode === 'update') {
+      problems.push(`mode: update cannot be honoured by ${this.cfg.flavour.label}: an identify creates the profile when it does not exist (use mode: upsert)`);
+    }
     for (const t of this.cfg.traits) {
       if (t === 'userId' || t === 'anonymousId') problems.push(`trait '${t}' collides with the identity field; the source key already goes there`);
     }
