@@ -254,3 +254,19 @@ test('connect names the env vars when the write key or data plane URL is missing
     if (saved.u === undefined) delete process.env.RUDDERSTACK_DATA_PLANE_URL; else process.env.RUDDERSTACK_DATA_PLANE_URL = saved.u;
   }
 });
+
+test('check(): a busy CDP (503) lets the run go ahead; nothing listening is an error', async () => {
+  const { createServer } = await import('node:http');
+  const busy = createServer((_req, res) => { res.writeHead(503, { 'retry-after': '5' }).end('busy'); });
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  const port = (busy.address() as { port: number }).port;
+  const emu = await startCdpEmulator({ flavour: 'segment' });
+  try {
+    await (await cdpSession(emu, { baseUrl: `http://127.0.0.1:${port}` })).check();
+    await new Promise<void>((r) => busy.close(() => r()));
+    await assert.rejects((await cdpSession(emu, { baseUrl: `http://127.0.0.1:${port}` })).check(), (e: unknown) => e instanceof DestinationError && e.code === 'NETWORK');
+  } finally {
+    busy.close();
+    await emu.close();
+  }
+});
