@@ -45,9 +45,9 @@ async function mappings(files: Record<string, string>): Promise<void> {
 
 const mapping = (name: string, extra: string, throttle = '0') => FILE_MAPPING({ name, throttle, extra });
 
-async function startDaemon(engine: SyncEngine = syncEngine): Promise<Daemon> {
+async function startDaemon(engine: SyncEngine = syncEngine, watchdogMs?: number): Promise<Daemon> {
   const config = await loadProject({ root: project.dir });
-  const daemon = new Daemon({ app: { config, warehouse, log: testLog }, engine, loadConfig: () => loadProject({ root: project.dir }) });
+  const daemon = new Daemon({ app: { config, warehouse, log: testLog }, engine, loadConfig: () => loadProject({ root: project.dir }), ...(watchdogMs ? { watchdogMs } : {}) });
   await daemon.start();
   return daemon;
 }
@@ -278,4 +278,20 @@ test('/readyz answers 503 while a migration is pending', async () => {
     await warehouse.pool.query(`INSERT INTO segsync.migrations (version, name) VALUES (20, '020_events') ON CONFLICT DO NOTHING`);
     await daemon.stop();
   }
+});
+
+test('a mapping that misses two ticks in a row is reported overdue once, not left to fail silently', async () => {
+  // A run of ~4 s against a schedule of every second: the ticks in between are skipped, so it is overdue.
+  await mappings({ stuck: mapping('stuck', 'schedule: "* * * * * *"\nbatch_size: 2\nconcurrency: 1', '1300') });
+  const daemon = await startDaemon(syncEngine, 300);
+  try {
+    await sleep(3800);
+  } finally {
+    await daemon.stop();
+  }
+  const overdue = (await recentEvents(warehouse.pool, 'segsync', { mapping: 'stuck' })).filter((e) => e.kind === 'overdue');
+  assert.equal(overdue.length, 1, 'reported once per incident');
+  assert.equal(overdue[0]?.severity, 'warning');
+  assert.match(overdue[0]?.message ?? '', /^stuck is overdue: no run started at \S+ or \S+; the latest started \S+ \(running\)$/);
+  assert.equal(overdue[0]?.details.running_here, true);
 });

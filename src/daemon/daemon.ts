@@ -13,6 +13,7 @@ import { mappingJob } from './mapping-job.ts';
 import { modelsJob } from './models-job.ts';
 import { checkDaemonConfig } from './plan.ts';
 import { Scheduler, type Job } from './scheduler.ts';
+import { startWatchdog } from './watchdog.ts';
 
 export interface DaemonOptions {
   app: App;
@@ -21,6 +22,8 @@ export interface DaemonOptions {
   loadConfig(): Promise<ProjectConfig>;
   /** Overrides daemon.port (the --port flag). */
   port?: number;
+  /** How often overdue schedules are looked for (default 60 s). */
+  watchdogMs?: number;
 }
 
 /**
@@ -35,6 +38,7 @@ export class Daemon {
   #stopping: Promise<boolean> | null = null;
   #reloading: Promise<boolean> = Promise.resolve(true);
   #catchUp: Promise<void> = Promise.resolve();
+  #stopWatchdog: () => void = () => {};
   port = 0;
 
   constructor(opts: DaemonOptions) {
@@ -68,6 +72,7 @@ export class Daemon {
     this.#http = http.server;
     this.port = http.port;
     this.#ctx.scheduler.set(this.#jobs(app.config));
+    this.#stopWatchdog = startWatchdog(this.#ctx, this.#opts.watchdogMs ?? 60_000, new Date());
     app.log.info({ mappings: app.config.mappings.map((m) => m.value.name), models: app.config.settings.models.schedule ?? null, timezone: daemon.timezone }, 'daemon started');
     if (daemon.catch_up) {
       this.#catchUp = catchUp(this.#ctx, new Set(interrupted)).catch((err: unknown) => {
@@ -174,6 +179,7 @@ export class Daemon {
     const drainMs = durationMs(app.config.settings.daemon.drain_timeout);
     app.log.info({ reason, inFlight: scheduler.inFlightNames(), drainMs }, 'stopping: no new runs; in-flight runs finish their current batch');
     scheduler.stop();
+    this.#stopWatchdog();
     this.#abort.abort(new Error(`daemon stopping: ${reason}`));
     const drained = await scheduler.drain(drainMs);
     await Promise.race([this.#catchUp, new Promise((r) => setTimeout(r, 1000).unref())]);
