@@ -65,7 +65,7 @@ export const Mapping = z.strictObject({
   on_removed: z.enum(['keep', 'clear', 'delete']).default('keep')
     .describe('a key that left the model: keep it as is, clear the mapped fields, or delete/archive it (an explicit opt-in)'),
   schedule: CronExpression.optional().describe('cron expression for the daemon (seconds field allowed)'),
-  after: z.array(z.string()).optional().describe('run only after these succeeded and are fresh, e.g. [models]'),
+  after: z.array(z.literal('models', { error: "the daemon can wait for: models" })).optional().describe('run only after these succeeded and are fresh: [models]'),
   max_staleness: Duration.optional().describe('newest snapshot older than this blocks the sync'),
   sla: MappingSla.optional().describe('time limits per stage, e.g. {run: 15m, deliver: 10m}; a breach records an event'),
   batch_size: z.number().int().positive().optional().describe('records per destination call (capped by the destination limit)'),

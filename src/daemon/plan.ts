@@ -4,7 +4,7 @@ import { MODELS_JOB } from './context.ts';
 
 /**
  * Checks what only the daemon cares about, on top of the loader's checks (which include the cron syntax):
- * the time zone exists, and `after:` names something the daemon can wait for. All problems are
+ * the time zone exists, and a mapping that waits for the models has a schedule to run on. All problems are
  * reported together with file:line:column; on a reload this is what decides between "take effect" and
  * "rejected, old config keeps running".
  */
@@ -19,11 +19,6 @@ export function checkDaemonConfig(config: ProjectConfig): void {
     problems.push({ file: settingsFile, ...settingsAt(['daemon', 'timezone']), path: 'daemon.timezone', message: `unknown time zone '${daemon.timezone}'`, hint: 'an IANA name such as UTC or Europe/Berlin' });
   }
   for (const m of config.mappings) {
-    (m.value.after ?? []).forEach((dep, i) => {
-      if (dep !== MODELS_JOB) {
-        problems.push({ file: m.file, ...m.where(['after', i]), path: `after.${i}`, message: `unknown dependency '${dep}'`, hint: 'the daemon can wait for: models' });
-      }
-    });
     if (m.value.after?.includes(MODELS_JOB) && !m.value.schedule && !models.schedule) {
       problems.push({ file: m.file, ...m.where(['after']), path: 'after', message: `${m.value.name} runs after models but neither it nor models.schedule has a schedule, so it would never run`, hint: 'set schedule: on the mapping, or models.schedule in config/segsync.yaml' });
     }
