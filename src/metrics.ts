@@ -25,7 +25,7 @@ export const runsTotal = new Counter({
 
 export const recordsTotal = new Counter({
   name: 'segsync_records_total',
-  help: 'Records by operation (create, update, remove, unchanged; "all" for outcome totals) and status (planned, delivered, failed, deferred, dead)',
+  help: 'Records by operation (create, update, remove; unchanged; "all" when the operation is not known) and outcome (delivered, failed, deferred, interrupted, dead, unchanged)',
   labelNames: ['mapping', 'destination', 'op', 'status'] as const,
   registers: [registry],
 });

@@ -174,8 +174,7 @@ test('HTTP answers /healthz, /readyz, /metrics and /status', async () => {
       assert.match(metrics, new RegExp(`# TYPE ${name} `), name);
     }
     assert.match(metrics, /segsync_runs_total\{mapping="web",status="succeeded"\} 1/);
-    assert.match(metrics, /segsync_records_total\{mapping="web",destination="file",op="create",status="planned"\} 6/);
-    assert.match(metrics, /segsync_records_total\{mapping="web",destination="file",op="all",status="delivered"\} 6/);
+    assert.match(metrics, /segsync_records_total\{mapping="web",destination="file",op="create",status="delivered"\} 6/);
     assert.match(metrics, /segsync_stage_duration_seconds_count\{stage="deliver",mapping="web"\} 1/);
     assert.match(metrics, /segsync_last_success_timestamp_seconds\{mapping="web"\} \d{10}/);
     const status = (await (await fetch(`${base}/status`)).json()) as { jobs: Record<string, { schedule: string; next: string; lastRun: { status: string } }> };

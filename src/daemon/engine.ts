@@ -23,6 +23,8 @@ export interface RunSummary {
   startedAt: Date;
   finishedAt: Date;
   error?: string;
+  /** Receipts of the run by operation and outcome, when the engine reports them. */
+  outcomes?: Array<{ op: string; status: string; n: number }>;
   /** Seconds per stage when the engine reports them (plan, deliver, reconcile). */
   stages?: Partial<Record<'plan' | 'deliver' | 'reconcile', number>>;
 }

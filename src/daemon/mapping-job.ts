@@ -91,8 +91,10 @@ function record(ctx: DaemonContext, mapping: Mapping, s: RunSummary): void {
   const name = mapping.name;
   const destination = ctx.app.config.settings.connections[mapping.destination.connection]?.type ?? mapping.destination.connection;
   runsTotal.inc({ mapping: name, status: s.status });
-  for (const op of ['create', 'update', 'remove', 'unchanged'] as const) countRecords(name, destination, op, 'planned', s.counts[op]);
-  for (const status of ['delivered', 'failed', 'deferred', 'dead'] as const) countRecords(name, destination, 'all', status, s.counts[status]);
+  countRecords(name, destination, 'unchanged', 'unchanged', s.counts.unchanged);
+  if (s.outcomes) for (const o of s.outcomes) countRecords(name, destination, o.op, o.status, o.n);
+  else for (const status of ['delivered', 'failed', 'deferred'] as const) countRecords(name, destination, 'all', status, s.counts[status]);
+  countRecords(name, destination, 'all', 'dead', s.counts.dead);
   observeStage('run', name, (s.finishedAt.getTime() - s.startedAt.getTime()) / 1000);
   for (const [stage, seconds] of Object.entries(s.stages ?? {})) observeStage(stage, name, seconds);
   if (s.status === 'succeeded') lastSuccess.set({ mapping: name }, s.finishedAt.getTime() / 1000);
