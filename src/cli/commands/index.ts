@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerLoad } from './load.ts';
 
 /** Every CLI command, registered explicitly. Each module adds its command(s) to the program. */
-export const commands: Array<(program: Command) => void> = [];
+export const commands: Array<(program: Command) => void> = [registerLoad];
