@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
+import { registerDemoData } from './demo-data.ts';
 import { registerLoad } from './load.ts';
 
 /** Every CLI command, registered explicitly. Each module adds its command(s) to the program. */
-export const commands: Array<(program: Command) => void> = [registerLoad];
+export const commands: Array<(program: Command) => void> = [registerLoad, registerDemoData];
