@@ -35,6 +35,10 @@ export interface MergeCounts {
  * Refused rows land in the CONFLICTS temp table (line, reason) for the reject file.
  */
 export async function mergePayments(client: pg.PoolClient, stage: string, target: Relation): Promise<MergeCounts> {
+  // Two loads of the same payment_id with different values must not both pass the check below and leave
+  // the second one's rows silently skipped by ON CONFLICT: merges into one relation take turns. Readers
+  // (model builds) are not blocked.
+  await client.query(`lock table ${target.sql} in share row exclusive mode`);
   await client.query(`create temp table ${CONFLICTS} (line int primary key, reason text not null) on commit drop`);
   await client.query(`
     insert into ${CONFLICTS} (line, reason)
