@@ -40,6 +40,8 @@ export async function mergePayments(client: pg.PoolClient, stage: string, target
   // (model builds) are not blocked.
   await client.query(`lock table ${target.sql} in share row exclusive mode`);
   await client.query(`create temp table ${CONFLICTS} (line int primary key, reason text not null) on commit drop`);
+  await client.query(`analyze ${stage}`);
+  // Repeated ids are found by a cheap hash aggregate first; only those are compared value by value.
   await client.query(`
     insert into ${CONFLICTS} (line, reason)
     select s.line, format('payment_id %s appears on lines %s with different values', s.payment_id, d.lines)
@@ -47,6 +49,7 @@ export async function mergePayments(client: pg.PoolClient, stage: string, target
       join (select payment_id,
                    array_to_string((array_agg(line order by line))[1:10], ', ') || case when count(*) > 10 then ', ...' else '' end as lines
               from ${stage}
+             where payment_id in (select payment_id from ${stage} group by payment_id having count(*) > 1)
              group by payment_id
             having count(distinct (user_id, payment_date, payment_amount)) > 1) d using (payment_id)`);
   await client.query(`
