@@ -74,6 +74,10 @@ test('segsync load payments: an unknown column is a usage error (exit 2) listing
   const missing = await runCli(['load', 'payments', path.join(dir, 'nope.csv')], { url: db.url });
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /cannot open .*nope\.csv: no such file/);
+  const self = await runCli(['load', 'payments', file, ...COLUMNS, '--rejects', file], { url: db.url });
+  assert.equal(self.code, 2);
+  assert.match(self.stderr, /--rejects .*cols\.csv is the input file itself/);
+  assert.equal(await readFile(file, 'utf8'), CSV, 'the input is untouched');
 });
 
 test('segsync load payments on the embedded database (--data-dir), all rows valid: exit 0', async () => {

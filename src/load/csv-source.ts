@@ -18,15 +18,14 @@ async function isGzip(file: string): Promise<boolean> {
   let fh;
   try {
     fh = await open(file, 'r');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new LoadFileError('LOAD_FILE_UNREADABLE', `cannot open ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
-  }
-  try {
     const { buffer, bytesRead } = await fh.read(Buffer.alloc(2), 0, 2, 0);
     return bytesRead === 2 && buffer[0] === 0x1f && buffer[1] === 0x8b;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'it is a directory' : e.message;
+    throw new LoadFileError('LOAD_FILE_UNREADABLE', `cannot open ${file}: ${why}`, { cause: err });
   } finally {
-    await fh.close();
+    await fh?.close();
   }
 }
 

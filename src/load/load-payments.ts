@@ -45,14 +45,15 @@ export async function loadPaymentsFile(warehouse: Warehouse, opts: LoadPaymentsO
   const records = readCsv(opts.file);
   const header = await readHeader(opts.file, records);
   let index: Map<string, number>;
+  let rejects: RejectWriter;
   try {
     index = resolveColumns(opts.file, header.fields, parseColumnSpec(opts.columns, PAYMENT_COLUMNS));
+    rejects = new RejectWriter(opts.rejectsPath ?? `${opts.file}.rejects.csv`, header.fields, opts.file);
   } catch (err) {
     await records.return(undefined);
     throw err;
   }
   const at = (name: string) => index.get(name)!;
-  const rejects = new RejectWriter(opts.rejectsPath ?? `${opts.file}.rejects.csv`, header.fields);
   let read = 0;
 
   async function* valid(): AsyncGenerator<StageValue[]> {

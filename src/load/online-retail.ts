@@ -45,14 +45,15 @@ export async function loadOnlineRetail(warehouse: Warehouse, opts: { file: strin
   const records = readCsv(opts.file);
   const header = await readHeader(opts.file, records);
   let index: Map<string, number>;
+  let rejects: RejectWriter;
   try {
     index = resolveColumns(opts.file, header.fields, new Map(COLUMNS.map((c) => [c, c])));
+    rejects = new RejectWriter(opts.rejectsPath ?? `${opts.file}.rejects.csv`, header.fields, opts.file);
   } catch (err) {
     await records.return(undefined);
     throw err;
   }
   const at = (name: (typeof COLUMNS)[number]) => index.get(name)!;
-  const rejects = new RejectWriter(opts.rejectsPath ?? `${opts.file}.rejects.csv`, header.fields);
   const filtered = Object.fromEntries(FILTER_REASONS.map((r) => [r, 0])) as Record<FilterReason, number>;
   let read = 0;
 

@@ -1,7 +1,9 @@
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
+import { UsageError } from '../errors.ts';
 
 /**
  * The reject file: a CSV with `line` (where the row starts in the input) and `reason`, then the row's fields
@@ -15,8 +17,9 @@ export class RejectWriter {
   private out: WriteStream | undefined;
   private failure: Error | undefined;
 
-  constructor(path: string, header: string[]) {
-    this.path = path;
+  constructor(file: string, header: string[], input: string) {
+    if (path.resolve(file) === path.resolve(input)) throw new UsageError(`--rejects ${file} is the input file itself`, 'choose another reject file');
+    this.path = file;
     this.header = header;
   }
 

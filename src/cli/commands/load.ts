@@ -41,8 +41,11 @@ ${REJECTION_RULE}
 Example:
   segsync load payments payments.csv.gz --columns user_id=customer,payment_id=id,payment_date=paid_at,payment_amount=amount`)
     .action(async (file: string, o: { columns?: string; rejects?: string; relation?: string; strict?: boolean; json?: boolean }, cmd: Command) => {
-      const result = await withApp(appOptions(cmd), (app) =>
-        loadPaymentsFile(app.warehouse, { file, relation: paymentsRelation(app.config.settings, o.relation), columns: o.columns, rejectsPath: o.rejects, strict: o.strict }));
+      const result = await withApp(appOptions(cmd), async (app) => {
+        const r = await loadPaymentsFile(app.warehouse, { file, relation: paymentsRelation(app.config.settings, o.relation), columns: o.columns, rejectsPath: o.rejects, strict: o.strict });
+        app.log.info({ ...r }, 'payments load finished');
+        return r;
+      });
       report(result, o.json);
     });
 
@@ -61,8 +64,11 @@ Lines left out by that rule are counted by reason; they are not rejects. Lines t
 On the published file this gives 18,532 payments from 4,338 customers, total 8,911,407.904.
 ${REJECTION_RULE}`)
     .action(async (file: string, o: { rejects?: string; relation?: string; strict?: boolean; json?: boolean }, cmd: Command) => {
-      const result = await withApp(appOptions(cmd), (app) =>
-        loadOnlineRetail(app.warehouse, { file, relation: paymentsRelation(app.config.settings, o.relation), rejectsPath: o.rejects, strict: o.strict }));
+      const result = await withApp(appOptions(cmd), async (app) => {
+        const r = await loadOnlineRetail(app.warehouse, { file, relation: paymentsRelation(app.config.settings, o.relation), rejectsPath: o.rejects, strict: o.strict });
+        app.log.info({ ...r }, 'online retail staging finished');
+        return r;
+      });
       report(result, o.json);
     });
 }
