@@ -1,10 +1,18 @@
+import { fileDestination } from './file/index.ts';
+import { rudderstack } from './rudderstack/index.ts';
+import { segment } from './segment/index.ts';
 import type { DestinationDefinition } from './types.ts';
+import { webhook } from './webhook/index.ts';
 
 /**
  * Every destination segsync knows, registered explicitly (no loading by guessed file names). The key is the
  * `type` a connection names in config/segsync.yaml.
  */
 export const destinations = {
+  file: fileDestination,
+  segment,
+  rudderstack,
+  webhook,
 } satisfies Record<string, DestinationDefinition<any, any>>;
 
 export type DestinationType = keyof typeof destinations;
