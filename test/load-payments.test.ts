@@ -116,6 +116,18 @@ for (const kind of WAREHOUSE_KINDS) {
       assert.ok((await contents(w.warehouse, relation.sql)).includes('u1|d1|2024-03-01T00:00:00.000000|5'));
     });
 
+    test('a clean load removes the reject file an earlier load of the same file left', async () => {
+      const file = path.join(dir, 'stale.csv');
+      await writeFile(file, HEADER + 'st1,u1,2024-01-01,1\nst2,u1,2024-01-0x,1\n');
+      const relation = rel();
+      assert.equal((await loadPaymentsFile(w.warehouse, { file, relation })).rejected, 1);
+      await stat(`${file}.rejects.csv`);
+      await writeFile(file, HEADER + 'st1,u1,2024-01-01,1\nst2,u1,2024-01-02,1\n');
+      const r = await loadPaymentsFile(w.warehouse, { file, relation });
+      assert.deepEqual([r.loaded, r.unchanged, r.rejected, r.rejectsPath], [1, 1, 0, null]);
+      await assert.rejects(stat(`${file}.rejects.csv`));
+    });
+
     test('--strict loads nothing when a row is rejected, and still writes the reject file', async () => {
       const file = path.join(dir, 'strict.csv');
       await writeFile(file, HEADER + 's1,u1,2024-01-01,1\ns2,u1,nope,1\n');
