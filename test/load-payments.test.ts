@@ -183,6 +183,17 @@ for (const kind of WAREHOUSE_KINDS) {
       });
     });
 
+    test('another delimiter: fields split on it, conflicting rows are found again on the second read', async () => {
+      const file = path.join(dir, 'semi.csv');
+      await writeFile(file, 'payment_id;user_id;payment_date;payment_amount\ns1;u1;2024-01-01;1.5\ns1;u2;2024-01-01;1.5\ns2;u,3;2024-01-02;2\n');
+      const relation = rel();
+      const r = await loadPaymentsFile(w.warehouse, { file, relation, delimiter: ';' });
+      assert.deepEqual([r.loaded, r.rejected], [1, 2]);
+      const rejects = parse(await readFile(r.rejectsPath!, 'utf8'), { columns: true }) as Array<Record<string, string>>;
+      assert.deepEqual(rejects.map((x) => [x.line, x.user_id]), [['2', 'u1'], ['3', 'u2']]);
+      assert.deepEqual(await contents(w.warehouse, relation.sql), ['u,3|s2|2024-01-02T00:00:00.000000|2']);
+    });
+
     test('an existing relation without a contract column or identity is an error naming relation and column', async () => {
       await w.warehouse.pool.query('create table odd (user_id text, payment_id text primary key, paid_at timestamptz, payment_amount numeric)');
       await assert.rejects(ensurePaymentsTable(w.warehouse.pool, 'odd'), (e: unknown) => e instanceof DataError && /public\.odd has no column payment_date/.test(e.message));

@@ -35,11 +35,11 @@ async function isGzip(file: string): Promise<boolean> {
  * still yielded (the caller rejects it as a row), while broken quoting ends the read with a LoadFileError
  * because nothing after it can be trusted.
  */
-export async function* readCsv(file: string): AsyncGenerator<CsvRecord> {
+export async function* readCsv(file: string, delimiter = ','): AsyncGenerator<CsvRecord> {
   const gz = await isGzip(file);
   const raw = createReadStream(file);
   const input: Readable = gz ? raw.pipe(createGunzip()) : raw;
-  const parser = parse({ bom: true, info: true, relax_column_count: true, skip_empty_lines: true });
+  const parser = parse({ bom: true, delimiter, info: true, relax_column_count: true, skip_empty_lines: true });
   // Errors of the file or gzip stages reach the parser so the loop below sees them once, as one failure.
   raw.on('error', (err) => parser.destroy(err));
   if (gz) input.on('error', (err) => parser.destroy(err));

@@ -14,6 +14,8 @@ export interface LoadPaymentsOptions {
   columns?: string | undefined;
   /** Reject file (default `<file>.rejects.csv`). */
   rejectsPath?: string | undefined;
+  /** Field separator of the input (default `,`); the reject file always uses `,`. */
+  delimiter?: string | undefined;
   /** Load nothing when any row is rejected (default: load the valid rows, list the rejects). */
   strict?: boolean | undefined;
 }
@@ -42,7 +44,7 @@ export const STAGE = '_segsync_stage';
  * failure to read the file to the end rolls everything back, so the relation is exactly as it was.
  */
 export async function loadPaymentsFile(warehouse: Warehouse, opts: LoadPaymentsOptions): Promise<LoadResult> {
-  const records = readCsv(opts.file);
+  const records = readCsv(opts.file, opts.delimiter ?? ',');
   const header = await readHeader(opts.file, records);
   let index: Map<string, number>;
   let rejects: RejectWriter;
@@ -70,7 +72,7 @@ export async function loadPaymentsFile(warehouse: Warehouse, opts: LoadPaymentsO
     await createStageTable(client, STAGE, PAYMENT_STAGE);
     await stageRows(client, warehouse.embedded, STAGE, PAYMENT_STAGE, valid());
     const merged = await mergePayments(client, STAGE, opts.relation);
-    if (merged.conflicts > 0) await writeConflictRejects(client, opts.file, rejects, `select line, reason from ${CONFLICTS} order by line`);
+    if (merged.conflicts > 0) await writeConflictRejects(client, opts.file, opts.delimiter ?? ',', rejects, `select line, reason from ${CONFLICTS} order by line`);
     const committed = !(opts.strict && rejects.count > 0);
     return {
       commit: committed,

@@ -77,12 +77,12 @@ export async function mergePayments(client: pg.PoolClient, stage: string, target
  * so the file is read a second time and merged, by line, with `select line, reason ... order by line`:
  * constant memory however many rows were refused.
  */
-export async function writeConflictRejects(client: pg.PoolClient, file: string, rejects: RejectWriter, conflictSql: string): Promise<void> {
+export async function writeConflictRejects(client: pg.PoolClient, file: string, delimiter: string, rejects: RejectWriter, conflictSql: string): Promise<void> {
   const cursor = client.query(new Cursor<{ line: number; reason: string }>(conflictSql));
   try {
     let pending = await cursor.read(1000);
     let i = 0;
-    const records: AsyncIterator<CsvRecord> = readCsv(file);
+    const records: AsyncIterator<CsvRecord> = readCsv(file, delimiter);
     while (i < pending.length) {
       const want = pending[i]!;
       let rec = await records.next();

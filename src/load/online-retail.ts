@@ -90,7 +90,7 @@ export async function loadOnlineRetail(warehouse: Warehouse, opts: { file: strin
     const split = await client.query<{ n: number }>(`select count(*)::int as n from ${SPLIT_INVOICES}`);
     if (merged.conflicts > 0 || split.rows[0]!.n > 0) {
       // A refused payment stands for every line of its invoice; the reject file lists them all.
-      await writeConflictRejects(client, opts.file, rejects, `
+      await writeConflictRejects(client, opts.file, ',', rejects, `
         select line, reason from ${SPLIT_INVOICES}
         union all
         select l.line, c.reason from ${CONFLICTS} c join ${LINES} first using (line) join ${LINES} l on l.invoice = first.invoice

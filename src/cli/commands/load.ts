@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { withApp } from '../../app.ts';
 import { loadOnlineRetail, FILTER_REASONS, type OnlineRetailResult } from '../../load/online-retail.ts';
 import { loadPaymentsFile, type LoadResult } from '../../load/load-payments.ts';
@@ -26,6 +26,7 @@ export function registerLoad(program: Command): void {
     .description('load a payments CSV (optionally gzip-compressed) into the payments relation')
     .argument('<file>', 'CSV file with a header line; .csv or .csv.gz (gzip is recognised by content)')
     .option('--columns <map>', 'header columns for the contract columns, e.g. user_id=CustomerID,payment_id=Id,payment_date=PaidAt,payment_amount=Amount (unmapped ones are looked up by their own name)')
+    .option('--delimiter <char>', 'field separator of the file, e.g. ";" or "\\t" for tab (the reject file always uses ",")', delimiterArg, ',')
     .option('--rejects <file>', 'reject file (default: <file>.rejects.csv)')
     .option('--relation <name>', 'payments table, name or schema.name (default: models.payments in models.schema from config/segsync.yaml)')
     .option('--strict', 'load nothing when any row is rejected')
@@ -40,9 +41,9 @@ ${REJECTION_RULE}
 
 Example:
   segsync load payments payments.csv.gz --columns user_id=customer,payment_id=id,payment_date=paid_at,payment_amount=amount`)
-    .action(async (file: string, o: { columns?: string; rejects?: string; relation?: string; strict?: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (file: string, o: { columns?: string; delimiter: string; rejects?: string; relation?: string; strict?: boolean; json?: boolean }, cmd: Command) => {
       const result = await withApp(appOptions(cmd), async (app) => {
-        const r = await loadPaymentsFile(app.warehouse, { file, relation: paymentsRelation(app.config.settings, o.relation), columns: o.columns, rejectsPath: o.rejects, strict: o.strict });
+        const r = await loadPaymentsFile(app.warehouse, { file, relation: paymentsRelation(app.config.settings, o.relation), columns: o.columns, delimiter: o.delimiter, rejectsPath: o.rejects, strict: o.strict });
         app.log.info({ ...r }, 'payments load finished');
         return r;
       });
@@ -71,6 +72,12 @@ ${REJECTION_RULE}`)
       });
       report(result, o.json);
     });
+}
+
+function delimiterArg(v: string): string {
+  const d = v === '\\t' || v === 'tab' ? '\t' : v;
+  if (d.length !== 1 || d === '"' || d === '\n' || d === '\r') throw new InvalidArgumentError('expected one character other than a quote or line break (\\t or tab for a tab)');
+  return d;
 }
 
 const fmt = (n: number) => n.toLocaleString('en-US');
