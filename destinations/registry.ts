@@ -1,3 +1,4 @@
+import { fileDestination } from './file/index.ts';
 import { hubspot } from './hubspot/index.ts';
 import type { DestinationDefinition } from './types.ts';
 
@@ -6,6 +7,7 @@ import type { DestinationDefinition } from './types.ts';
  * `type` a connection names in config/segsync.yaml.
  */
 export const destinations = {
+  file: fileDestination,
   hubspot,
 } satisfies Record<string, DestinationDefinition<any, any>>;
 
