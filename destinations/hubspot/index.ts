@@ -37,14 +37,13 @@ export const hubspot: DestinationDefinition<HubSpotConnection, HubSpotOptions> =
     }
     const api = new HubSpotApi(c.connection, budgetFor(c.shared, c.connection));
     const cache = new Map<string, Promise<Map<string, PropertyInfo>>>();
-    const runId = (c as { runId?: unknown }).runId;
     const ctx: SessionContext = {
       api, tickets, log: c.log,
       objectType: c.mapping.destination.object,
       idProperty: c.mapping.destination.match_key,
       mapping: c.mapping,
       options: c.options,
-      runStamp: runId !== undefined ? String(runId) : new Date().toISOString(),
+      runStamp: c.runId !== undefined ? String(c.runId) : new Date().toISOString(),
       properties(objectType, signal) {
         let p = cache.get(objectType);
         if (!p) {
