@@ -15,6 +15,7 @@ export const TIERS = {
   enterprise: { tenSecondly: 190, daily: 1_000_000 },
 } as const;
 
+// Numbers are coerced so that they can come from the environment too (`ten_secondly_limit: ${HUBSPOT_TEN_SECONDLY}`).
 export const HubSpotConnection = z.looseObject({
   type: z.literal('hubspot'),
   access_token: z.string().min(1).optional()
@@ -22,11 +23,11 @@ export const HubSpotConnection = z.looseObject({
   base_url: z.string().url().optional().describe(`API base URL; default: HUBSPOT_BASE_URL, else ${DEFAULT_BASE_URL}`),
   tier: z.enum(['free', 'starter', 'professional', 'enterprise']).default('free')
     .describe('the account tier: sets the starting rate budget until HubSpot\'s X-HubSpot-RateLimit-* headers say otherwise'),
-  ten_secondly_limit: z.number().int().positive().optional().describe('override the per-ten-seconds request budget'),
-  daily_limit: z.number().int().positive().optional().describe('override the per-day request budget'),
-  daily_reserve: z.number().int().nonnegative().default(0)
+  ten_secondly_limit: z.coerce.number().int().positive().optional().describe('override the per-ten-seconds request budget'),
+  daily_limit: z.coerce.number().int().positive().optional().describe('override the per-day request budget'),
+  daily_reserve: z.coerce.number().int().nonnegative().default(0)
     .describe('requests per day to leave for other integrations of the account: segsync defers the rest when only this many are left'),
-  request_timeout_ms: z.number().int().positive().default(30_000).describe('a call that takes longer is abandoned and retried'),
+  request_timeout_ms: z.coerce.number().int().positive().default(30_000).describe('a call that takes longer is abandoned and retried'),
 }).transform((c, ctx) => {
   const token = c.access_token ?? process.env.HUBSPOT_ACCESS_TOKEN;
   if (!token) {

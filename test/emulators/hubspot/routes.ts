@@ -114,6 +114,21 @@ export class Crm {
     return this.batchAnswer(results, errors, startedAt);
   }
 
+  /** PATCH /crm/v3/objects/{type}/{id}[?idProperty=]: one record per call, as a hand-written script does it. */
+  updateOne(objectType: string, id: string, idProperty: string, body: unknown): Answer {
+    const store = this.store(objectType);
+    if (!store) return errorBody(400, 'VALIDATION_ERROR', `Unable to infer object type from: ${objectType}`);
+    const r = store.findBy(idProperty, id);
+    if (!r) return errorBody(404, 'OBJECT_NOT_FOUND', `resource not found`);
+    const props = ((body as Json | null)?.properties ?? {}) as Json;
+    const bad = this.unknownProperties(store, [{ properties: props }]);
+    if (bad) return bad;
+    const { values, problems } = store.check(props);
+    if (problems.length > 0) return errorBody(400, 'VALIDATION_ERROR', `Property values were not valid: ${problems.map((p) => p.message).join('; ')}`);
+    store.apply(r, values, new Date().toISOString());
+    return { status: 200, body: this.view(r, Object.keys(values)) };
+  }
+
   read(objectType: string, body: unknown, archived: boolean): Answer {
     const store = this.store(objectType);
     if (!store) return errorBody(400, 'VALIDATION_ERROR', `Unable to infer object type from: ${objectType}`);

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FaultInjector, NO_FAULTS, RateLimiter, type FaultSettings, type LimitSettings } from './limits.ts';
+import { controlRoute } from './control.ts';
 import { Crm, errorBody, type Answer } from './routes.ts';
 import { canonicalType, newPropertyDef, type CrmRecord } from './store.ts';
 
@@ -11,7 +12,9 @@ import { canonicalType, newPropertyDef, type CrmRecord } from './store.ts';
  */
 
 export interface EmulatorOptions {
-  token?: string;
+  token?: string | undefined;
+  /** Default 0: any free port. */
+  port?: number;
   limits?: Partial<LimitSettings>;
   faults?: Partial<FaultSettings>;
   /** Shuffle batch results (HubSpot does not promise request order). Default true. */
@@ -74,6 +77,7 @@ function route(crm: Crm, method: string, path: string, query: URLSearchParams, b
     if (method === 'GET') return crm.getProperties(m[1]!);
     if (method === 'POST') return crm.createProperty(m[1]!, body);
   }
+  if (method === 'PATCH' && (m = path.match(/^\/crm\/v3\/objects\/([^/]+)\/([^/]+)$/))) return crm.updateOne(m[1]!, decodeURIComponent(m[2]!), query.get('idProperty') ?? 'hs_object_id', body);
   if (method === 'POST' && (m = path.match(/^\/crm\/v4\/associations\/([^/]+)\/([^/]+)\/batch\/read$/))) return crm.readAssociations(m[1]!, m[2]!, body);
   return errorBody(404, 'OBJECT_NOT_FOUND', `No route for ${method} ${path}`);
 }
@@ -106,6 +110,15 @@ export async function startHubSpotEmulator(opts: EmulatorOptions = {}): Promise<
       const inputs = Array.isArray((body as { inputs?: unknown } | undefined)?.inputs) ? (body as { inputs: unknown[] }).inputs.length : 0;
       requests.push({ method, path: url.pathname, status, inputs, at: Date.now(), fault });
     };
+    if (url.pathname.startsWith('/__emulator/')) {
+      let parsed: unknown;
+      try {
+        parsed = raw ? JSON.parse(raw) : undefined;
+      } catch {
+        return send(res, { status: 400, body: { message: 'invalid JSON' } }, {});
+      }
+      return send(res, controlRoute(emulator, method, url.pathname, parsed), {});
+    }
     if (req.headers.authorization !== `Bearer ${token}`) {
       log(401);
       return send(res, errorBody(401, 'INVALID_AUTHENTICATION', 'Authentication credentials not found. This API supports OAuth 2.0 authentication.'), {});
@@ -154,7 +167,7 @@ export async function startHubSpotEmulator(opts: EmulatorOptions = {}): Promise<
     });
   });
   server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
 
   const storeOf = (t: string) => {
