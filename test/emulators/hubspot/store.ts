@@ -99,9 +99,9 @@ export class ObjectTypeStore {
       const r = this.records.get(value);
       return r && !r.archived ? r : undefined;
     }
-    const id = this.unique.get(property)?.get(value);
-    if (id !== undefined) {
-      const r = this.records.get(id);
+    if (this.isIdProperty(property)) {
+      const id = this.unique.get(property)?.get(value);
+      const r = id === undefined ? undefined : this.records.get(id);
       return r && !r.archived ? r : undefined;
     }
     for (const r of this.records.values()) if (!r.archived && r.properties[property] === value) return r;
