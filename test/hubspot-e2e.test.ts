@@ -85,13 +85,16 @@ describe('HubSpot through the sync engine', () => {
     });
   });
 
-  test('reconcile finds a contact edited in HubSpot and one deleted there; --repair makes the next run put them back', async () => {
+  test('`segsync reconcile --all --repair` finds a contact edited in HubSpot and one deleted there; the next run puts them back', async () => {
     await project.app(async (app) => {
       hs.edit('contacts', hs.find('contacts', 'user_id', 'u0010')!.id, 'rfm_segment', 'Hibernating');
       hs.purge('contacts', hs.find('contacts', 'user_id', 'u0011')!.id);
-      const r = await reconcileMapping(app, 'seg-to-hubspot', { all: true, repair: true });
+      const cli = await project.cli(['reconcile', 'seg-to-hubspot', '--all', '--repair', '--format', 'json']);
+      assert.equal(cli.stderr, '');
+      const r = JSON.parse(cli.stdout) as { counts: Record<string, number>; repaired: number; examples: Array<{ key: string; status: string; driftedFields?: string[] }> };
       assert.deepEqual(r.counts, { verified: 228, drifted: 1, missing: 1, unverifiable: 0 });
       assert.equal(r.repaired, 2);
+      assert.deepEqual(r.examples.map((e) => [e.key, e.status, e.driftedFields ?? []]).sort(), [['u0010', 'drifted', ['rfm_segment']], ['u0011', 'missing', []]]);
       const run = await runMapping(app, 'seg-to-hubspot', { shared: new Map() });
       assert.equal(run.counts.delivered, 2);
       assert.equal(valuesOf(hs).get('u0010')!.rfm_segment, 'Champions');

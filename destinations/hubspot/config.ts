@@ -16,7 +16,7 @@ export const TIERS = {
 } as const;
 
 // Numbers are coerced so that they can come from the environment too (`ten_secondly_limit: ${HUBSPOT_TEN_SECONDLY}`).
-export const HubSpotConnection = z.looseObject({
+export const HubSpotConnection = z.strictObject({
   type: z.literal('hubspot'),
   access_token: z.string().min(1).optional()
     .describe('private-app access token; default: the HUBSPOT_ACCESS_TOKEN environment variable (never write the token itself here)'),
