@@ -18,7 +18,7 @@ describe('HubSpot destination: setup, validate, read-back and tickets', () => {
     const dry = await s.setup!(false);
     assert.ok(dry.lines.some((l) => l.startsWith('would create: contacts.rfm_segment (enumeration)')));
     assert.equal(hs.count('POST', '/crm/v3/properties'), 0);
-    await assert.rejects(s.check(), /lacks properties user_id, rfm_segment/);
+    await assert.rejects(s.check(), (e: Error & { code: string }) => e.code === 'HUBSPOT_SCHEMA' && /contacts\.user_id .*does not exist[^]*contacts\.rfm_segment .*does not exist/.test(e.message));
     const done = await s.setup!(true);
     assert.deepEqual(done.lines.filter((l) => l.startsWith('created:')).map((l) => l.split(' ')[1]),
       ['contacts.user_id', 'contacts.rfm_segment', 'contacts.rfm_recency_score', 'contacts.rfm_monetary', 'contacts.rfm_segment_since', 'contacts.segsync_last_run', 'tickets.rfm_segment']);
@@ -65,6 +65,26 @@ describe('HubSpot destination: setup, validate, read-back and tickets', () => {
     assert.match(text, /tickets\.rfm_segment .* does not exist/);
     assert.match(text, /tickets\.hs_ticket_priority .*without the option\(s\) "CRITICAL"/);
     assert.match(text, /tickets\.priority: "Champions" never occur/);
+    // A run refuses to start on what would fail every record, not on an enumeration that lacks one option.
+    const err = await (await connect(hs, mapping)).check().catch((e: Error) => e);
+    assert.ok(err instanceof Error && /firstname[^]*num_associated_deals[^]*not_there/.test(err.message), String(err));
+    assert.doesNotMatch(err.message, /"champ"|"platinum"|never occur/);
+  });
+
+  it('connection settings: the token comes from HUBSPOT_ACCESS_TOKEN, a missing token or a misspelt key is a clear error', async () => {
+    const { HubSpotConnection } = await import('../destinations/hubspot/config.ts');
+    const saved = process.env.HUBSPOT_ACCESS_TOKEN;
+    try {
+      process.env.HUBSPOT_ACCESS_TOKEN = 'pat-from-env';
+      const c = HubSpotConnection.parse({ type: 'hubspot', tier: 'professional', ten_secondly_limit: '150' });
+      assert.deepEqual([c.accessToken, c.tenSecondly, c.daily], ['pat-from-env', 150, 625_000]);
+      delete process.env.HUBSPOT_ACCESS_TOKEN;
+      assert.match(HubSpotConnection.safeParse({ type: 'hubspot' }).error!.issues[0]!.message, /export HUBSPOT_ACCESS_TOKEN/);
+      assert.match(JSON.stringify(HubSpotConnection.safeParse({ type: 'hubspot', acess_token: 'x' }).error!.issues), /acess_token/);
+    } finally {
+      if (saved === undefined) delete process.env.HUBSPOT_ACCESS_TOKEN;
+      else process.env.HUBSPOT_ACCESS_TOKEN = saved;
+    }
   });
 
   it('read-back: verified despite HubSpot normalisation, drifted when edited in the CRM (with the field), missing when deleted', async () => {

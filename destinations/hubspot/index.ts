@@ -5,7 +5,7 @@ import { HubSpotConnection, HubSpotOptions, TicketsBlock } from './config.ts';
 import type { PropertyInfo, SessionContext } from './context.ts';
 import { deliver, MAX_INPUTS } from './deliver.ts';
 import { readBack } from './readback.ts';
-import { describeFields, setup, validateMapping } from './schema.ts';
+import { describeFields, schemaProblems, setup, validateMapping } from './schema.ts';
 
 /**
  * HubSpot CRM (contacts, companies or a custom object) through @hubspot/api-client: batch upserts by a
@@ -68,12 +68,11 @@ export const hubspot: DestinationDefinition<HubSpotConnection, HubSpotOptions> =
     return {
       limits: { maxBatchSize: MAX_INPUTS, maxConcurrency: 10, defaultConcurrency: 4, readBackBatchSize: MAX_INPUTS },
       async check() {
-        // One call proves the token and the object type, and loads the schema the preflight needs.
-        const props = await ctx.properties(ctx.objectType);
-        const missing = [ctx.idProperty, ...ctx.mapping.fields.map((f) => f.to), ctx.options.since_property, ctx.options.run_property]
-          .filter((n): n is string => typeof n === 'string' && !props.has(n));
-        if (missing.length > 0) {
-          throw new DestinationError('HUBSPOT_SCHEMA', `HubSpot ${ctx.objectType} lacks propert${missing.length === 1 ? 'y' : 'ies'} ${missing.join(', ')}; run \`segsync setup ${ctx.mapping.name} --apply\` (or set since_property/run_property: false)`);
+        // Proves the token and the object type, and refuses to start a run that could only fail: a missing,
+        // read-only or non-unique property would reject every batch. `validate` lists the softer problems too.
+        const blocking = (await schemaProblems(ctx)).filter((p) => p.blocking).map((p) => p.message);
+        if (blocking.length > 0) {
+          throw new DestinationError('HUBSPOT_SCHEMA', `HubSpot schema does not fit mapping ${ctx.mapping.name}:\n  - ${blocking.join('\n  - ')}`);
         }
       },
       describeFields: () => describeFields(ctx),

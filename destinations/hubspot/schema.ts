@@ -61,34 +61,46 @@ function isIdProperty(ctx: SessionContext, p: PropertyInfo): boolean {
   return p.unique || (p.name === 'email' && ['contacts', '0-1'].includes(ctx.objectType));
 }
 
-export async function validateMapping(ctx: SessionContext, signal?: AbortSignal): Promise<string[]> {
-  const problems: string[] = [];
+export interface SchemaProblem {
+  message: string;
+  /** Every record would fail (or a batch would be rejected): a run must not start. */
+  blocking: boolean;
+}
+
+/** Everything wrong with the mapping against HubSpot's schema, each problem once, all at once. */
+export async function schemaProblems(ctx: SessionContext, signal?: AbortSignal): Promise<SchemaProblem[]> {
+  const problems: SchemaProblem[] = [];
   const hint = `create it with \`segsync setup ${ctx.mapping.name} --apply\``;
-  if (ctx.tickets && !['contacts', '0-1'].includes(ctx.objectType)) problems.push(`tickets: only a mapping to contacts can write tickets (this one writes ${ctx.objectType})`);
+  if (ctx.tickets && !['contacts', '0-1'].includes(ctx.objectType)) problems.push({ blocking: true, message: `tickets: only a mapping to contacts can write tickets (this one writes ${ctx.objectType})` });
   for (const need of needs(ctx)) {
     const props = await ctx.properties(need.objectType, signal);
     const where = `${need.objectType}.${need.name} (${need.why})`;
     const p = props.get(need.name);
     if (!p) {
-      problems.push(`${where} does not exist in HubSpot; ${hint}`);
+      problems.push({ blocking: true, message: `${where} does not exist in HubSpot; ${hint}` });
       continue;
     }
     if (need.unique) {
-      if (!isIdProperty(ctx, p)) problems.push(`${where} must have unique values (hasUniqueValue) to be an idProperty; pick another match_key or create a unique property`);
+      if (!isIdProperty(ctx, p)) problems.push({ blocking: true, message: `${where} must have unique values (hasUniqueValue) to be an idProperty; pick another match_key or create a unique property` });
       continue;
     }
-    if (!p.writable) problems.push(`${where} is read-only or calculated in HubSpot; map another property`);
+    if (!p.writable) problems.push({ blocking: true, message: `${where} is read-only or calculated in HubSpot; map another property` });
     if (need.values && p.type === 'enumeration') {
+      // Not blocking: records with other values still go; those with a missing option fail one by one.
       const bad = need.values.filter((v) => !p.options.includes(v));
-      if (bad.length > 0) problems.push(`${where} is an enumeration without the option(s) ${bad.map((v) => JSON.stringify(v)).join(', ')}; add them in HubSpot (Settings > Properties) or change the mapping's transform`);
+      if (bad.length > 0) problems.push({ blocking: false, message: `${where} is an enumeration without the option(s) ${bad.map((v) => JSON.stringify(v)).join(', ')}; add them in HubSpot (Settings > Properties) or change the mapping's transform` });
     }
   }
   if (ctx.tickets) {
     const segs = segmentValues(ctx);
     const unknown = Object.keys(ctx.tickets.priority).filter((k) => !segs.includes(k));
-    if (unknown.length > 0) problems.push(`tickets.priority: ${unknown.map((v) => JSON.stringify(v)).join(', ')} never occur: the segment values sent are ${segs.map((v) => JSON.stringify(v)).join(', ')}`);
+    if (unknown.length > 0) problems.push({ blocking: false, message: `tickets.priority: ${unknown.map((v) => JSON.stringify(v)).join(', ')} never occur: the segment values sent are ${segs.map((v) => JSON.stringify(v)).join(', ')}` });
   }
   return problems;
+}
+
+export async function validateMapping(ctx: SessionContext, signal?: AbortSignal): Promise<string[]> {
+  return (await schemaProblems(ctx, signal)).map((p) => p.message);
 }
 
 function definition(ctx: SessionContext, need: Need, group: string): Record<string, unknown> {
