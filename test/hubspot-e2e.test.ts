@@ -61,13 +61,18 @@ describe('HubSpot through the sync engine', () => {
     await db.drop();
   });
 
-  test('`segsync setup --apply` creates the properties, a run delivers every segment, a rerun sends nothing', async () => {
+  test('`segsync validate` names what is missing, `setup --apply` creates it, a run delivers every segment, a rerun sends nothing', async () => {
+    await project.app((app) => seedSegments(app.warehouse.pool, 230));
+    const before = await project.cli(['validate', 'seg-to-hubspot']);
+    assert.notEqual(before.code, 0);
+    assert.match(before.stderr, /contacts\.rfm_segment \(segment <- rfm_segment\) does not exist in HubSpot; create it with `segsync setup seg-to-hubspot --apply`/);
     const setup = await project.cli(['setup', 'seg-to-hubspot', '--apply']);
     assert.equal(setup.code, 0, setup.stderr);
     assert.match(setup.stdout, /created: contacts\.rfm_segment \(enumeration\)/);
     assert.equal(hs.crm.store('contacts')!.properties.get('rfm_segment')!.options.length, 10);
+    const after = await project.cli(['validate', 'seg-to-hubspot']);
+    assert.equal(after.code, 0, after.stderr);
     await project.app(async (app) => {
-      await seedSegments(app.warehouse.pool, 230);
       const run = await runMapping(app, 'seg-to-hubspot', { shared: new Map() });
       assert.equal(run.status, 'succeeded', run.error);
       assert.deepEqual([run.counts.create, run.counts.delivered, run.counts.failed], [230, 230, 0]);
