@@ -125,17 +125,21 @@ describe('HubSpot destination: setup, validate, read-back and tickets', () => {
     hs.associateContactTicket(id('t2'), open2);
     hs.associateContactTicket(id('t3'), open3);
     hs.associateContactTicket(id('t4'), otherPipeline);
+    const open4 = hs.createTicket({ subject: 'f', hs_pipeline: '0', hs_pipeline_stage: '2' });
+    hs.associateContactTicket(id('t1'), open4);
+    hs.crm.associationPageSize = 2; // t1's third ticket comes on a second page
     const r = await s.deliver([change('t1', contact(1), contact(1, 'Promising')), change('t2', contact(2, 'At Risk')), change('t3', contact(3, 'Promising')), change('t4', contact(4))], signal());
     assert.ok(r.outcomes.every((o) => o.status === 'delivered'));
     const ticket = (tid: string) => hs.crm.store('tickets')!.records.get(tid)!.properties;
     assert.deepEqual([ticket(open1).rfm_segment, ticket(open1).hs_ticket_priority], ['Champions', 'HIGH']);
     assert.deepEqual([ticket(open2).rfm_segment, ticket(open2).hs_ticket_priority], ['At Risk', 'URGENT']);
     assert.deepEqual([ticket(open3).rfm_segment, ticket(open3).hs_ticket_priority], ['Promising', 'MEDIUM']);
+    assert.deepEqual([ticket(open4).rfm_segment, ticket(open4).hs_ticket_priority], ['Champions', 'HIGH']);
     assert.equal(ticket(closed1).rfm_segment, undefined);
     assert.equal(ticket(otherPipeline).rfm_segment, undefined);
-    assert.equal(hs.count('POST', '/crm/v4/associations/contacts/tickets/batch/read'), 2);
+    assert.equal(hs.count('POST', '/crm/v4/associations/contacts/tickets/batch/read'), 3, 'first delivery, second delivery, second page');
     assert.equal(hs.count('POST', '/crm/v3/objects/tickets/batch/update'), 1);
-    assert.equal(hs.requests.find((x) => x.path === '/crm/v3/objects/tickets/batch/update')!.inputs, 3);
+    assert.equal(hs.requests.find((x) => x.path === '/crm/v3/objects/tickets/batch/update')!.inputs, 4);
     // A rerun reads but writes nothing: the tickets already hold the values.
     await s.deliver([change('t1', contact(1), contact(1))], signal());
     assert.equal(hs.count('POST', '/crm/v3/objects/tickets/batch/update'), 1);

@@ -11,7 +11,7 @@ const MAX = 100;
 
 interface Delivered { key: string; contactId: string; segment: string }
 
-interface AssocData { results: Array<{ _from: { id: string }; to: Array<{ toObjectId: string | number }> }> }
+interface AssocData { results: Array<{ _from: { id: string }; to: Array<{ toObjectId: string | number }>; paging?: { next?: { after?: string } } }> }
 interface TicketData { results: Array<{ id: string; properties: Record<string, string | null> }>; errors?: Array<{ message?: string; context?: Record<string, string[]> }> }
 
 function chunks<T>(xs: T[], n: number): T[][] {
@@ -26,14 +26,22 @@ export async function syncTickets(ctx: SessionContext, t: TicketsBlock, delivere
   if (delivered.length === 0) return failures;
   // ticket id -> the contact whose segment it gets (the first synced contact associated with it)
   const owner = new Map<string, Delivered>();
-  for (const part of chunks(delivered, MAX)) {
-    const info = await ctx.api.call('contact->ticket associations batch read', (c) => c.crm.associations.v4.batchApi.getPageWithHttpInfo('contacts', 'tickets', { inputs: part.map((d) => ({ id: d.contactId })) }), signal);
-    const byContact = new Map(part.map((d) => [d.contactId, d]));
-    for (const r of (info.data as unknown as AssocData).results ?? []) {
-      const d = byContact.get(String(r._from.id));
-      if (!d) continue;
-      for (const to of r.to) if (!owner.has(String(to.toObjectId))) owner.set(String(to.toObjectId), d);
+  const byContact = new Map(delivered.map((d) => [d.contactId, d]));
+  // A contact with many tickets comes back with paging.next.after: ask again for those, from there.
+  let pending: Array<{ id: string; after?: string }> = delivered.map((d) => ({ id: d.contactId }));
+  while (pending.length > 0) {
+    const next: Array<{ id: string; after: string }> = [];
+    for (const part of chunks(pending, MAX)) {
+      const info = await ctx.api.call('contact->ticket associations batch read', (c) => c.crm.associations.v4.batchApi.getPageWithHttpInfo('contacts', 'tickets', { inputs: part }), signal);
+      for (const r of (info.data as unknown as AssocData).results ?? []) {
+        const d = byContact.get(String(r._from.id));
+        if (!d) continue;
+        for (const to of r.to) if (!owner.has(String(to.toObjectId))) owner.set(String(to.toObjectId), d);
+        const after = r.paging?.next?.after;
+        if (after) next.push({ id: d.contactId, after });
+      }
     }
+    pending = next;
   }
   if (owner.size === 0) return failures;
   const props = ['hs_pipeline', 'hs_pipeline_stage', t.segment_property, t.priority_property];

@@ -22,6 +22,8 @@ export class Crm {
   readonly contactTickets = new Map<string, Set<string>>();
   private seq = 1000;
   shuffle: (n: number) => number[] = (n) => [...Array(n).keys()];
+  /** Associations per contact per page of a v4 batch read (HubSpot pages long lists with paging.next.after). */
+  associationPageSize = 500;
 
   constructor() {
     for (const t of ['contacts', 'companies', 'tickets']) this.defineType(t);
@@ -230,12 +232,15 @@ export class Crm {
     const errors: Json[] = [];
     for (const i of shape.inputs) {
       const id = String(i.id);
-      const tickets = [...(this.contactTickets.get(id) ?? [])].filter((t) => this.store('tickets')!.findBy('hs_object_id', t));
+      const all = [...(this.contactTickets.get(id) ?? [])].filter((t) => this.store('tickets')!.findBy('hs_object_id', t));
+      const from = typeof i.after === 'string' ? Number(i.after) : 0;
+      const tickets = all.slice(from, from + this.associationPageSize);
+      const paging = from + this.associationPageSize < all.length ? { paging: { next: { after: String(from + this.associationPageSize), link: null } } } : {};
       if (tickets.length === 0) {
         errors.push({ status: 'error', category: 'OBJECT_NOT_FOUND', message: `No tickets are associated with contact ${id}.`, context: { fromObjectId: [id] }, subCategory: 'crm.associations.NO_ASSOCIATIONS_FOUND' });
         continue;
       }
-      results.push({ from: { id }, to: tickets.map((t) => ({ toObjectId: Number(t), associationTypes: [{ category: 'HUBSPOT_DEFINED', typeId: 15, label: null }] })) });
+      results.push({ from: { id }, to: tickets.map((t) => ({ toObjectId: Number(t), associationTypes: [{ category: 'HUBSPOT_DEFINED', typeId: 15, label: null }] })), ...paging });
     }
     if (errors.length > 0) return { status: 207, body: { status: 'COMPLETE', results, errors, numErrors: errors.length, startedAt, completedAt: new Date().toISOString() } };
     return { status: 200, body: { status: 'COMPLETE', results, startedAt, completedAt: new Date().toISOString() } };
