@@ -77,6 +77,7 @@ export class HubSpotApi {
       return info;
     } catch (err) {
       slot.done();
+      if (signal?.aborted) throw err; // stopping, not a HubSpot failure: no retry, no error code
       throw this.classify(what, err);
     } finally {
       clearTimeout(timer);
