@@ -126,6 +126,25 @@ describe('HubSpot through the sync engine', () => {
       hs.setLimits({ daily: null });
     });
   });
+
+  test('a ten-secondly storm during a run (another app fills the window): the engine retries the 429s, every record arrives', async () => {
+    await project.app(async (app) => {
+      await app.warehouse.pool.query(`UPDATE segments SET rfm_segment = 'Need Attention'`);
+      hs.setLimits({ tenSecondly: 12, timeScale: 10 });
+      await new Promise((r) => setTimeout(r, 1_100)); // an empty window to start from
+      const limitedBefore = hs.count('POST', '/crm/v3/objects/contacts/batch/upsert', 429);
+      // Right after segsync's schema check, a neighbour app uses the whole window.
+      hs.onRequest = (r) => {
+        if (r.method === 'GET') hs.consume(12);
+      };
+      const run = await runMapping(app, 'seg-to-hubspot', { shared: new Map() }).finally(() => { hs.onRequest = undefined; });
+      assert.equal(run.status, 'succeeded', run.error);
+      assert.deepEqual([run.counts.delivered, run.counts.failed], [230, 0]);
+      assert.ok(hs.count('POST', '/crm/v3/objects/contacts/batch/upsert', 429) > limitedBefore, 'the storm happened');
+      assert.ok([...valuesOf(hs).values()].every((v) => v.rfm_segment === 'Need Attention'));
+      hs.setLimits({ tenSecondly: null, timeScale: 1 });
+    });
+  });
 });
 
 test('kill -9 in the middle of `segsync run`, then a rerun: HubSpot holds every contact exactly once with its final values', async () => {

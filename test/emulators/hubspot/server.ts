@@ -30,6 +30,8 @@ export interface HubSpotEmulator {
   limiter: RateLimiter;
   faults: FaultInjector;
   requests: LoggedRequest[];
+  /** Called as each request is logged (before its answer is sent): tests use it to act at a precise moment. */
+  onRequest: ((r: LoggedRequest) => void) | undefined;
   /** Requests per "METHOD /path" (object type kept in the path). */
   counts(): Record<string, number>;
   count(method: string, pathPrefix: string, status?: number): number;
@@ -108,7 +110,9 @@ export async function startHubSpotEmulator(opts: EmulatorOptions = {}): Promise<
     let body: unknown;
     const log = (status: number, fault = 'none'): void => {
       const inputs = Array.isArray((body as { inputs?: unknown } | undefined)?.inputs) ? (body as { inputs: unknown[] }).inputs.length : 0;
-      requests.push({ method, path: url.pathname, status, inputs, at: Date.now(), fault });
+      const entry = { method, path: url.pathname, status, inputs, at: Date.now(), fault };
+      requests.push(entry);
+      emulator.onRequest?.(entry);
     };
     if (url.pathname.startsWith('/__emulator/')) {
       let parsed: unknown;
@@ -178,7 +182,7 @@ export async function startHubSpotEmulator(opts: EmulatorOptions = {}): Promise<
 
   const emulator: HubSpotEmulator = {
     url: `http://127.0.0.1:${port}`,
-    token, crm, limiter, faults, requests,
+    token, crm, limiter, faults, requests, onRequest: undefined,
     counts() {
       const out: Record<string, number> = {};
       for (const r of requests) out[`${r.method} ${r.path}`] = (out[`${r.method} ${r.path}`] ?? 0) + 1;
