@@ -16,6 +16,9 @@ interface WriteInput { key: string; properties: Record<string, string> }
 
 type Outcomes = Map<string, RecordOutcome>;
 
+/** Error categories of a single record that may pass when sent again. */
+const TRANSIENT = /RATE_LIMIT|INTERNAL_ERROR|UNAVAILABLE|TIMEOUT|LOCK/;
+
 interface BatchError { category?: string; message?: string; context?: Record<string, string[]>; errors?: Array<{ code?: string; message?: string; in?: string; context?: Record<string, string[]> }> }
 
 interface BatchData {
@@ -52,11 +55,13 @@ async function write(ctx: SessionContext, kind: 'upsert' | 'update', inputs: Wri
   if (inputs.length === 0) return;
   const body = { inputs: inputs.map((i) => ({ id: i.key, idProperty: ctx.idProperty, objectWriteTraceId: i.key, properties: i.properties })) };
   let data: BatchData;
+  let requestId: string | undefined;
   try {
     const info = kind === 'upsert'
       ? await ctx.api.call(`${ctx.objectType} batch upsert`, (c) => c.crm.objects.batchApi.upsertWithHttpInfo(ctx.objectType, body), signal)
       : await ctx.api.call(`${ctx.objectType} batch update`, (c) => c.crm.objects.batchApi.updateWithHttpInfo(ctx.objectType, body), signal);
     data = info.data as unknown as BatchData;
+    requestId = info.headers['x-hubspot-correlation-id'];
   } catch (err) {
     if (!(err instanceof HubSpotBadRequest)) throw err;
     if (inputs.length === 1) {
@@ -79,7 +84,7 @@ async function write(ctx: SessionContext, kind: 'upsert' | 'update', inputs: Wri
   for (const r of data.results ?? []) {
     const key = r.objectWriteTraceId ?? r.properties[ctx.idProperty] ?? undefined;
     if (key === undefined || key === null || !sent.has(key)) continue;
-    out.set(key, { key, status: 'delivered', destinationId: r.id, created: r._new === true });
+    out.set(key, { key, status: 'delivered', destinationId: r.id, created: r._new === true, ...(requestId ? { requestId } : {}) });
   }
   for (const e of data.errors ?? []) {
     const detail = (e.errors ?? []).map((d) => `${d.in ? `${d.in}: ` : ''}${d.message ?? d.code}`).join('; ') || e.message || 'rejected';
@@ -90,8 +95,8 @@ async function write(ctx: SessionContext, kind: 'upsert' | 'update', inputs: Wri
       if (e.category === 'OBJECT_NOT_FOUND') {
         out.set(key, notFoundIsOk ? { key, status: 'delivered', destinationId: null } : failed(key, 'NOT_IN_HUBSPOT', `mode update: HubSpot has no ${ctx.objectType} with ${ctx.idProperty}=${key}`, false));
       } else {
-        // Validation errors are about the record's values: sending it again cannot help.
-        out.set(key, failed(key, code, detail, e.category !== 'VALIDATION_ERROR'));
+        // Validation errors (and conflicts) are about the record's values: sending it again cannot help.
+        out.set(key, failed(key, code, detail, TRANSIENT.test(e.category ?? ''), requestId));
       }
     }
   }

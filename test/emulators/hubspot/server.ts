@@ -56,7 +56,7 @@ export interface HubSpotEmulator {
 
 function send(res: ServerResponse, a: Answer, headers: Record<string, string>): void {
   const body = a.body === undefined ? '' : JSON.stringify(a.body);
-  res.writeHead(a.status, { ...headers, ...(body ? { 'content-type': 'application/json;charset=utf-8' } : {}) });
+  res.writeHead(a.status, { ...headers, 'x-hubspot-correlation-id': crypto.randomUUID(), ...(body ? { 'content-type': 'application/json;charset=utf-8' } : {}) });
   res.end(body);
 }
 
