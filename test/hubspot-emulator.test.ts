@@ -68,6 +68,21 @@ describe('HubSpot emulator (through @hubspot/api-client)', () => {
     await assert.rejects(client.crm.properties.coreApi.create('contacts', { name: 'user_id', label: 'x', type: 'string' as never, fieldType: 'text' as never, groupName: 'g' }), (e: { code: number }) => e.code === 409);
   });
 
+  it('injects the same faults for the same seed (5xx, timeouts, resets before and after applying, slow answers)', async () => {
+    const { FaultInjector, NO_FAULTS } = await import('./emulators/hubspot/limits.ts');
+    const settings = { ...NO_FAULTS, seed: 9, serverError: 0.2, timeout: 0.1, reset: 0.2, slow: 0.2, slowMs: 5 };
+    const a = new FaultInjector(settings);
+    const b = new FaultInjector(settings);
+    const draws = Array.from({ length: 200 }, () => a.draw());
+    assert.deepEqual(Array.from({ length: 200 }, () => b.draw()), draws);
+    for (const f of ['server_error', 'timeout', 'reset_before', 'reset_after', 'slow', 'none']) assert.ok(draws.includes(f as never), f);
+    hs.setFaults({ seed: 3, serverError: 1 });
+    await assert.rejects(client.crm.properties.coreApi.getAll('contacts'), (e: { code: number }) => e.code === 502);
+    hs.setFaults({ serverError: 0, reset: 1 });
+    await assert.rejects(client.crm.properties.coreApi.getAll('contacts'), (e: { code?: number }) => e.code === undefined);
+    hs.setFaults({ reset: 0 });
+  });
+
   it('sends rate-limit headers and 429 bodies per policy, which reach the SDK\'s ApiException', async () => {
     hs.setLimits({ tenSecondly: 2, daily: 1000, timeScale: 10 });
     hs.nextDay();
