@@ -35,7 +35,7 @@ export function prepareContacts(hs: HubSpotEmulator): void {
   hs.defineProperty('contacts', { name: 'segsync_last_run', type: 'string' });
 }
 
-export async function connect(hs: HubSpotEmulator, mapping = testMapping(), shared = new Map<string, unknown>(), conn: Record<string, unknown> = {}): Promise<DestinationSession> {
+export async function connect(hs: Pick<HubSpotEmulator, 'url' | 'token'>, mapping = testMapping(), shared = new Map<string, unknown>(), conn: Record<string, unknown> = {}): Promise<DestinationSession> {
   return hubspot.connect({
     connection: HubSpotConnection.parse({ type: 'hubspot', access_token: hs.token, base_url: hs.url, ...conn }),
     connectionName: 'hubspot', mapping, options: HubSpotOptions.parse(mapping.destination.options), log: testLog, shared,
