@@ -1,4 +1,5 @@
 import { fileDestination } from './file/index.ts';
+import { hubspot } from './hubspot/index.ts';
 import { rudderstack } from './rudderstack/index.ts';
 import { segment } from './segment/index.ts';
 import type { DestinationDefinition } from './types.ts';
@@ -10,6 +11,7 @@ import { webhook } from './webhook/index.ts';
  */
 export const destinations = {
   file: fileDestination,
+  hubspot,
   segment,
   rudderstack,
   webhook,
