@@ -1,4 +1,5 @@
 import { fileDestination } from './file/index.ts';
+import { salesforce } from './salesforce/index.ts';
 import type { DestinationDefinition } from './types.ts';
 
 /**
@@ -7,6 +8,7 @@ import type { DestinationDefinition } from './types.ts';
  */
 export const destinations = {
   file: fileDestination,
+  salesforce,
 } satisfies Record<string, DestinationDefinition<any, any>>;
 
 export type DestinationType = keyof typeof destinations;
