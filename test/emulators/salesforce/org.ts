@@ -84,7 +84,8 @@ export class Org {
    * request, a readable but invalid value fails the record.
    */
   coerceJson(f: SfField, v: unknown): SfValue {
-    if (v === null) return null;
+    // Salesforce stores an empty string as null, whatever the field type.
+    if (v === null || v === '') return null;
     switch (f.type) {
       case 'double': case 'int':
         if (typeof v === 'number') return v;
