@@ -51,7 +51,7 @@ function parseBody(raw: string): { allOrNone: boolean; records: Array<Record<str
 function readFields(org: Org, type: string, rec: Record<string, unknown>, skip: string[]): SfRecord {
   const values: SfRecord = {};
   for (const [k, v] of Object.entries(rec)) {
-    if (k === 'attributes' || skip.includes(k)) continue;
+    if (k === 'attributes' || skip.some((x) => x.toLowerCase() === k.toLowerCase())) continue;
     const f = org.fieldOf(type, k);
     if (!f) throw new DeserializeError('INVALID_FIELD', `No such column '${k}' on sobject of type ${type}`);
     values[f.name] = org.coerceJson(f, v);
@@ -124,7 +124,9 @@ export function updateCollection(org: Org, faults: CollectionsFaults, raw: strin
     for (const rec of parsed.records) {
       const type = (rec.attributes as { type?: unknown } | undefined)?.type;
       if (typeof type !== 'string' || !org.object(type)) return apiError(400, 'INVALID_TYPE', 'Must send a concrete entity type.');
-      const id = typeof rec.Id === 'string' ? rec.Id : '';
+      // Field names are case-insensitive (jsforce sends `id`).
+      const idValue = Object.entries(rec).find(([k]) => k.toLowerCase() === 'id')?.[1];
+      const id = typeof idValue === 'string' ? idValue : '';
       const values = readFields(org, type, rec, ['Id']);
       if (!id) { items.push({ ok: false, errors: [{ statusCode: 'MISSING_ARGUMENT', message: 'Id not specified in an update call', fields: [] }] }); continue; }
       if (takeLock(faults, id)) { items.push({ ok: false, errors: [lockError()] }); continue; }
