@@ -64,8 +64,9 @@ export function checkMapping(mapping: Mapping, d: SfDescribe, cases: CasesConfig
     const f = find(d, fm.to);
     const at = `${obj}.${fm.to} (from ${fm.from})`;
     if (!f) { problems.push(`${at} does not exist`); continue; }
-    if (f.updateable !== true) problems.push(`${at} is not updateable`);
-    if (inserting && f.createable !== true) problems.push(`${at} is not createable, so new records cannot be inserted with it`);
+    if (f.updateable !== true && f.createable !== true) problems.push(`${at} is read-only (not updateable, not createable)`);
+    else if (f.updateable !== true) problems.push(`${at} is not updateable`);
+    else if (inserting && f.createable !== true) problems.push(`${at} is not createable, so new records cannot be inserted with it`);
     const kind = producedKind(fm.transform);
     if (NUMERIC.has(f.type) && kind && kind !== 'number') problems.push(`${at} is a number field (${f.type}) but the transform produces ${kind}`);
     if (f.type === 'boolean' && kind && kind !== 'text') problems.push(`${at} is a checkbox but the transform produces ${kind}`);
