@@ -15,6 +15,8 @@ import type { Connection } from './auth.ts';
 export interface OrgBudget {
   used: number;
   limit: number;
+  /** Calls sent and not yet answered: counted against the budget before their usage header arrives. */
+  inFlight: number;
   exhausted: string | null;
 }
 
@@ -22,7 +24,7 @@ export function sharedBudget(shared: Map<string, unknown>, instanceUrl: string, 
   const key = `salesforce:${instanceUrl}:${createHash('sha256').update(credential).digest('hex').slice(0, 12)}`;
   let b = shared.get(key) as OrgBudget | undefined;
   if (!b) {
-    b = { used: 0, limit: 0, exhausted: null };
+    b = { used: 0, limit: 0, inFlight: 0, exhausted: null };
     shared.set(key, b);
   }
   return b;
@@ -81,8 +83,8 @@ export class SfApi {
   /** Throws BudgetExhaustedError when the next call would pass the configured share of the daily budget. */
   guard(): void {
     if (this.budget.exhausted) throw new BudgetExhaustedError('SALESFORCE_BUDGET_SHARE', this.budget.exhausted);
-    const { used, limit } = this.budget;
-    if (limit > 0 && used + 1 > Math.floor(limit * this.budgetShare)) {
+    const { used, limit, inFlight } = this.budget;
+    if (limit > 0 && used + inFlight + 1 > Math.floor(limit * this.budgetShare)) {
       this.budget.exhausted = `Salesforce API budget guard: ${used} of ${limit} daily requests used; segsync stops at ${Math.round(this.budgetShare * 100)}% (budget_share) and defers the rest to a later run`;
       this.log.warn({ used, limit, share: this.budgetShare }, 'salesforce daily API budget share reached; stopping');
       throw new BudgetExhaustedError('SALESFORCE_BUDGET_SHARE', this.budget.exhausted);
@@ -92,15 +94,17 @@ export class SfApi {
   private noteUsage(): void {
     const usage = (this.conn.limitInfo as { apiUsage?: { used: number; limit: number } } | undefined)?.apiUsage;
     if (usage) {
-      this.budget.used = Math.max(this.budget.used, usage.used);
+      // The latest reading wins, so a new day's lower count lifts the guard in a long-lived process.
+      this.budget.used = usage.used;
       this.budget.limit = usage.limit;
     }
   }
 
   /** One API call: budget guard, usage bookkeeping, error classification. No retry. */
-  async once<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    this.guard();
+  async once<T>(what: string, fn: () => Promise<T>, opts: { guard?: boolean } = {}): Promise<T> {
+    if (opts.guard !== false) this.guard();
     this.calls += 1;
+    this.budget.inFlight += 1;
     try {
       return await fn();
     } catch (err) {
@@ -108,6 +112,7 @@ export class SfApi {
       if (e instanceof BudgetExhaustedError) this.budget.exhausted = e.message;
       throw e;
     } finally {
+      this.budget.inFlight -= 1;
       this.noteUsage();
     }
   }

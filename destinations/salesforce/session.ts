@@ -47,7 +47,9 @@ export class SalesforceSession implements DestinationSession {
   private describe(object: string): Promise<SfDescribe> {
     let d = this.describeCache.get(object);
     if (!d) {
-      d = this.api.once(`describe ${object}`, () => this.api.conn.describe(object) as unknown as Promise<SfDescribe>);
+      // Unguarded: the first call of a session also reads today's API usage, so a guard tripped yesterday
+      // (or by another mapping) is judged on fresh numbers.
+      d = this.api.once(`describe ${object}`, () => this.api.conn.describe(object) as unknown as Promise<SfDescribe>, { guard: false });
       d.catch(() => this.describeCache.delete(object));
       this.describeCache.set(object, d);
     }
@@ -55,6 +57,7 @@ export class SalesforceSession implements DestinationSession {
   }
 
   async check(): Promise<void> {
+    this.api.budget.exhausted = null;
     await this.describe(this.object);
     if (this.cases) await this.describe('Case');
   }

@@ -20,6 +20,8 @@ export interface EmulatorOptions {
   /** Highest API version the org answers (a newer one in the URL is NOT_FOUND, as on a real org). */
   maxApiVersion?: number;
   bulkProcessingMs?: number;
+  /** Added to every API response (a slow org, so a test can stop a run midway). */
+  latencyMs?: number;
 }
 
 export interface LoggedRequest {
@@ -59,6 +61,7 @@ export class SalesforceEmulator {
   dailyLimit: number;
   used = 0;
   tokenGrants = 0;
+  latencyMs: number;
   private readonly tokens = new Set<string>();
   private expireAfter: number | null = null;
   private failures: Array<{ status: number; endpoint?: string; left: number }> = [];
@@ -73,6 +76,7 @@ export class SalesforceEmulator {
     this.auth = { clientId: 'segsync-client', clientSecret: 'segsync-secret', username: 'integration@example.com', audiences: [], ...opts.auth };
     this.dailyLimit = opts.dailyLimit ?? 100_000;
     this.maxApiVersion = opts.maxApiVersion ?? 62;
+    this.latencyMs = opts.latencyMs ?? 0;
   }
 
   async start(): Promise<this> {
@@ -177,6 +181,7 @@ export class SalesforceEmulator {
       const version = m[1]!;
       const rest = m[2]!.replace(/\/$/, '');
       const endpoint = endpointOf(method, rest);
+      if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
       const reply = this.api(method, version, rest, url, raw, String(req.headers.authorization ?? ''), String(req.headers['content-type'] ?? ''), endpoint);
       const records = method === 'PATCH' && endpoint.startsWith('collections') ? (tryJson(raw)?.records?.length ?? 0) : 0;
       this.log.push({ method, path: url.pathname, endpoint, status: reply.status, records });
