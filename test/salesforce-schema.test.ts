@@ -74,3 +74,17 @@ test('setup prints the field definitions an admin must create and the Case formu
   assert.match(text, /Setup > Object Manager/);
   assert.equal(sf.records('Contact').length, 0);
 });
+
+test('the example mapping parses, and setup lists what a fresh org lacks', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const { parse } = await import('yaml');
+  const { Mapping } = await import('../src/config/mapping.ts');
+  const mapping = Mapping.parse(parse(await readFile(new URL('../mappings/rfm-to-salesforce.yaml', import.meta.url), 'utf8')));
+  const sf = await org();
+  const s = await openSession(sf, { mapping });
+  const problems = await s.validateMapping();
+  assert.deepEqual(problems.map((p) => /^Contact\.(\w+)/.exec(p)?.[1]).sort(), ['RFM_Frequency_Score__c', 'RFM_Last_Payment__c', 'RFM_Monetary_Score__c', 'RFM_Recency_Score__c']);
+  const { lines } = await s.setup!(false);
+  assert.ok(lines.includes('create: Contact.RFM_Recency_Score__c: Number(18, 2); label "RFM Recency Score"'), lines.join('\n'));
+  assert.ok(lines.includes('create: Contact.RFM_Last_Payment__c: Date; label "RFM Last Payment"'), lines.join('\n'));
+});
