@@ -298,11 +298,18 @@ export class SalesforceEmulator {
     let m: RegExpExecArray | null;
     if (method === 'GET' && (m = /^records\/([^/]+)$/.exec(p))) { this.send(res, 200, this.records(m[1]!)); return; }
     if (method === 'GET' && p === 'requests') {
-      this.send(res, 200, { used: this.used, limit: this.dailyLimit, counts: Object.fromEntries(this.counts), log: this.log.slice(-1000) });
+      this.send(res, 200, { used: this.used, limit: this.dailyLimit, counts: Object.fromEntries(this.counts), records: Object.fromEntries([...this.org.records].map(([k, v]) => [k, v.size])), log: this.log.slice(-1000) });
       return;
     }
     if (method === 'PATCH' && (m = /^records\/([^/]+)\/([^/]+)$/.exec(p))) { this.editRecord(m[1]!, m[2]!, body as SfRecord); this.send(res, 200, { ok: true }); return; }
     if (method === 'DELETE' && (m = /^records\/([^/]+)\/([^/]+)$/.exec(p))) { this.deleteRecord(m[1]!, m[2]!); this.send(res, 200, { ok: true }); return; }
+    if (method === 'POST' && p === 'reset') {
+      for (const t of this.org.records.values()) t.clear();
+      this.resetCounters();
+      this.resetDailyUsage();
+      this.send(res, 200, { ok: true });
+      return;
+    }
     if (method === 'POST' && p === 'reset-usage') { this.resetDailyUsage(Number(body.used ?? 0)); this.send(res, 200, { ok: true }); return; }
     if (method === 'POST' && p === 'expire-sessions') { this.expireSessions(); this.send(res, 200, { ok: true }); return; }
     if (method === 'POST' && p === 'fail-next') { this.failNext(Number(body.status ?? 500), Number(body.times ?? 1), body.endpoint as string | undefined); this.send(res, 200, { ok: true }); return; }
