@@ -142,16 +142,14 @@ export function updateCollection(org: Org, faults: CollectionsFaults, raw: strin
 
 export function deleteCollection(org: Org, ids: string[], allOrNone: boolean): Reply {
   if (ids.length > MAX_RECORDS) return apiError(400, 'EXCEEDED_ID_LIMIT', `Record limit reached. cannot submit more than ${MAX_RECORDS} records into this call`);
-  const found = ids.map((id) => [...org.records.entries()].find(([, t]) => t.has(id)));
+  const found = ids.map((id) => [...org.records.values()].some((t) => t.has(id)));
   if (allOrNone && found.some((f) => !f)) {
     return { status: 200, body: ids.map((id, i) => ({ id, success: false, errors: [found[i] ? { statusCode: 'ALL_OR_NONE_OPERATION_ROLLED_BACK', message: 'Record rolled back', fields: [] } : { statusCode: 'ENTITY_IS_DELETED', message: 'entity is deleted', fields: [] }] })) };
   }
   return {
     status: 200,
     body: ids.map((id, i) => {
-      const hit = found[i];
-      if (!hit) return { id, success: false, errors: [{ statusCode: 'ENTITY_IS_DELETED', message: 'entity is deleted', fields: [] }] };
-      hit[1].delete(id);
+      if (!found[i] || !org.remove(id)) return { id, success: false, errors: [{ statusCode: 'ENTITY_IS_DELETED', message: 'entity is deleted', fields: [] }] };
       return { id, success: true, errors: [] };
     }),
   };

@@ -113,13 +113,11 @@ export class SalesforceEmulator {
 
   /** An admin edits a record in the UI (drift): no API budget, no checks. */
   editRecord(type: string, id: string, values: SfRecord): void {
-    const r = this.org.table(type).get(id);
-    if (!r) throw new Error(`no ${type} ${id}`);
-    Object.assign(r, values);
+    this.org.edit(type, id, values);
   }
 
-  deleteRecord(type: string, id: string): void {
-    this.org.table(type).delete(id);
+  deleteRecord(_type: string, id: string): void {
+    this.org.remove(id);
   }
 
   count(endpoint: string): number {
@@ -304,7 +302,7 @@ export class SalesforceEmulator {
     if (method === 'PATCH' && (m = /^records\/([^/]+)\/([^/]+)$/.exec(p))) { this.editRecord(m[1]!, m[2]!, body as SfRecord); this.send(res, 200, { ok: true }); return; }
     if (method === 'DELETE' && (m = /^records\/([^/]+)\/([^/]+)$/.exec(p))) { this.deleteRecord(m[1]!, m[2]!); this.send(res, 200, { ok: true }); return; }
     if (method === 'POST' && p === 'reset') {
-      for (const t of this.org.records.values()) t.clear();
+      this.org.clear();
       this.resetCounters();
       this.resetDailyUsage();
       this.send(res, 200, { ok: true });

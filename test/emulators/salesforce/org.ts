@@ -71,7 +71,43 @@ export class Org {
     return t;
   }
 
+  /** External-id lookups through an index (a real org indexes external ids; a scan makes 100k upserts O(n^2)). */
+  private readonly extIndex = new Map<string, Map<string, Set<string>>>();
+
+  private indexKey(type: string, fieldName: string): string {
+    return `${type}.${fieldName.toLowerCase()}`;
+  }
+
+  private isIndexed(type: string, fieldName: string): boolean {
+    const f = this.fieldOf(type, fieldName);
+    return f !== undefined && (f.externalId || f.unique);
+  }
+
+  /** Brings the index up to date for one record (after any write, edit or delete). */
+  reindex(type: string, id: string, before: SfRecord | undefined): void {
+    const after = this.records.get(type)?.get(id);
+    for (const f of this.objects.get(type)?.fields ?? []) {
+      if (!(f.externalId || f.unique)) continue;
+      const k = this.indexKey(type, f.name);
+      let idx = this.extIndex.get(k);
+      if (!idx) { idx = new Map(); this.extIndex.set(k, idx); }
+      const old = before?.[f.name];
+      if (old != null) idx.get(String(old).toLowerCase())?.delete(id);
+      const now = after?.[f.name];
+      if (now != null) {
+        const v = String(now).toLowerCase();
+        if (!idx.has(v)) idx.set(v, new Set());
+        idx.get(v)!.add(id);
+      }
+    }
+  }
+
   findByField(type: string, fieldName: string, value: SfValue): SfRecord[] {
+    if (this.isIndexed(type, fieldName)) {
+      const ids = this.extIndex.get(this.indexKey(type, fieldName))?.get(String(value).toLowerCase()) ?? new Set<string>();
+      const t = this.table(type);
+      return [...ids].map((id) => t.get(id)).filter((r): r is SfRecord => r !== undefined);
+    }
     const out: SfRecord[] = [];
     for (const r of this.table(type).values()) {
       if (r[fieldName] != null && String(r[fieldName]).toLowerCase() === String(value).toLowerCase()) out.push(r);
@@ -184,12 +220,41 @@ export class Org {
   apply(w: PlannedWrite): void {
     const t = this.table(w.type);
     const now = new Date().toISOString().replace('Z', '+0000');
-    const rec: SfRecord = t.get(w.id) ?? this.blank(w.type, w.id, now);
+    const prev = t.get(w.id);
+    const before = prev ? { ...prev } : undefined;
+    const rec: SfRecord = prev ?? this.blank(w.type, w.id, now);
     Object.assign(rec, w.values);
     if (w.type === 'Contact') rec.Name = [rec.FirstName, rec.LastName].filter((x) => x != null && x !== '').join(' ');
     if (w.type === 'Case') rec.IsClosed = this.closedStatuses.has(String(rec.Status ?? ''));
     rec.LastModifiedDate = now;
     t.set(w.id, rec);
+    this.reindex(w.type, w.id, before);
+  }
+
+  /** Deletes a record by Id, from whichever object holds it; false when none does. */
+  remove(id: string): boolean {
+    for (const [type, t] of this.records) {
+      const rec = t.get(id);
+      if (!rec) continue;
+      t.delete(id);
+      this.reindex(type, id, rec);
+      return true;
+    }
+    return false;
+  }
+
+  /** Changes a record without any API checks (an admin's edit in the UI). */
+  edit(type: string, id: string, values: SfRecord): void {
+    const rec = this.table(type).get(id);
+    if (!rec) throw new Error(`no ${type} ${id}`);
+    const before = { ...rec };
+    Object.assign(rec, values);
+    this.reindex(type, id, before);
+  }
+
+  clear(): void {
+    for (const t of this.records.values()) t.clear();
+    this.extIndex.clear();
   }
 
   private blank(type: string, id: string, now: string): SfRecord {

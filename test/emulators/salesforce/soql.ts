@@ -112,7 +112,12 @@ function same(a: SfValue | undefined, b: SfValue): boolean {
 
 export function runSoql(org: Org, q: ParsedQuery): SfRecord[] {
   const out: SfRecord[] = [];
-  for (const r of org.records.get(q.object)!.values()) {
+  // An IN on an external id goes through the index, as the real query planner would use it.
+  const indexed = q.where.find((c) => c.op === 'in' && org.fieldOf(q.object, c.field)?.externalId);
+  const candidates = indexed
+    ? [...new Map(indexed.values.flatMap((v) => org.findByField(q.object, indexed.field, v)).map((r) => [r.Id, r])).values()]
+    : org.records.get(q.object)!.values();
+  for (const r of candidates) {
     const ok = q.where.every((c) => {
       const hit = c.values.some((v) => same(r[c.field], v));
       return c.op === '!=' ? !hit : hit;
