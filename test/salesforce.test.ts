@@ -228,3 +228,33 @@ describe('retries, sessions and the daily budget', () => {
     assert.equal(sf.used, 16);
   });
 });
+
+describe('edges', () => {
+  test('a Bulk job that does not finish in time is aborted and the batch handed back as retryable', async () => {
+    const sf = await org({ bulkProcessingMs: 2000 });
+    const s = await openSession(sf, { options: { bulk_threshold: 5, bulk_poll_timeout_ms: 100 } });
+    await assert.rejects(s.deliver(contacts(10), signal), (err: unknown) => err instanceof DestinationError && err.code === 'BULK_POLL_TIMEOUT' && err.retryable);
+    assert.deepEqual([...sf.bulk.jobs.values()].map((j) => j.state), ['Aborted']);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(sf.records('Contact').length, 0, 'the aborted job wrote nothing');
+  });
+
+  test('an unknown sObject or an API version the org lacks is named in the error', async () => {
+    const sf = await org({ maxApiVersion: 61 });
+    const s = await openSession(sf);
+    await assert.rejects(s.check(), (err: unknown) => err instanceof DestinationError && err.code === 'SALESFORCE_OBJECT_NOT_FOUND' && /'Contact' at API version 62\.0/.test(err.message));
+  });
+
+  test('any sObject: Cases matched by an external id field of their own', async () => {
+    const { defaultObjects, field } = await import('./emulators/salesforce/schema.ts');
+    const objects = defaultObjects();
+    objects.find((o) => o.name === 'Case')!.fields.push(field('Ticket_Ref__c', 'string', { length: 40, externalId: true, unique: true }));
+    const sf = await org({ objects });
+    const mapping = contactMapping({ destination: { connection: 'salesforce', object: 'Case', match_key: 'Ticket_Ref__c', options: {} }, fields: [{ to: 'Subject', from: 's' }, { to: 'Priority', from: 'p' }] });
+    const s = await openSession(sf, { mapping });
+    assert.deepEqual(await s.validateMapping(), []);
+    const res = await s.deliver([upsert('T-1', { Subject: 'Refund', Priority: 'High' })], signal);
+    assert.equal(res.outcomes[0]?.status, 'delivered');
+    assert.equal(sf.findBy('Case', 'Ticket_Ref__c', 'T-1')?.Subject, 'Refund');
+  });
+});

@@ -58,8 +58,16 @@ export class SalesforceSession implements DestinationSession {
 
   async check(): Promise<void> {
     this.api.budget.exhausted = null;
-    await this.describe(this.object);
-    if (this.cases) await this.describe('Case');
+    for (const object of this.cases ? [this.object, 'Case'] : [this.object]) {
+      try {
+        await this.describe(object);
+      } catch (err) {
+        if (err instanceof DestinationError && err.code === 'SALESFORCE_NOT_FOUND') {
+          throw new DestinationError('SALESFORCE_OBJECT_NOT_FOUND', `Salesforce has no sObject '${object}' at API version ${this.api.conn.version} (or the integration user cannot see it): check destination.object and the connection's api_version`, { cause: err });
+        }
+        throw err;
+      }
+    }
   }
 
   async describeFields(): Promise<FieldDescription[]> {
