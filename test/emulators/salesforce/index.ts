@@ -5,7 +5,7 @@ import { BulkIngest } from './bulk.ts';
 import { apiError, deleteCollection, updateCollection, upsertCollection, type CollectionsFaults, type Reply } from './collections.ts';
 import { DeserializeError, Org, type SfRecord } from './org.ts';
 import { describeObject, defaultObjects, type SfObject } from './schema.ts';
-import { parseSoql, runSoql, SoqlError } from './soql.ts';
+import { QueryCursors, SoqlError } from './soql.ts';
 
 /**
  * A Salesforce org over real HTTP on 127.0.0.1 (port 0): OAuth, describe, SOQL, sObject Collections, Bulk 2.0
@@ -32,7 +32,6 @@ export interface LoggedRequest {
   records: number;
 }
 
-const QUERY_PAGE = 2000;
 const LOG_CAP = 20_000;
 
 function endpointOf(method: string, rest: string): string {
@@ -65,8 +64,7 @@ export class SalesforceEmulator {
   private readonly tokens = new Set<string>();
   private expireAfter: number | null = null;
   private failures: Array<{ status: number; endpoint?: string; left: number }> = [];
-  private readonly locators = new Map<string, { rows: Array<Record<string, unknown>>; object: string }>();
-  private locatorSeq = 0;
+  private readonly cursors: QueryCursors;
   private readonly maxApiVersion: number;
   private server: Server | null = null;
 
@@ -77,6 +75,7 @@ export class SalesforceEmulator {
     this.dailyLimit = opts.dailyLimit ?? 100_000;
     this.maxApiVersion = opts.maxApiVersion ?? 62;
     this.latencyMs = opts.latencyMs ?? 0;
+    this.cursors = new QueryCursors(this.org);
   }
 
   async start(): Promise<this> {
@@ -241,8 +240,8 @@ export class SalesforceEmulator {
       return deleteCollection(this.org, (url.searchParams.get('ids') ?? '').split(',').filter(Boolean), url.searchParams.get('allOrNone') === 'true');
     }
     if (method === 'PATCH' && (m = /^sobjects\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(rest))) return this.upsertOne(m[1]!, m[2]!, decodeURIComponent(m[3]!), raw);
-    if (method === 'GET' && rest === 'query') return this.query(version, url.searchParams.get('q') ?? '');
-    if (method === 'GET' && (m = /^query\/([^/]+)$/.exec(rest))) return this.page(version, m[1]!);
+    if (method === 'GET' && rest === 'query') return this.cursors.query(version, url.searchParams.get('q') ?? '');
+    if (method === 'GET' && (m = /^query\/([^/]+)$/.exec(rest))) return this.cursors.page(version, m[1]!);
     if (method === 'POST' && rest === 'jobs/ingest') return this.bulk.create(raw, version);
     if (method === 'PUT' && (m = /^jobs\/ingest\/([^/]+)\/batches$/.exec(rest))) return this.bulk.upload(m[1]!, contentType, raw);
     if (method === 'PATCH' && (m = /^jobs\/ingest\/([^/]+)$/.exec(rest))) return this.bulk.patch(m[1]!, raw);
@@ -262,32 +261,6 @@ export class SalesforceEmulator {
     const [one] = r.body as Array<{ id: string; success: boolean; created?: boolean; errors: Array<{ statusCode: string; message: string; fields: string[] }> }>;
     if (!one!.success) return { status: 400, body: one!.errors.map((e) => ({ message: e.message, errorCode: e.statusCode, fields: e.fields })) };
     return { status: one!.created ? 201 : 200, body: { id: one!.id, success: true, errors: [], created: one!.created } };
-  }
-
-  private query(version: string, q: string): Reply {
-    const parsed = parseSoql(this.org, q);
-    const rows = runSoql(this.org, parsed).map((r) => ({ attributes: { type: parsed.object, url: `/services/data/v${version}/sobjects/${parsed.object}/${String(r.Id ?? '')}` }, ...r }));
-    this.locatorSeq += 1;
-    const locator = `01g${String(this.locatorSeq).padStart(12, '0')}AAA`;
-    this.locators.set(locator, { rows, object: parsed.object });
-    return this.pageAt(version, locator, 0);
-  }
-
-  private page(version: string, locatorAndOffset: string): Reply {
-    const [locator, offset] = locatorAndOffset.split('-');
-    if (!locator || !this.locators.has(locator) || !offset) return apiError(400, 'INVALID_QUERY_LOCATOR', 'invalid query locator');
-    return this.pageAt(version, locator, Number(offset));
-  }
-
-  private pageAt(version: string, locator: string, offset: number): Reply {
-    const { rows } = this.locators.get(locator)!;
-    const slice = rows.slice(offset, offset + QUERY_PAGE);
-    const done = offset + QUERY_PAGE >= rows.length;
-    if (done) this.locators.delete(locator);
-    return {
-      status: 200,
-      body: { totalSize: rows.length, done, ...(done ? {} : { nextRecordsUrl: `/services/data/v${version}/query/${locator}-${offset + QUERY_PAGE}` }), records: slice },
-    };
   }
 
   private control(method: string, url: URL, raw: string, res: ServerResponse): void {

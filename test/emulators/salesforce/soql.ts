@@ -1,3 +1,4 @@
+import { apiError, type Reply } from './collections.ts';
 import type { Org, SfRecord, SfValue } from './org.ts';
 
 /**
@@ -128,4 +129,43 @@ export function runSoql(org: Org, q: ParsedQuery): SfRecord[] {
     out.push(row);
   }
   return out;
+}
+
+const QUERY_PAGE = 2000;
+
+/** Query results kept behind a locator and served in pages of 2,000, as nextRecordsUrl promises. */
+export class QueryCursors {
+  private readonly org: Org;
+  private readonly locators = new Map<string, Array<Record<string, unknown>>>();
+  private seq = 0;
+
+  constructor(org: Org) {
+    this.org = org;
+  }
+
+  query(version: string, q: string): Reply {
+    const parsed = parseSoql(this.org, q);
+    const rows = runSoql(this.org, parsed).map((r) => ({ attributes: { type: parsed.object, url: `/services/data/v${version}/sobjects/${parsed.object}/${String(r.Id ?? '')}` }, ...r }));
+    this.seq += 1;
+    const locator = `01g${String(this.seq).padStart(12, '0')}AAA`;
+    this.locators.set(locator, rows);
+    return this.pageAt(version, locator, 0);
+  }
+
+  page(version: string, locatorAndOffset: string): Reply {
+    const [locator, offset] = locatorAndOffset.split('-');
+    if (!locator || !this.locators.has(locator) || !offset) return apiError(400, 'INVALID_QUERY_LOCATOR', 'invalid query locator');
+    return this.pageAt(version, locator, Number(offset));
+  }
+
+  private pageAt(version: string, locator: string, offset: number): Reply {
+    const rows = this.locators.get(locator)!;
+    const slice = rows.slice(offset, offset + QUERY_PAGE);
+    const done = offset + QUERY_PAGE >= rows.length;
+    if (done) this.locators.delete(locator);
+    return {
+      status: 200,
+      body: { totalSize: rows.length, done, ...(done ? {} : { nextRecordsUrl: `/services/data/v${version}/query/${locator}-${offset + QUERY_PAGE}` }), records: slice },
+    };
+  }
 }
