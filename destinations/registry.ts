@@ -1,6 +1,7 @@
 import { fileDestination } from './file/index.ts';
 import { hubspot } from './hubspot/index.ts';
 import { rudderstack } from './rudderstack/index.ts';
+import { salesforce } from './salesforce/index.ts';
 import { segment } from './segment/index.ts';
 import type { DestinationDefinition } from './types.ts';
 import { webhook } from './webhook/index.ts';
@@ -15,6 +16,7 @@ export const destinations = {
   segment,
   rudderstack,
   webhook,
+  salesforce,
 } satisfies Record<string, DestinationDefinition<any, any>>;
 
 export type DestinationType = keyof typeof destinations;
