@@ -1,5 +1,7 @@
 import { fileDestination } from './file/index.ts';
+import { hubspot } from './hubspot/index.ts';
 import { rudderstack } from './rudderstack/index.ts';
+import { salesforce } from './salesforce/index.ts';
 import { segment } from './segment/index.ts';
 import type { DestinationDefinition } from './types.ts';
 import { webhook } from './webhook/index.ts';
@@ -10,9 +12,11 @@ import { webhook } from './webhook/index.ts';
  */
 export const destinations = {
   file: fileDestination,
+  hubspot,
   segment,
   rudderstack,
   webhook,
+  salesforce,
 } satisfies Record<string, DestinationDefinition<any, any>>;
 
 export type DestinationType = keyof typeof destinations;
