@@ -38,6 +38,7 @@ export class Daemon {
   #stopping: Promise<boolean> | null = null;
   #reloading: Promise<boolean> = Promise.resolve(true);
   #catchUp: Promise<void> = Promise.resolve();
+  #starting: Promise<void> | null = null;
   #stopWatchdog: () => void = () => {};
   port = 0;
 
@@ -60,7 +61,13 @@ export class Daemon {
     return this.#ctx;
   }
 
-  async start(): Promise<void> {
+  /** Starts everything; a stop() that arrives meanwhile wins (nothing is scheduled after it). */
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     const { app, engine } = this.#ctx;
     checkDaemonConfig(app.config);
     enableProcessMetrics();
@@ -71,6 +78,7 @@ export class Daemon {
     const http = await startHttp({ log: app.log, readiness: () => this.readiness(), status: () => this.status() }, daemon.host, this.#opts.port ?? daemon.port);
     this.#http = http.server;
     this.port = http.port;
+    if (this.#stopping) return;
     this.#ctx.scheduler.set(this.#jobs(app.config));
     this.#stopWatchdog = startWatchdog(this.#ctx, this.#opts.watchdogMs ?? 60_000, new Date());
     app.log.info({ mappings: app.config.mappings.map((m) => m.value.name), models: app.config.settings.models.schedule ?? null, timezone: daemon.timezone }, 'daemon started');
@@ -95,6 +103,13 @@ export class Daemon {
 
   async #reload(): Promise<boolean> {
     const ctx = this.#ctx;
+    // A reload before start finished applies nothing: start reads the files itself.
+    if (!this.#starting || this.#stopping) return false;
+    try {
+      await this.#starting;
+    } catch {
+      return false;
+    }
     if (this.#stopping) return false;
     const log = ctx.app.log.child({ component: 'reload' });
     let next: ProjectConfig;
@@ -181,6 +196,8 @@ export class Daemon {
     scheduler.stop();
     this.#stopWatchdog();
     this.#abort.abort(new Error(`daemon stopping: ${reason}`));
+    // A stop during start waits for start to get to a point where everything it opened can be closed.
+    await this.#starting?.catch(() => {});
     const drained = await scheduler.drain(drainMs);
     await Promise.race([this.#catchUp, new Promise((r) => setTimeout(r, 1000).unref())]);
     if (!drained) {

@@ -27,13 +27,17 @@ export function registerDaemon(program: Command): void {
       const warehouse = await openWarehouse({ url: warehouseUrl(config.settings.warehouse.url), dataDir: loadOpts.dataDir, log: logger });
       const app: App = { config, warehouse, log: logger };
       const daemon = new Daemon({ app, engine: syncEngine, loadConfig: () => loadProject(loadOpts), ...(port === undefined ? {} : { port }) });
+      let closed: Promise<void> | null = null;
+      const close = () => (closed ??= warehouse.close());
+      // Signals first: a SIGTERM or SIGHUP during a slow start must not kill the process by default action.
+      const uninstall = installSignals({ log: logger, stop: (reason) => daemon.stop(reason), reload: () => daemon.reload(), cleanup: close });
       try {
         await daemon.start();
       } catch (err) {
+        uninstall();
         await daemon.stop('start failed');
-        await warehouse.close();
+        await close();
         throw err;
       }
-      installSignals({ log: logger, stop: (reason) => daemon.stop(reason), reload: () => daemon.reload(), cleanup: () => warehouse.close() });
     });
 }
