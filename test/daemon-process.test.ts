@@ -162,3 +162,31 @@ test('SIGHUP applies a valid config and keeps running the old one when the new o
     await p.cleanup();
   }
 });
+
+test('a run that does not finish within drain_timeout: exit 1 and a shutdown_timeout event, the run is recovered at the next start', async () => {
+  // Planning sleeps 4 s inside PostgreSQL: an abort cannot cut it short, so the drain bound decides.
+  const slowSql = FILE_MAPPING({ name: 'stubborn', extra: 'schedule: "* * * * * *"' }).replace('model: segments', 'sql: "select segments.* from segments, pg_sleep(4)"');
+  const p = await project({ stubborn: slowSql }, 'drain_timeout: 1s');
+  try {
+    const d = await spawnDaemon(p.dir);
+    const deadline = Date.now() + 10_000;
+    while ((await runsOf('stubborn')).length === 0 && Date.now() < deadline) await sleep(50);
+    const t0 = Date.now();
+    d.child.kill('SIGTERM');
+    const { code } = await d.exited();
+    assert.equal(code, 1);
+    assert.ok(Date.now() - t0 < 3900, 'the drain bound, not the run, decided when to exit');
+    const events = (await warehouse.pool.query(`SELECT kind, severity, message FROM segsync.events WHERE kind = 'shutdown_timeout' ORDER BY id DESC LIMIT 1`)).rows;
+    assert.equal(events[0]?.severity, 'error');
+    assert.match(events[0]?.message ?? '', /runs still in flight after 1s: stubborn/);
+    await sleep(4500);
+    // The planning transaction's connection is gone with the process; the next start marks the row.
+    const again = await spawnDaemon(p.dir);
+    again.child.kill('SIGKILL');
+    await again.exited();
+    const runs = await runsOf('stubborn');
+    assert.ok(runs.every((r) => r.status !== 'running' && r.status !== 'planning'), JSON.stringify(runs.map((r) => r.status)));
+  } finally {
+    await p.cleanup();
+  }
+});

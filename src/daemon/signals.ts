@@ -26,7 +26,9 @@ export function installSignals(opts: {
     opts.log.info({ signal }, 'signal received: shutting down gracefully (send it again to force)');
     void opts.stop(signal)
       .then(async (drained) => {
-        await opts.cleanup();
+        // Runs still in flight hold pool clients, and closing the pool would wait for them: bound it.
+        const cleanup = opts.cleanup().catch((err: unknown) => opts.log.warn({ err: (err as Error).message }, 'closing the database failed'));
+        await (drained ? cleanup : Promise.race([cleanup, new Promise((r) => setTimeout(r, 500).unref())]));
         exit(drained ? 0 : 1);
       })
       .catch((err: unknown) => {
