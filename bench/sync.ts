@@ -27,6 +27,7 @@ const url = new URL(ADMIN);
 url.pathname = `/${dbName}`;
 const dir = await mkdtemp(path.join(tmpdir(), 'segsync-bench-sync-'));
 const mb = () => Math.round(process.resourceUsage().maxRSS / 1024);
+const mem = () => Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1048576)]));
 try {
   await mkdir(path.join(dir, 'config'));
   await mkdir(path.join(dir, 'mappings'));
@@ -57,6 +58,7 @@ fields:
     let t = performance.now();
     const first = await runMapping(app, 'bench');
     const firstSecs = (performance.now() - t) / 1000;
+    if (process.env.SEGSYNC_BENCH_MEM) console.log('memory after first sync (MB):', mem());
     console.log((globalThis as any).T, (await pool.query("select extract(epoch from planned_at - started_at) p, extract(epoch from finished_at - planned_at) d from segsync.runs where id = $1", [first.runId])).rows);
     console.log(`end-to-end first sync: ${first.counts.delivered.toLocaleString()} records in ${firstSecs.toFixed(1)} s = ${Math.round(first.counts.delivered / firstSecs).toLocaleString()} records/s (plan+deliver+ledger); rss ${mb()} MB`);
 
