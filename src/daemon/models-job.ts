@@ -1,4 +1,4 @@
-import { observeStage, runsInFlight, skippedTicks } from '../metrics.ts';
+import { modelFreshnessLag, observeStage, runsInFlight, skippedTicks } from '../metrics.ts';
 import { MODELS_JOB, setStatus, type DaemonContext } from './context.ts';
 import type { Job, Trigger } from './scheduler.ts';
 import { slaLimits, watchStage } from './sla.ts';
@@ -37,6 +37,8 @@ async function build(ctx: DaemonContext, trigger: Trigger): Promise<void> {
     observeStage('build', MODELS_JOB, (finishedAt.getTime() - startedAt.getTime()) / 1000);
     setStatus(ctx, MODELS_JOB, { state: 'idle', trigger, lastRun: { runId: null, status: 'succeeded', startedAt, finishedAt } });
     log.info({ trigger, seconds: (finishedAt.getTime() - startedAt.getTime()) / 1000 }, 'models built');
+    const fresh = await ctx.engine.modelFreshness(ctx.app.warehouse.pool, settings.models.schema).catch(() => null);
+    if (fresh) modelFreshnessLag.set({ model: 'rfm_current_segments' }, Math.max(0, (Date.now() - fresh.getTime()) / 1000));
   } catch (err) {
     const message = (err as Error)?.message ?? String(err);
     const finishedAt = new Date();
