@@ -1,0 +1,6 @@
+{{ config(materialized='table') }}
+-- Current RFM segments: the latest snapshot of the history, one row per user. With the seed's flaws fixed
+-- (percentiles partitioned by snapshot instant), this is exactly the "current" model as of `as_of`.
+SELECT *
+FROM {{ ref('rfm_segments_hist') }}
+WHERE snapshot_at = (SELECT MAX(snapshot_at) FROM {{ ref('rfm_segments_hist') }})

@@ -1,0 +1,125 @@
+import pg from 'pg';
+import { DataError } from '../errors.ts';
+
+/** Anything that runs a query: a pool or the one client a build holds for its transaction. */
+export type Queryable = Pick<pg.ClientBase, 'query'>;
+
+export function quoteIdent(name: string): string {
+  return pg.escapeIdentifier(name);
+}
+
+/** `schema.table` (or a bare `table`, which lives in `defaultSchema`), quoted part by part. */
+export function qualify(relation: string, defaultSchema: string): { sql: string; display: string } {
+  const parts = relation.split('.');
+  const [schema, table] = parts.length === 2 ? [parts[0] ?? '', parts[1] ?? ''] : [defaultSchema, relation];
+  if (parts.length > 2 || !schema || !table) {
+    throw new DataError('PAYMENTS_RELATION_INVALID', `payments relation "${relation}" is not a table name or schema.table`);
+  }
+  return { sql: `${quoteIdent(schema)}.${quoteIdent(table)}`, display: `${schema}.${table}` };
+}
+
+/** The payments contract: column -> the type categories that can be cast the way the model needs. */
+const NEEDED: ReadonlyArray<{ column: string; accepts: (type: string, category: string) => boolean; want: string }> = [
+  { column: 'user_id', accepts: () => true, want: 'any type castable to text' },
+  { column: 'payment_id', accepts: () => true, want: 'any type castable to text' },
+  { column: 'payment_date', accepts: (t) => ['timestamp with time zone', 'timestamp without time zone', 'date'].includes(t), want: 'timestamptz, timestamp or date' },
+  { column: 'payment_amount', accepts: (_t, c) => c === 'N', want: 'a numeric type' },
+];
+
+/**
+ * Checks that the payments relation exists and has the four columns the models read, with usable types.
+ * The error names the relation and the column, so a wrong `models.payments` setting or a loader that wrote
+ * another shape is found before any SQL runs.
+ */
+export async function checkPaymentsRelation(db: Queryable, relation: { sql: string; display: string }): Promise<void> {
+  const found = await db.query<{ oid: string | null }>('SELECT to_regclass($1)::oid::text AS oid', [relation.sql]);
+  const oid = found.rows[0]?.oid;
+  if (!oid) {
+    throw new DataError('PAYMENTS_MISSING', `payments relation ${relation.display} does not exist`, {
+      hint: 'load payments first (segsync load payments FILE.csv) or point models.payments in config/segsync.yaml at your payments table',
+    });
+  }
+  const cols = await db.query<{ name: string; type: string; category: string }>(
+    `SELECT a.attname AS name, format_type(a.atttypid, NULL) AS type, t.typcategory AS category
+       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+      WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped`, [oid]);
+  const byName = new Map(cols.rows.map((c) => [c.name, c]));
+  for (const need of NEEDED) {
+    const col = byName.get(need.column);
+    if (!col) {
+      throw new DataError('PAYMENTS_COLUMN_MISSING', `payments relation ${relation.display} has no column ${need.column}`, {
+        hint: `the models read user_id, payment_id, payment_date and payment_amount; it has: ${[...byName.keys()].join(', ') || '(no columns)'}`,
+      });
+    }
+    if (!need.accepts(col.type, col.category)) {
+      throw new DataError('PAYMENTS_COLUMN_TYPE', `payments relation ${relation.display}: column ${need.column} is ${col.type}, the models need ${need.want}`);
+    }
+  }
+}
+
+/** Expression for the first month start at or after `expr` (the month-start snapshot that first sees it). */
+export function monthCeilSql(expr: string): string {
+  return `CASE WHEN ${expr} = date_trunc('month', ${expr}) THEN ${expr} ELSE date_trunc('month', ${expr}) + interval '1 month' END`;
+}
+
+/** Temporary table of this build's payment fingerprints, dropped at commit. */
+export const FINGERPRINT_TEMP = 'pg_temp._segsync_rfm_fingerprints_now';
+
+export interface PaymentsProfile {
+  rows: number;
+  /** Earliest payment at or before the as-of instant; null when there is none. */
+  firstPaymentAsOf: Date | null;
+  firstPayment: Date | null;
+  nonPositive: number;
+}
+
+/**
+ * One pass over the payments: a fingerprint per month (row count, amount sum, latest date and an
+ * order-independent digest of every row) into a temporary table, plus the data checks. The fingerprints are
+ * compared with the last build's to find the earliest month whose payments changed.
+ */
+export async function profilePayments(db: Queryable, relation: { sql: string; display: string }, asOf: Date): Promise<PaymentsProfile> {
+  await db.query(`DROP TABLE IF EXISTS ${FINGERPRINT_TEMP}`);
+  await db.query(
+    `CREATE TEMPORARY TABLE _segsync_rfm_fingerprints_now ON COMMIT DROP AS
+     SELECT ${monthCeilSql('d')} AS month_key,
+            COUNT(*) AS row_count,
+            SUM(amount) AS amount_sum,
+            MAX(d) AS max_date,
+            SUM(hashtextextended(concat_ws('|', user_id, payment_id, d, amount), 0)) AS digest,
+            MIN(d) AS first_payment,
+            MIN(d) FILTER (WHERE d <= ${pg.escapeLiteral(asOf.toISOString())}::timestamptz) AS first_payment_as_of,
+            COUNT(*) FILTER (WHERE amount <= 0) AS non_positive,
+            COUNT(*) FILTER (WHERE user_id IS NULL) AS null_user_id,
+            COUNT(*) FILTER (WHERE payment_id IS NULL) AS null_payment_id,
+            COUNT(*) FILTER (WHERE amount IS NULL) AS null_payment_amount
+       FROM (SELECT CAST(user_id AS text) AS user_id, CAST(payment_id AS text) AS payment_id,
+                    CAST(payment_date AS timestamptz) AS d, CAST(payment_amount AS numeric) AS amount
+               FROM ${relation.sql}) AS p
+      GROUP BY 1`);
+  const { rows } = await db.query<Record<string, string | Date | null>>(
+    `SELECT COALESCE(SUM(row_count), 0)::text AS rows,
+            COALESCE(SUM(row_count) FILTER (WHERE month_key IS NULL), 0)::text AS null_payment_date,
+            COALESCE(SUM(null_user_id), 0)::text AS null_user_id,
+            COALESCE(SUM(null_payment_id), 0)::text AS null_payment_id,
+            COALESCE(SUM(null_payment_amount), 0)::text AS null_payment_amount,
+            COALESCE(SUM(non_positive), 0)::text AS non_positive,
+            MIN(first_payment) AS first_payment,
+            MIN(first_payment_as_of) AS first_payment_as_of
+       FROM ${FINGERPRINT_TEMP}`);
+  const r = rows[0] ?? {};
+  for (const column of ['user_id', 'payment_id', 'payment_date', 'payment_amount']) {
+    const n = Number(r[`null_${column}`] ?? 0);
+    if (n > 0) {
+      throw new DataError('PAYMENTS_NULL', `payments relation ${relation.display}: ${n} row(s) with NULL ${column}; the models cannot place them`, {
+        hint: `fix or delete them: SELECT * FROM ${relation.display} WHERE ${column} IS NULL`,
+      });
+    }
+  }
+  return {
+    rows: Number(r.rows ?? 0),
+    firstPayment: (r.first_payment as Date | null) ?? null,
+    firstPaymentAsOf: (r.first_payment_as_of as Date | null) ?? null,
+    nonPositive: Number(r.non_positive ?? 0),
+  };
+}

@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SegsyncError } from '../errors.ts';
+
+/**
+ * The models are dbt SQL files, and segsync runs them without dbt. So segsync renders the smallest useful
+ * subset of dbt's Jinja itself, and refuses anything else rather than guessing:
+ *   {{ config(...) }}             removed (materialisation is segsync's job)
+ *   {{ ref('name') }}             the quoted relation the caller maps `name` to
+ *   {{ var('name', 'default') }}  the caller's value for `name`, else the default (no default: required)
+ * Any other `{{ }}`, `{% %}` or `{# #}` is an error naming the file and the expression.
+ */
+
+export interface RenderContext {
+  /** dbt model/source name -> an already quoted SQL relation. */
+  refs: Record<string, string>;
+  /** dbt variable name -> text inserted verbatim (callers pass only validated values). */
+  vars: Record<string, string | undefined>;
+}
+
+const TAG = /\{\{(.*?)\}\}|\{%.*?%\}|\{#.*?#\}/gs;
+const STRING = String.raw`\s*(?:'([^']*)'|"([^"]*)")\s*`;
+const REF = new RegExp(`^\\s*ref\\(${STRING}\\)\\s*$`);
+const VAR = new RegExp(`^\\s*var\\(${STRING}(?:,${STRING})?\\)\\s*$`);
+const CONFIG = /^\s*config\(.*\)\s*$/s;
+
+export function renderModel(name: string, sql: string, ctx: RenderContext): string {
+  return sql.replace(TAG, (tag: string, expr: string | undefined) => {
+    if (expr === undefined) throw templateError(name, tag, 'segsync renders no {% %} blocks or {# #} comments');
+    if (CONFIG.test(expr)) return '';
+    const ref = REF.exec(expr);
+    if (ref) {
+      const target = ref[1] ?? ref[2] ?? '';
+      const relation = ctx.refs[target];
+      if (relation === undefined) throw templateError(name, tag, `no relation is known for ref('${target}')`);
+      return relation;
+    }
+    const v = VAR.exec(expr);
+    if (v) {
+      const varName = v[1] ?? v[2] ?? '';
+      const value = ctx.vars[varName] ?? v[3] ?? v[4];
+      if (value === undefined) throw templateError(name, tag, `variable '${varName}' has no value and no default`);
+      return value;
+    }
+    throw templateError(name, tag, 'segsync renders only ref(), var() and config()');
+  });
+}
+
+function templateError(name: string, tag: string, why: string): SegsyncError {
+  return new SegsyncError('MODEL_TEMPLATE', `model ${name}: cannot render ${tag.trim()}: ${why}`, {
+    hint: 'keep the model SQL to plain SQL plus {{ ref() }}, {{ var() }} and {{ config() }}',
+  });
+}
+
+/** The model files shipped with segsync, next to src/ (so an installed CLI finds them wherever it runs). */
+export const MODELS_DIR = fileURLToPath(new URL('../../models/', import.meta.url));
+
+export const HIST_MODEL = 'rfm_segments_hist';
+export const CURRENT_MODEL = 'rfm_current_segments';
+
+export interface ModelSources {
+  hist: string;
+  current: string;
+  /** sha256 over both files: a changed model means the stored history was computed by other SQL. */
+  hash: string;
+}
+
+export async function loadModelSources(dir = MODELS_DIR): Promise<ModelSources> {
+  const [hist, current] = await Promise.all([
+    readFile(path.join(dir, `${HIST_MODEL}.sql`), 'utf8'),
+    readFile(path.join(dir, `${CURRENT_MODEL}.sql`), 'utf8'),
+  ]);
+  const hash = createHash('sha256').update(hist).update('\0').update(current).digest('hex');
+  return { hist, current, hash };
+}
