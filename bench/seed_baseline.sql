@@ -1,7 +1,7 @@
 -- The seed's historical RFM SQL (dbt blog post "Building a historical user segmentation model with dbt"),
 -- kept as the baseline for tests and bench/models.ts. Changes from the post, and nothing else:
 --   * PERCENT_RANK() is partitioned by date_month (the post ranks all months together: flaw 1);
---   * `ref {{'x'}}` is written as valid dbt `{{ ref('x') }}` (flaw 4);
+--   * the post's invalid `ref` call (quote inside the braces) is written as a valid dbt ref() (flaw 4);
 --   * NOW() is the as_of variable, so a test can pin the instant ('now' when unset, as in the post).
 -- Its other traits stay: payments are joined to every later month (P x M rows), duplicate payment rows are
 -- summed twice into monetary, and dim_calendar must hold only month starts <= as_of.
