@@ -1,3 +1,4 @@
+import { fileDestination } from './file/index.ts';
 import type { DestinationDefinition } from './types.ts';
 
 /**
@@ -5,6 +6,7 @@ import type { DestinationDefinition } from './types.ts';
  * `type` a connection names in config/segsync.yaml.
  */
 export const destinations = {
+  file: fileDestination,
 } satisfies Record<string, DestinationDefinition<any, any>>;
 
 export type DestinationType = keyof typeof destinations;

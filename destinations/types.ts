@@ -126,6 +126,8 @@ export interface ConnectContext<C, O> {
   log: Logger;
   /** Shared across every mapping of one process: rate budgets per account live here. */
   shared: Map<string, unknown>;
+  /** The run this session delivers for; absent for validate, plan, setup and reconcile. */
+  runId?: number;
 }
 
 export interface DestinationDefinition<C = unknown, O = unknown> {

@@ -179,7 +179,13 @@ export async function loadProject(opts: LoadOptions = {}): Promise<ProjectConfig
     const parsed = await parseYamlFile(rel(path.join(mappingsDir, f)), problems);
     if (!parsed) continue;
     hashInput.push(parsed.doc.toString());
-    const result = Mapping.safeParse(interpolate(parsed, parsed.doc.toJS() ?? {}, [], problems, env));
+    const raw = interpolate(parsed, parsed.doc.toJS() ?? {}, [], problems, env) as { destination?: { connection?: unknown } };
+    const connection = raw?.destination?.connection;
+    if (typeof connection === 'string' && !(connection in settings.connections)) {
+      const known = Object.keys(settings.connections);
+      problems.push({ file: parsed.file, ...positionOf(parsed, nodeAt(parsed.doc, ['destination', 'connection']).node), path: 'destination.connection', message: `unknown connection '${connection}'`, hint: known.length ? `connections in config/segsync.yaml: ${known.join(', ')}` : 'define it under connections: in config/segsync.yaml' });
+    }
+    const result = Mapping.safeParse(raw);
     if (!result.success) {
       problems.push(...zodProblems(parsed, result.error, mappingHint));
       continue;
@@ -195,10 +201,6 @@ export async function loadProject(opts: LoadOptions = {}): Promise<ProjectConfig
     }
     if (m.mode === 'mirror' && m.on_removed === 'keep') {
       problems.push({ file: parsed.file, ...positionOf(parsed, nodeAt(parsed.doc, ['mode']).node), path: 'mode', message: 'mode mirror removes what left the model, but on_removed is keep', hint: 'set on_removed: clear or on_removed: delete, or use mode: upsert' });
-    }
-    if (!(m.destination.connection in settings.connections)) {
-      const known = Object.keys(settings.connections);
-      problems.push({ file: parsed.file, ...positionOf(parsed, nodeAt(parsed.doc, ['destination', 'connection']).node), path: 'destination.connection', message: `unknown connection '${m.destination.connection}'`, hint: known.length ? `connections in config/segsync.yaml: ${known.join(', ')}` : 'define it under connections: in config/segsync.yaml' });
     }
     mappings.push(loaded(parsed, m));
   }

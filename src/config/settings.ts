@@ -4,7 +4,7 @@ import { Duration } from './mapping.ts';
 /** config/segsync.yaml: where the data is, where state lives, defaults, and named destination connections. */
 export const Settings = z.strictObject({
   warehouse: z.strictObject({
-    url: z.string().optional().describe('postgres:// URL; SEGSYNC_DATABASE_URL wins; neither = embedded PGlite under .segsync/'),
+    url: z.string().nullish().transform((v) => v || undefined).describe('postgres:// URL; SEGSYNC_DATABASE_URL wins; neither = embedded PGlite under .segsync/'),
   }).default({}),
   state: z.strictObject({
     schema: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('segsync').describe('schema for segsync\'s own tables (state, runs, receipts)'),

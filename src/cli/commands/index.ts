@@ -1,4 +1,9 @@
 import type { Command } from 'commander';
+import { registerSync } from './sync.ts';
+import { registerValidate } from './validate.ts';
 
 /** Every CLI command, registered explicitly. Each module adds its command(s) to the program. */
-export const commands: Array<(program: Command) => void> = [];
+export const commands: Array<(program: Command) => void> = [
+  registerValidate,
+  registerSync,
+];

@@ -1,0 +1,85 @@
+/**
+ * bench:sync — the sync engine at 1M records on real PostgreSQL, file destination.
+ *   1. end-to-end: 1M new records planned and delivered to NDJSON files (records/s);
+ *   2. plan: the 1M-row model against the 1M-row delivered state with 10% changed (seconds);
+ *   3. the 100k-change delivery that follows;
+ * with the process's peak RSS. Targets (issue 3): plan <= 10 s, peak RSS <= 256 MB, delivery >= 50,000 records/s.
+ * SEGSYNC_BENCH_ROWS overrides the 1,000,000 rows; SEGSYNC_BENCH_ADMIN_URL the server.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { withApp } from '../src/app.ts';
+import { createRootLogger, setRootLogger } from '../src/log.ts';
+import { planMapping, runMapping } from '../src/sync/engine.ts';
+import { writeFile, mkdir } from 'node:fs/promises';
+
+const ROWS = Number(process.env.SEGSYNC_BENCH_ROWS ?? 1_000_000);
+const ADMIN = process.env.SEGSYNC_BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+setRootLogger(createRootLogger({ level: 'warn', pretty: false }));
+
+const dbName = `segsync_bench_sync_${process.pid}`;
+const admin = new pg.Client({ connectionString: ADMIN });
+await admin.connect();
+await admin.query(`CREATE DATABASE ${dbName}`);
+const url = new URL(ADMIN);
+url.pathname = `/${dbName}`;
+const dir = await mkdtemp(path.join(tmpdir(), 'segsync-bench-sync-'));
+const mb = () => Math.round(process.resourceUsage().maxRSS / 1024);
+try {
+  await mkdir(path.join(dir, 'config'));
+  await mkdir(path.join(dir, 'mappings'));
+  await writeFile(path.join(dir, 'config/segsync.yaml'), `warehouse:\n  url: ${url}\nconnections:\n  files:\n    type: file\n    directory: ${path.join(dir, 'out')}\n`);
+  await writeFile(path.join(dir, 'mappings/bench.yaml'), `name: bench
+source: { model: rfm_current_segments, key: user_id }
+destination: { connection: files, object: customers, match_key: customer_id }
+fields:
+  - { to: rfm_segment, from: rfm_segment }
+  - { to: recency_score, from: recency_score }
+  - { to: frequency_score, from: frequency_score }
+  - { to: monetary_score, from: monetary_score }
+  - { to: monetary, from: monetary, transform: number }
+  - { to: last_payment_date, from: max_payment_date, transform: date }
+`);
+  await withApp({ root: dir }, async (app) => {
+    const pool = app.warehouse.pool;
+    const segs = ['Champions', 'Loyal Customers', 'Potential Loyalists', 'New Customers', 'Promising', 'Need Attention', 'About to Sleep', 'At Risk', 'Cannot Lose Them', 'Hibernating'];
+    await pool.query(`CREATE TABLE rfm_current_segments AS
+      SELECT 'u' || lpad(i::text, 8, '0') AS user_id, ($1::text[])[1 + (i * 7919) % 10] AS rfm_segment,
+             1 + i % 5 AS recency_score, 1 + (i / 5) % 5 AS frequency_score, 1 + (i / 25) % 5 AS monetary_score,
+             round((i % 100000) * 1.37, 2) AS monetary, timestamp '2024-01-01' + (i % 700) * interval '1 day' AS max_payment_date
+      FROM generate_series(1, $2::int) i`, [segs, ROWS]);
+    await pool.query('ALTER TABLE rfm_current_segments ADD PRIMARY KEY (user_id)');
+    await pool.query('ANALYZE rfm_current_segments');
+    console.log(`model: ${ROWS.toLocaleString()} rows; rss ${mb()} MB`);
+
+    let t = performance.now();
+    const first = await runMapping(app, 'bench');
+    const firstSecs = (performance.now() - t) / 1000;
+    console.log(`end-to-end first sync: ${first.counts.delivered.toLocaleString()} records in ${firstSecs.toFixed(1)} s = ${Math.round(first.counts.delivered / firstSecs).toLocaleString()} records/s (plan+deliver+ledger); rss ${mb()} MB`);
+
+    await pool.query(`UPDATE rfm_current_segments SET rfm_segment = 'At Risk' WHERE (hashtext(user_id) & 1023) < 102`);
+    await pool.query('ANALYZE rfm_current_segments');
+    t = performance.now();
+    const plan = await planMapping(app, 'bench');
+    const planSecs = (performance.now() - t) / 1000;
+    const changed = plan.counts.update;
+    console.log(`plan (dry run): ${ROWS.toLocaleString()} model rows vs ${ROWS.toLocaleString()} delivered, ${changed.toLocaleString()} changed (${(100 * changed / ROWS).toFixed(1)}%): ${planSecs.toFixed(2)} s; rss ${mb()} MB`);
+
+    t = performance.now();
+    const second = await runMapping(app, 'bench');
+    const secondSecs = (performance.now() - t) / 1000;
+    console.log(`incremental sync: ${second.counts.delivered.toLocaleString()} records in ${secondSecs.toFixed(1)} s = ${Math.round(second.counts.delivered / secondSecs).toLocaleString()} records/s`);
+    const peak = mb();
+    console.log('');
+    console.log(`targets: plan ${planSecs.toFixed(2)} s <= 10 s: ${planSecs <= 10 ? 'met' : 'MISSED'} (ratio ${(planSecs / 10).toFixed(2)})`);
+    console.log(`         peak RSS ${peak} MB <= 256 MB: ${peak <= 256 ? 'met' : 'MISSED'} (ratio ${(peak / 256).toFixed(2)})`);
+    const rate = first.counts.delivered / firstSecs;
+    console.log(`         delivery ${Math.round(rate).toLocaleString()} records/s >= 50,000: ${rate >= 50_000 ? 'met' : 'MISSED'} (ratio ${(rate / 50_000).toFixed(2)})`);
+  });
+} finally {
+  await rm(dir, { recursive: true, force: true });
+  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  await admin.end();
+}

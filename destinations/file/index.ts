@@ -1,0 +1,146 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { stringify as stringifyCsv } from 'csv-stringify/sync';
+import { z } from 'zod';
+import { DestinationError } from '../../src/errors.ts';
+import type { Change, DestinationDefinition, DestinationSession, Payload, ReadBackRequest, ReadBackResult } from '../types.ts';
+import { compareToExpected } from '../compare.ts';
+
+/**
+ * Batch export to files: the seed's "batch unloads" for systems that take files (SFTP drops, data shares).
+ * Every batch is one file, written to a temp name, fsynced and renamed; then a manifest (run, counts,
+ * sha256) is written the same way. The manifest is the commit point: a data file without one was never
+ * confirmed and is ignored by read-back, and its records are sent again by the next run.
+ */
+export const FileConnection = z.strictObject({
+  type: z.literal('file'),
+  directory: z.string().min(1).describe('folder the files go to (one sub-folder per mapping)'),
+  format: z.enum(['ndjson', 'csv']).default('ndjson'),
+});
+export type FileConnection = z.infer<typeof FileConnection>;
+
+export const FileOptions = z.strictObject({
+  format: z.enum(['ndjson', 'csv']).optional().describe('overrides the connection\'s format'),
+  throttle_ms: z.number().int().min(0).max(60_000).default(0).describe('pause before each batch file (to watch a run or spread disk load)'),
+});
+export type FileOptions = z.infer<typeof FileOptions>;
+
+interface Manifest {
+  mapping: string;
+  run_id: number | null;
+  file: string;
+  format: 'ndjson' | 'csv';
+  records: number;
+  counts: Record<Change['op'], number>;
+  sha256: string;
+  written_at: string;
+}
+
+async function writeAtomically(file: string, data: string | Buffer): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.tmp-${randomBytes(6).toString('hex')}-${path.basename(file)}`);
+  const handle = await open(tmp, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, file);
+}
+
+export const fileDestination = {
+  type: 'file',
+  description: 'CSV or NDJSON batch files with manifests, written atomically',
+  connectionSchema: FileConnection,
+  optionsSchema: FileOptions,
+  supportsRemoval: ['clear', 'delete'],
+  async connect(ctx): Promise<DestinationSession> {
+    const { mapping } = ctx;
+    const format = ctx.options.format ?? ctx.connection.format;
+    const dir = path.resolve(ctx.connection.directory, mapping.name);
+    const matchKey = mapping.destination.match_key;
+    const columns = ['_op', matchKey, ...mapping.fields.map((f) => f.to)];
+    const runTag = String(ctx.runId ?? 0).padStart(8, '0');
+    let seq = 0;
+    let index: Map<string, Payload | null> | null = null;
+
+    const recordOf = (c: Change): Payload => {
+      if (c.op !== 'remove') return { ...c.after };
+      // A removal carries the last delivered fields emptied (clear) or nothing but the key (delete).
+      return mapping.on_removed === 'clear' ? Object.fromEntries(Object.keys(c.before ?? {}).map((k) => [k, null])) : {};
+    };
+
+    const loadIndex = async (): Promise<Map<string, Payload | null>> => {
+      const latest = new Map<string, Payload | null>();
+      const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.manifest.json')).sort();
+      for (const name of names) {
+        const manifest = JSON.parse(await readFile(path.join(dir, name), 'utf8')) as Manifest;
+        const text = await readFile(path.join(dir, manifest.file), 'utf8');
+        const rows: Array<Record<string, unknown>> = manifest.format === 'csv'
+          ? parseCsv(text, { columns: true, skip_empty_lines: true })
+          : text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+        for (const row of rows) {
+          const { _op, [matchKey]: key, ...fields } = row;
+          if (_op === 'remove' && mapping.on_removed !== 'clear') latest.set(String(key), null);
+          else latest.set(String(key), fields as Payload);
+        }
+      }
+      return latest;
+    };
+
+    return {
+      limits: { maxBatchSize: 10_000, maxConcurrency: 4, defaultConcurrency: 2, readBackBatchSize: 10_000 },
+      async check() {
+        try {
+          await mkdir(dir, { recursive: true });
+          await writeAtomically(path.join(dir, '.write-check'), 'ok');
+          await rm(path.join(dir, '.write-check'));
+        } catch (err) {
+          throw new DestinationError('FILE_NOT_WRITABLE', `cannot write to ${dir}: ${(err as Error).message}`, { cause: err });
+        }
+      },
+      async describeFields() {
+        return columns.slice(1).map((name) => ({ name, type: 'any', writable: true }));
+      },
+      async validateMapping() {
+        return [];
+      },
+      async deliver(changes, signal) {
+        if (ctx.options.throttle_ms) await sleep(ctx.options.throttle_ms, undefined, { signal });
+        const name = `run-${runTag}-${String(++seq).padStart(6, '0')}.${format}`;
+        const rows = changes.map((c) => ({ _op: c.op, [matchKey]: c.key, ...recordOf(c) }));
+        const body = format === 'csv'
+          ? stringifyCsv(rows, { header: true, columns, cast: { boolean: (v) => String(v) } })
+          : rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+        const counts = { create: 0, update: 0, remove: 0 };
+        for (const c of changes) counts[c.op]++;
+        try {
+          await mkdir(dir, { recursive: true });
+          await writeAtomically(path.join(dir, name), body);
+          const manifest: Manifest = {
+            mapping: mapping.name, run_id: ctx.runId ?? null, file: name, format, records: changes.length, counts,
+            sha256: createHash('sha256').update(body).digest('hex'), written_at: new Date().toISOString(),
+          };
+          await writeAtomically(path.join(dir, `${name}.manifest.json`), JSON.stringify(manifest, null, 2));
+        } catch (err) {
+          throw new DestinationError('FILE_WRITE_FAILED', `writing ${name} failed: ${(err as Error).message}`, { cause: err, retryable: true });
+        }
+        index = null;
+        return { outcomes: changes.map((c) => ({ key: c.key, status: 'delivered' as const, destinationId: `${name}` , requestId: name })) };
+      },
+      async readBack(requests: ReadBackRequest[]): Promise<ReadBackResult[]> {
+        index ??= await loadIndex();
+        const current = index;
+        return requests.map((r) => {
+          const actual = current.get(r.key);
+          if (actual == null) return { key: r.key, status: 'missing' as const };
+          return { key: r.key, ...compareToExpected(r.expected, actual) };
+        });
+      },
+      async close() {},
+    };
+  },
+} satisfies DestinationDefinition<FileConnection, FileOptions>;

@@ -1,0 +1,141 @@
+import { Command, Option } from 'commander';
+import { withApp } from '../../app.ts';
+import { UsageError } from '../../errors.ts';
+import { planMapping, runMapping, type RunSummary } from '../../sync/engine.ts';
+import { reconcileMapping } from '../../sync/reconcile.ts';
+import { parseFormat, render, table } from '../format.ts';
+import { appOptions } from '../options.ts';
+import { progressBar } from '../progress.ts';
+
+function summaryLines(s: RunSummary): string {
+  const c = s.counts;
+  const secs = ((s.finishedAt.getTime() - s.startedAt.getTime()) / 1000).toFixed(1);
+  return `run ${s.runId} of ${s.mapping}: ${s.status} in ${secs}s\n` +
+    `  planned: ${c.create} create, ${c.update} update, ${c.remove} remove, ${c.unchanged} unchanged${c.dead ? `, ${c.dead} dead (not sent)` : ''}\n` +
+    `  outcome: ${c.delivered} delivered, ${c.failed} failed, ${c.deferred} deferred${s.error ? `\n  note: ${s.error}` : ''}\n`;
+}
+
+async function runOne(cmd: Command, name: string, opts: { wait?: boolean; failedOnly?: boolean }, trigger: string): Promise<RunSummary> {
+  return withApp(appOptions(cmd), async (app) => {
+    const bar = progressBar(name);
+    const controller = new AbortController();
+    const onSignal = () => controller.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      return await runMapping(app, name, {
+        wait: opts.wait ?? false, trigger, signal: controller.signal, failedOnly: opts.failedOnly ?? false,
+        onPlanned: (p) => bar.start(p.create + p.update + p.remove),
+        onProgress: (p) => bar.update(p.done),
+      });
+    } finally {
+      bar.stop();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  });
+}
+
+function exitFor(s: RunSummary): number {
+  return s.status === 'succeeded' ? 0 : s.status === 'deferred' ? 3 : 1;
+}
+
+export function registerSync(program: Command): void {
+  program.command('plan <mapping>')
+    .description('dry run: what a run would send (counts per op, samples before -> after, segment transitions); writes and sends nothing')
+    .addOption(new Option('--format <format>', 'table or json').default('table'))
+    .option('--samples <n>', 'sample rows per op', '3')
+    .option('--check-destination', 'also check the mapping against the destination schema (needs credentials)')
+    .action(async (name: string, o: { format: string; samples: string; checkDestination?: boolean }, cmd: Command) => {
+      const format = parseFormat(o.format);
+      const plan = await withApp(appOptions(cmd), (app) => planMapping(app, name, { samples: Number(o.samples), checkDestination: o.checkDestination ?? false }));
+      if (format === 'json') return void process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
+      const c = plan.counts;
+      let out = `plan for ${plan.mapping} (${c.source} source records)\n` +
+        table([{ create: c.create, update: c.update, remove: c.remove, unchanged: c.unchanged, dead: c.dead }]);
+      if (plan.detail.transitions.length) out += `\n${plan.detail.transitionField} transitions:\n` + plan.detail.transitions.map((t) => `  ${t.from} -> ${t.to}: ${t.count}`).join('\n') + '\n';
+      if (plan.detail.samples.length) out += `\nsamples:\n` + table(plan.detail.samples.map((s) => ({ op: s.op, key: s.key, before: s.before, after: s.after })));
+      if (plan.destinationProblems.length) out += `\ndestination problems:\n${plan.destinationProblems.map((p) => `  - ${p}`).join('\n')}\n`;
+      process.stdout.write(out);
+    });
+
+  program.command('run [mapping]')
+    .description('deliver what changed since the last confirmed delivery; exit 1 when records failed, 3 when the destination budget deferred the rest')
+    .option('--all', 'run every mapping, one after the other')
+    .option('--wait', 'wait for a run of the same mapping in another process to finish instead of exiting')
+    .action(async (name: string | undefined, o: { all?: boolean; wait?: boolean }, cmd: Command) => {
+      if (!name && !o.all) throw new UsageError('name a mapping or pass --all');
+      if (name && o.all) throw new UsageError('name a mapping or pass --all, not both');
+      const names = o.all ? await withApp(appOptions(cmd), async (app) => app.config.mappings.map((m) => m.value.name)) : [name!];
+      let exit = 0;
+      for (const n of names) {
+        const s = await runOne(cmd, n, { wait: o.wait ?? false }, 'cli');
+        process.stdout.write(summaryLines(s));
+        exit = Math.max(exit, exitFor(s));
+      }
+      process.exitCode = exit;
+    });
+
+  program.command('retry <mapping>')
+    .description('run now for the records whose last delivery failed; --dead also revives records marked dead')
+    .option('--dead', 'clear the dead mark (records that failed dead_after runs in a row) first')
+    .action(async (name: string, o: { dead?: boolean }, cmd: Command) => {
+      if (o.dead) {
+        const n = await withApp(appOptions(cmd), async (app) => {
+          const { ensureState } = await import('../../sync/engine.ts');
+          await ensureState(app);
+          const r = await app.warehouse.pool.query(`UPDATE ${app.config.settings.state.schema}.delivered SET dead_at = NULL, fail_count = 0 WHERE mapping = $1 AND dead_at IS NOT NULL`, [name]);
+          return r.rowCount ?? 0;
+        });
+        process.stdout.write(`${n} dead record(s) re-queued\n`);
+      }
+      const s = await runOne(cmd, name, { failedOnly: !o.dead }, 'retry');
+      process.stdout.write(summaryLines(s));
+      process.exitCode = exitFor(s);
+    });
+
+  program.command('reconcile <mapping>')
+    .description('read delivered records back from the destination: verified, drifted, missing or unverifiable')
+    .option('--sample <n>', 'check a random sample of this many delivered records', '100')
+    .option('--all', 'check every delivered record')
+    .option('--repair', 'queue drifted and missing records for the next run')
+    .addOption(new Option('--format <format>', 'table or json').default('table'))
+    .action(async (name: string, o: { sample: string; all?: boolean; repair?: boolean; format: string }, cmd: Command) => {
+      const sample = Number(o.sample);
+      if (!Number.isInteger(sample) || sample <= 0) throw new UsageError(`--sample must be a positive whole number (got '${o.sample}')`);
+      const s = await withApp(appOptions(cmd), (app) => reconcileMapping(app, name, { sample, all: o.all ?? false, repair: o.repair ?? false }));
+      if (parseFormat(o.format) === 'json') return void process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+      process.stdout.write(`reconciled ${s.checked} record(s) of ${s.mapping}\n` + table([s.counts]) +
+        (s.examples.length ? `\nexamples:\n${table(s.examples.map((e) => ({ key: e.key, status: e.status, fields: e.driftedFields?.join(',') ?? '' })))}` : '') +
+        (o.repair ? `\n${s.repaired} record(s) queued for the next run\n` : ''));
+      process.exitCode = s.counts.drifted + s.counts.missing > 0 ? 1 : 0;
+    });
+
+  program.command('receipts')
+    .description('per-record delivery receipts, newest first, with the latest reconciliation verdict')
+    .option('--mapping <name>', 'only this mapping')
+    .option('--key <key>', 'only this record key')
+    .option('--run <id>', 'only this run')
+    .option('--status <status>', 'delivered, failed, deferred or interrupted')
+    .option('--limit <n>', 'at most this many rows', '100')
+    .addOption(new Option('--format <format>', 'table, json or csv').default('table'))
+    .action(async (o: { mapping?: string; key?: string; run?: string; status?: string; limit: string; format: string }, cmd: Command) => {
+      const format = parseFormat(o.format);
+      const rows = await withApp(appOptions(cmd), async (app) => {
+        const { ensureState } = await import('../../sync/engine.ts');
+        await ensureState(app);
+        const s = app.config.settings.state.schema;
+        const { rows } = await app.warehouse.pool.query(
+          `SELECT r.run_id, r.mapping, r.key, r.op, r.status, r.attempt, r.destination_id, r.created, r.error_code, r.error_message, r.request_id,
+                  r.payload_hash, r.recorded_at, d.reconcile_status, d.dead_at IS NOT NULL AS dead
+           FROM ${s}.receipts r LEFT JOIN ${s}.delivered d ON d.mapping = r.mapping AND d.key = r.key
+           WHERE ($1::text IS NULL OR r.mapping = $1) AND ($2::text IS NULL OR r.key = $2) AND ($3::bigint IS NULL OR r.run_id = $3)
+             AND ($4::text IS NULL OR r.status = $4)
+           ORDER BY r.id DESC LIMIT $5`,
+          [o.mapping ?? null, o.key ?? null, o.run ?? null, o.status ?? null, Number(o.limit)]);
+        return rows;
+      });
+      const cols = format === 'table' ? ['run_id', 'mapping', 'key', 'op', 'status', 'attempt', 'destination_id', 'error_code', 'reconcile_status', 'recorded_at'] : undefined;
+      process.stdout.write(render(rows, format, cols));
+    });
+}

@@ -1,0 +1,92 @@
+import type { Command } from 'commander';
+import { withApp } from '../../app.ts';
+import { loadProject } from '../../config/load.ts';
+import { ConfigError, describeError } from '../../errors.ts';
+import { log } from '../../log.ts';
+import { ensureState } from '../../sync/engine.ts';
+import { openDestination } from '../../sync/connect.ts';
+import { checkSource } from '../../sync/source.ts';
+import { appOptions } from '../options.ts';
+
+/**
+ * `segsync validate`: every problem at once. Files first (YAML, schema, cross-references, each with
+ * file:line:column); then, when reachable, each mapping's source (columns exist) and destination (fields
+ * exist and are writable).
+ */
+export function registerValidate(program: Command): void {
+  program.command('validate [mapping]')
+    .description('check config and mappings (file:line:column for each problem), then sources and destinations when reachable')
+    .option('--offline', 'check only the files: no warehouse, no destinations')
+    .action(async (only: string | undefined, o: { offline?: boolean }, cmd: Command) => {
+      const opts = appOptions(cmd);
+      const config = await loadProject(opts); // throws ConfigError listing every file problem
+      const mappings = config.mappings.filter((m) => !only || m.value.name === only);
+      if (only && !mappings.length) throw new ConfigError([{ file: opts.mappingsDir ?? 'mappings', line: 1, column: 1, path: '', message: `no mapping named '${only}'` }]);
+      const problems: string[] = [];
+      if (!o.offline) {
+        await withApp(opts, async (app) => {
+          await ensureState(app);
+          for (const m of mappings) {
+            try {
+              await checkSource(app.warehouse.pool, m, config.settings.models.schema);
+            } catch (err) {
+              problems.push(describeError(err));
+            }
+            try {
+              const dest = await openDestination(config, m, { log: log(), shared: new Map() });
+              try {
+                await dest.session.check();
+                for (const p of await dest.session.validateMapping()) problems.push(`${m.file}: ${p}`);
+              } finally {
+                await dest.session.close().catch(() => {});
+              }
+            } catch (err) {
+              problems.push(`${m.file}: destination: ${describeError(err)}`);
+            }
+          }
+        });
+      }
+      if (problems.length) {
+        process.stderr.write(`${problems.length} problem(s):\n${problems.map((p) => `- ${p}`).join('\n')}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      process.stdout.write(`ok: ${config.mappings.length} mapping(s)${o.offline ? ' (files only)' : ', sources and destinations checked'}\n`);
+    });
+
+  program.command('setup <mapping>')
+    .description('show (or with --apply create) what the mapping needs on the destination side: properties, fields, formula fields')
+    .option('--apply', 'create what is missing where the destination allows it')
+    .action(async (name: string, o: { apply?: boolean }, cmd: Command) => {
+      await withApp(appOptions(cmd), async (app) => {
+        const { getMapping } = await import('../../sync/connect.ts');
+        const dest = await openDestination(app.config, getMapping(app.config, name), { log: app.log, shared: new Map() });
+        try {
+          if (!dest.session.setup) {
+            process.stdout.write(`destination type '${dest.type}' needs no setup\n`);
+            return;
+          }
+          const report = await dest.session.setup(o.apply ?? false);
+          process.stdout.write(report.lines.join('\n') + '\n');
+        } finally {
+          await dest.session.close().catch(() => {});
+        }
+      });
+    });
+
+  program.command('runs')
+    .description('recent runs with their status and counts')
+    .option('--mapping <name>', 'only this mapping')
+    .option('--limit <n>', 'at most this many', '20')
+    .action(async (o: { mapping?: string; limit: string }, cmd: Command) => {
+      const { table } = await import('../format.ts');
+      const rows = await withApp(appOptions(cmd), async (app) => {
+        await ensureState(app);
+        const s = app.config.settings.state.schema;
+        return (await app.warehouse.pool.query(
+          `SELECT id, mapping, trigger, status, planned, outcome, started_at, finished_at, error FROM ${s}.runs
+           WHERE ($1::text IS NULL OR mapping = $1) AND trigger <> 'plan' ORDER BY id DESC LIMIT $2`, [o.mapping ?? null, Number(o.limit)])).rows;
+      });
+      process.stdout.write(table(rows, ['id', 'mapping', 'trigger', 'status', 'planned', 'outcome', 'started_at', 'finished_at', 'error']));
+    });
+}

@@ -1,0 +1,166 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import pRetry from 'p-retry';
+import type pg from 'pg';
+import type { Change, DestinationSession, RecordOutcome } from '../../destinations/types.ts';
+import { BudgetExhaustedError, SegsyncError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { recordBatch, type FinalOutcome } from './ledger.ts';
+
+export interface DeliverOptions {
+  pool: pg.Pool;
+  schema: string;
+  mapping: string;
+  runId: number;
+  session: DestinationSession;
+  batchSize: number;
+  concurrency: number;
+  deadAfter: number;
+  signal: AbortSignal;
+  log: Logger;
+  onProgress?: (done: number) => void;
+  /** Whole-batch retries for retryable errors (429, 5xx, network). */
+  retries?: number;
+  /** Sends of one record within a run when the destination says its failure is retryable (row locks). */
+  recordAttempts?: number;
+  minRetryDelayMs?: number;
+}
+
+export interface DeliverResult {
+  delivered: number;
+  failed: number;
+  /** Why the run stopped early: budget spent, aborted, or too many whole batches failing. */
+  stoppedBy: 'budget' | 'abort' | 'circuit' | null;
+  stopReason: string | null;
+}
+
+interface ItemRow {
+  key: string;
+  op: Change['op'];
+  after: Change['after'];
+  before: Change['before'];
+  payload_hash: string;
+  destination_id: string | null;
+}
+
+/** Whole batches failing in a row before the run stops instead of burning the destination's budget. */
+const CIRCUIT_LIMIT = 3;
+
+/**
+ * Sends the run's planned items in key order: pages of batchSize x concurrency, each page's batches in
+ * parallel, every batch's outcomes recorded (receipts + delivered state) in one transaction before its
+ * records count as done. Stops cleanly, without losing anything, when the budget is spent, the run is
+ * aborted, or the destination keeps failing whole batches; unsent items then get deferred/interrupted
+ * receipts from the caller.
+ */
+export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> {
+  const result: DeliverResult = { delivered: 0, failed: 0, stoppedBy: null, stopReason: null };
+  let consecutiveBatchFailures = 0;
+  let lastKey: string | null = null;
+  let done = 0;
+  const stop = (by: NonNullable<DeliverResult['stoppedBy']>, reason: string) => {
+    if (!result.stoppedBy) Object.assign(result, { stoppedBy: by, stopReason: reason });
+  };
+
+  const sendBatch = async (items: ItemRow[]) => {
+    if (result.stoppedBy) return;
+    const outcomes = await sendWithRetries(o, items, (err) => {
+      if (err instanceof BudgetExhaustedError) stop('budget', err.message);
+    });
+    if (outcomes.every((x) => x.status === 'failed') && outcomes.length > 0) {
+      if (++consecutiveBatchFailures >= CIRCUIT_LIMIT) stop('circuit', `${CIRCUIT_LIMIT} batches in a row failed entirely; last error: ${outcomes[0]?.errorCode}: ${outcomes[0]?.errorMessage}`);
+    } else if (outcomes.some((x) => x.status === 'delivered')) {
+      consecutiveBatchFailures = 0;
+    }
+    const final = outcomes.filter((x) => x.status !== 'deferred');
+    await recordBatch(o.pool, { schema: o.schema, mapping: o.mapping, runId: o.runId, deadAfter: o.deadAfter, outcomes: final });
+    for (const x of final) x.status === 'delivered' ? result.delivered++ : result.failed++;
+    done += final.length;
+    o.onProgress?.(done);
+  };
+
+  while (!result.stoppedBy) {
+    if (o.signal.aborted) {
+      stop('abort', 'the run was stopped (shutdown or signal)');
+      break;
+    }
+    const { rows }: { rows: ItemRow[] } = await o.pool.query<ItemRow>(
+      `SELECT key, op, after, before, payload_hash, destination_id FROM ${o.schema}.run_items
+       WHERE run_id = $1 AND ($2::text IS NULL OR key > $2) ORDER BY key LIMIT $3`,
+      [o.runId, lastKey, o.batchSize * o.concurrency],
+    );
+    if (!rows.length) break;
+    lastKey = rows[rows.length - 1]!.key;
+    const batches: ItemRow[][] = [];
+    for (let i = 0; i < rows.length; i += o.batchSize) batches.push(rows.slice(i, i + o.batchSize));
+    await Promise.all(batches.map(sendBatch));
+  }
+  return result;
+}
+
+function toChange(r: ItemRow, attempt: number): Change {
+  return { key: r.key, op: r.op, before: r.before, after: r.after, payloadHash: r.payload_hash, destinationId: r.destination_id, attempt };
+}
+
+/**
+ * One batch through the destination: whole-batch failures retried with backoff and jitter (honouring
+ * Retry-After), then records the destination calls retryable sent again, up to recordAttempts. Returns one
+ * outcome per item; never throws for destination errors.
+ */
+async function sendWithRetries(o: DeliverOptions, items: ItemRow[], onFatal: (err: unknown) => void): Promise<FinalOutcome[]> {
+  const final = new Map<string, FinalOutcome>();
+  let pending = items;
+  const maxAttempts = o.recordAttempts ?? 3;
+  for (let attempt = 1; pending.length && attempt <= maxAttempts; attempt++) {
+    const sentAt = new Date();
+    let outcomes: RecordOutcome[];
+    try {
+      const changes = pending.map((r) => toChange(r, attempt));
+      outcomes = (await pRetry(() => o.session.deliver(changes, o.signal), {
+        retries: o.retries ?? 5,
+        minTimeout: o.minRetryDelayMs ?? 500,
+        maxTimeout: 60_000,
+        randomize: true,
+        signal: o.signal,
+        shouldRetry: ({ error }) => isRetryable(error) && !o.signal.aborted,
+        onFailedAttempt: async ({ error, attemptNumber, retryDelay }) => {
+          o.log.warn({ err: errSummary(error), attempt: attemptNumber, batch: pending.length }, 'destination batch failed');
+          const wait = error instanceof SegsyncError ? (error.retryAfterMs ?? 0) - retryDelay : 0;
+          if (wait > 0 && isRetryable(error)) await sleep(wait, undefined, { signal: o.signal }).catch(() => {});
+        },
+      })).outcomes;
+    } catch (err) {
+      onFatal(err);
+      const status = err instanceof BudgetExhaustedError || o.signal.aborted ? 'deferred' : 'failed';
+      const s = errSummary(err);
+      for (const r of pending) final.set(r.key, { key: r.key, status, errorCode: s.code, errorMessage: s.message, attempt, sentAt });
+      break;
+    }
+    const byKey = new Map(outcomes.map((x) => [x.key, x]));
+    const retry: ItemRow[] = [];
+    for (const r of pending) {
+      const x = byKey.get(r.key);
+      if (!x) {
+        final.set(r.key, { key: r.key, status: 'failed', errorCode: 'NO_OUTCOME', errorMessage: 'the destination returned no outcome for this record', attempt, sentAt });
+      } else if (x.status === 'failed' && x.retryable && attempt < maxAttempts) {
+        retry.push(r);
+      } else {
+        final.set(r.key, { ...x, attempt, sentAt });
+      }
+    }
+    pending = retry;
+    if (pending.length) await sleep((o.minRetryDelayMs ?? 500) * attempt, undefined, { signal: o.signal }).catch(() => {});
+  }
+  return items.map((r) => final.get(r.key)!);
+}
+
+function isRetryable(err: unknown): boolean {
+  if (err instanceof BudgetExhaustedError) return false;
+  if (err instanceof SegsyncError) return err.retryable;
+  return false;
+}
+
+function errSummary(err: unknown): { code: string; message: string } {
+  if (err instanceof SegsyncError) return { code: err.code, message: err.message };
+  if (err instanceof Error) return { code: 'UNEXPECTED', message: err.message };
+  return { code: 'UNEXPECTED', message: String(err) };
+}

@@ -1,0 +1,189 @@
+import { hostname } from 'node:os';
+import type { PoolClient } from 'pg';
+import type { App } from '../app.ts';
+import { acquireRunLock } from '../state/locks.ts';
+import { migrate } from '../state/migrate.ts';
+import { getMapping, openDestination } from './connect.ts';
+import { closeUnsent } from './ledger.ts';
+import { deliverPlanned } from './deliver.ts';
+import { checkKeys, planDetail, planInto, type PlanCounts, type PlanDetail } from './plan.ts';
+import { checkSource, sourceQuery } from './source.ts';
+
+export type RunStatus = 'succeeded' | 'partial' | 'failed' | 'deferred' | 'interrupted' | 'blocked';
+
+export interface RunSummary {
+  runId: number;
+  mapping: string;
+  status: RunStatus;
+  planned: PlanCounts;
+  counts: { create: number; update: number; remove: number; unchanged: number; delivered: number; failed: number; deferred: number; dead: number };
+  startedAt: Date;
+  finishedAt: Date;
+  error?: string;
+}
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  /** Wait for another runner of the same mapping to finish instead of failing with LOCKED. */
+  wait?: boolean;
+  trigger?: string;
+  onPlanned?: (planned: PlanCounts) => void;
+  onProgress?: (p: { done: number; total: number }) => void;
+  /** Process-wide objects shared by destinations (rate budgets). */
+  shared?: Map<string, unknown>;
+  /** Only records whose last delivery failed (segsync retry). */
+  failedOnly?: boolean;
+}
+
+const sharedDefault = new Map<string, unknown>();
+
+/** Makes sure the state schema exists and is current. Cheap when it is. */
+export async function ensureState(app: App): Promise<void> {
+  await migrate(app.warehouse.pool, app.config.settings.state.schema);
+}
+
+/**
+ * Runs one mapping: lock, plan in SQL (the intent is written before anything is sent), deliver in batches,
+ * record receipts and advance the delivered state per confirmed batch, finish the run row. Never throws for
+ * destination failures: they are in the summary and the receipts. Throws for what prevents a run at all
+ * (config, lock held, source unreadable, duplicate keys) after recording the run as failed where one exists.
+ */
+export async function runMapping(app: App, name: string, opts: RunOptions = {}): Promise<RunSummary> {
+  const file = getMapping(app.config, name);
+  const mapping = file.value;
+  const schema = app.config.settings.state.schema;
+  const pool = app.warehouse.pool;
+  const signal = opts.signal ?? new AbortController().signal;
+  await ensureState(app);
+  const lock = await acquireRunLock(app.warehouse, mapping.name, { wait: opts.wait ?? false });
+  const startedAt = new Date();
+  let runId = 0;
+  try {
+    // We hold the lock: any run of this mapping still marked active was left by a process that died.
+    await pool.query(
+      `UPDATE ${schema}.runs SET status = 'interrupted', finished_at = now(), error = coalesce(error, 'the process running it stopped before it finished')
+       WHERE mapping = $1 AND status IN ('planning', 'running')`, [mapping.name]);
+    const columns = await checkSource(pool, file, app.config.settings.models.schema);
+    const hasSnapshot = columns.some((c) => c.name === 'snapshot_at');
+    const q = sourceQuery(mapping, app.config.settings.models.schema);
+    const { rows } = await pool.query<{ id: string }>(
+      `INSERT INTO ${schema}.runs (mapping, trigger, status, config_hash, destination, host, pid) VALUES ($1, $2, 'planning', $3, $4, $5, $6) RETURNING id`,
+      [mapping.name, opts.trigger ?? 'cli', app.config.hash, mapping.destination.connection, hostname(), process.pid]);
+    runId = Number(rows[0]!.id);
+    const log = app.log.child({ mapping: mapping.name, run: runId });
+
+    const dest = await openDestination(app.config, file, { log: app.log, shared: opts.shared ?? sharedDefault, runId });
+    try {
+      await dest.session.check();
+      const planned = await withTransaction(app, async (client) => {
+        await checkKeys(client, mapping, q);
+        const counts = await planInto(client, { schema, mapping, runId, source: q, failedOnly: opts.failedOnly ?? false });
+        // The model snapshot this run delivers, so a receipt can be traced to the exact model state.
+        const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(`SELECT max(snapshot_at) AS s FROM ${q.from}`)).rows[0]?.s ?? null : null;
+        await client.query(`UPDATE ${schema}.runs SET status = 'running', planned = $2, planned_at = now(), snapshot_at = $3 WHERE id = $1`,
+          [runId, JSON.stringify(counts), snapshotAt]);
+        return counts;
+      });
+      opts.onPlanned?.(planned);
+      const total = planned.create + planned.update + planned.remove;
+      log.info({ ...planned }, 'planned');
+      const limits = dest.session.limits;
+      const result = await deliverPlanned({
+        pool, schema, mapping: mapping.name, runId, session: dest.session, signal, log,
+        batchSize: Math.min(mapping.batch_size ?? limits.maxBatchSize, limits.maxBatchSize),
+        concurrency: Math.min(mapping.concurrency ?? limits.defaultConcurrency, limits.maxConcurrency),
+        deadAfter: mapping.dead_after ?? app.config.settings.defaults.dead_after,
+        onProgress: (done) => opts.onProgress?.({ done, total }),
+      });
+      const leftover = result.stoppedBy === 'abort' ? 'interrupted' : 'deferred';
+      const deferred = await closeUnsent(pool, schema, mapping.name, runId, leftover, result.stopReason ?? 'not sent');
+      const status: RunStatus = result.stoppedBy === 'abort' ? 'interrupted'
+        : result.stoppedBy === 'budget' ? 'deferred'
+        : result.failed === 0 && result.stoppedBy === null ? 'succeeded'
+        : result.delivered > 0 ? 'partial' : total === 0 ? 'succeeded' : 'failed';
+      return await finish(app, runId, mapping.name, status, planned, { delivered: result.delivered, failed: result.failed, deferred }, startedAt, result.stopReason ?? undefined);
+    } finally {
+      await dest.session.close().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'closing the destination failed'));
+    }
+  } catch (err) {
+    if (runId) {
+      await pool.query(`UPDATE ${schema}.runs SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1 AND status IN ('planning', 'running')`,
+        [runId, err instanceof Error ? err.message.slice(0, 2000) : String(err)]).catch(() => {});
+    }
+    throw err;
+  } finally {
+    await lock.release();
+  }
+}
+
+async function withTransaction<T>(app: App, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await app.warehouse.pool.connect();
+  try {
+    await client.query('BEGIN');
+    const out = await fn(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+async function finish(app: App, runId: number, mapping: string, status: RunStatus, planned: PlanCounts, outcome: { delivered: number; failed: number; deferred: number }, startedAt: Date, error?: string): Promise<RunSummary> {
+  const schema = app.config.settings.state.schema;
+  const { rows } = await app.warehouse.pool.query<{ finished_at: Date }>(
+    `UPDATE ${schema}.runs SET status = $2, outcome = $3, finished_at = now(), error = $4 WHERE id = $1 RETURNING finished_at`,
+    [runId, status, JSON.stringify(outcome), error ?? null]);
+  return {
+    runId, mapping, status, planned,
+    counts: { create: planned.create, update: planned.update, remove: planned.remove, unchanged: planned.unchanged, dead: planned.dead, ...outcome },
+    startedAt, finishedAt: rows[0]!.finished_at, ...(error ? { error } : {}),
+  };
+}
+
+export interface PlanSummary {
+  mapping: string;
+  counts: PlanCounts;
+  detail: PlanDetail;
+  destinationProblems: string[];
+}
+
+/**
+ * A dry run: the same SQL plan as a run, inside a transaction that is rolled back, so nothing is written
+ * and nothing is sent. With `checkDestination`, the mapping is also checked against the destination schema.
+ */
+export async function planMapping(app: App, name: string, opts: { checkDestination?: boolean; samples?: number } = {}): Promise<PlanSummary> {
+  const file = getMapping(app.config, name);
+  const mapping = file.value;
+  const schema = app.config.settings.state.schema;
+  await ensureState(app);
+  await checkSource(app.warehouse.pool, file, app.config.settings.models.schema);
+  const q = sourceQuery(mapping, app.config.settings.models.schema);
+  let destinationProblems: string[] = [];
+  if (opts.checkDestination) {
+    const dest = await openDestination(app.config, file, { log: app.log, shared: sharedDefault });
+    try {
+      destinationProblems = await dest.session.validateMapping();
+    } finally {
+      await dest.session.close().catch(() => {});
+    }
+  }
+  const client = await app.warehouse.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await checkKeys(client, mapping, q);
+    const { rows } = await client.query<{ id: string }>(
+      `INSERT INTO ${schema}.runs (mapping, trigger, status, config_hash, destination) VALUES ($1, 'plan', 'planning', $2, $3) RETURNING id`,
+      [mapping.name, app.config.hash, mapping.destination.connection]);
+    const runId = Number(rows[0]!.id);
+    const counts = await planInto(client, { schema, mapping, runId, source: q });
+    const detail = await planDetail(client, schema, mapping, runId, opts.samples ?? 3);
+    return { mapping: mapping.name, counts, detail, destinationProblems };
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+    client.release();
+  }
+}
+

@@ -1,0 +1,92 @@
+import type pg from 'pg';
+import type { RecordOutcome } from '../../destinations/types.ts';
+
+/** A record's final outcome in this run, as the ledger stores it. */
+export interface FinalOutcome extends RecordOutcome {
+  attempt: number;
+  sentAt: Date | null;
+}
+
+const MESSAGE_CAP = 1000;
+
+/**
+ * Writes one batch's receipts and advances the delivered state, in ONE transaction: a receipt without its
+ * state change (or the reverse) never exists. The state advances only for records the destination confirmed;
+ * a failure bumps the record's consecutive-failure count and marks it dead at `deadAfter`. The WHERE clauses
+ * keep a stale writer (an older run finishing late) from overwriting a newer run's state.
+ */
+export async function recordBatch(pool: pg.Pool, opts: { schema: string; mapping: string; runId: number; deadAfter: number; outcomes: FinalOutcome[] }): Promise<void> {
+  const { schema, mapping, runId, outcomes } = opts;
+  if (!outcomes.length) return;
+  const col = <T>(f: (o: FinalOutcome) => T) => outcomes.map(f);
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(
+      `INSERT INTO ${schema}.receipts (run_id, mapping, key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at)
+       SELECT $1, $2, ri.key, ri.op, u.status, ri.payload_hash, coalesce(u.destination_id, ri.destination_id), u.created, u.error_code, u.error_message, u.attempt, u.request_id, u.sent_at
+       FROM unnest($3::text[], $4::text[], $5::text[], $6::boolean[], $7::text[], $8::text[], $9::int[], $10::text[], $11::timestamptz[])
+            AS u(key, status, destination_id, created, error_code, error_message, attempt, request_id, sent_at)
+       JOIN ${schema}.run_items ri ON ri.run_id = $1 AND ri.key = u.key`,
+      [
+        runId, mapping, col((o) => o.key), col((o) => o.status), col((o) => o.destinationId ?? null), col((o) => o.created ?? null),
+        col((o) => o.errorCode ?? null), col((o) => (o.errorMessage ? o.errorMessage.slice(0, MESSAGE_CAP) : null)), col((o) => o.attempt),
+        col((o) => o.requestId ?? null), col((o) => o.sentAt),
+      ],
+    );
+    const delivered = outcomes.filter((o) => o.status === 'delivered');
+    if (delivered.length) {
+      await client.query(
+        `INSERT INTO ${schema}.delivered AS d (mapping, key, payload, payload_hash, destination_id, delivered_at, last_run_id, removed_at, fail_count)
+         SELECT $1, ri.key,
+                CASE WHEN ri.op = 'remove' THEN NULL ELSE ri.after END,
+                CASE WHEN ri.op = 'remove' THEN NULL ELSE ri.payload_hash END,
+                coalesce(u.destination_id, ri.destination_id), now(), $2,
+                CASE WHEN ri.op = 'remove' THEN now() END, 0
+         FROM unnest($3::text[], $4::text[]) AS u(key, destination_id)
+         JOIN ${schema}.run_items ri ON ri.run_id = $2 AND ri.key = u.key
+         ON CONFLICT (mapping, key) DO UPDATE SET
+           payload = EXCLUDED.payload, payload_hash = EXCLUDED.payload_hash,
+           destination_id = coalesce(EXCLUDED.destination_id, d.destination_id),
+           delivered_at = EXCLUDED.delivered_at, last_run_id = EXCLUDED.last_run_id, removed_at = EXCLUDED.removed_at,
+           fail_count = 0, failed_hash = NULL, last_error_code = NULL, last_error = NULL, dead_at = NULL,
+           reconcile_status = NULL, reconciled_at = NULL
+         WHERE d.last_run_id IS NULL OR d.last_run_id <= EXCLUDED.last_run_id`,
+        [mapping, runId, delivered.map((o) => o.key), delivered.map((o) => o.destinationId ?? null)],
+      );
+    }
+    const failed = outcomes.filter((o) => o.status === 'failed');
+    if (failed.length) {
+      await client.query(
+        `INSERT INTO ${schema}.delivered AS d (mapping, key, last_run_id, fail_count, failed_hash, last_error_code, last_error, dead_at)
+         SELECT $1, ri.key, $2, 1, ri.payload_hash, u.code, u.message, CASE WHEN $5 <= 1 THEN now() END
+         FROM unnest($3::text[], $4::text[], $6::text[]) AS u(key, code, message)
+         JOIN ${schema}.run_items ri ON ri.run_id = $2 AND ri.key = u.key
+         ON CONFLICT (mapping, key) DO UPDATE SET
+           last_run_id = EXCLUDED.last_run_id, fail_count = d.fail_count + 1, failed_hash = EXCLUDED.failed_hash,
+           last_error_code = EXCLUDED.last_error_code, last_error = EXCLUDED.last_error,
+           dead_at = CASE WHEN d.fail_count + 1 >= $5 THEN coalesce(d.dead_at, now()) END
+         WHERE d.last_run_id IS NULL OR d.last_run_id <= EXCLUDED.last_run_id`,
+        [mapping, runId, failed.map((o) => o.key), failed.map((o) => o.errorCode ?? 'UNKNOWN'), opts.deadAfter, failed.map((o) => (o.errorMessage ?? '').slice(0, MESSAGE_CAP))],
+      );
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Every planned item of the run that has no receipt yet gets one with `status` (deferred or interrupted). */
+export async function closeUnsent(pool: pg.Pool, schema: string, mapping: string, runId: number, status: 'deferred' | 'interrupted', reason: string): Promise<number> {
+  const { rowCount } = await pool.query(
+    `INSERT INTO ${schema}.receipts (run_id, mapping, key, op, status, payload_hash, destination_id, error_code, error_message)
+     SELECT ri.run_id, $2, ri.key, ri.op, $3, ri.payload_hash, ri.destination_id, $4, $5
+     FROM ${schema}.run_items ri
+     WHERE ri.run_id = $1 AND NOT EXISTS (SELECT 1 FROM ${schema}.receipts r WHERE r.run_id = ri.run_id AND r.key = ri.key)`,
+    [runId, mapping, status, status === 'deferred' ? 'DEFERRED' : 'INTERRUPTED', reason],
+  );
+  return rowCount ?? 0;
+}

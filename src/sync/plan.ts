@@ -1,0 +1,110 @@
+import type pg from 'pg';
+import type { Mapping } from '../config/mapping.ts';
+import { DataError } from '../errors.ts';
+import type { SourceQuery } from './source.ts';
+
+export interface PlanCounts {
+  create: number;
+  update: number;
+  remove: number;
+  unchanged: number;
+  /** Changed records not planned because they are dead (failed dead_after runs in a row with this payload). */
+  dead: number;
+  /** Records in the source. */
+  source: number;
+}
+
+/** Duplicate or NULL keys would make "the record" ambiguous: the plan fails, with examples, and nothing is sent. */
+export async function checkKeys(client: pg.ClientBase, mapping: Mapping, q: SourceQuery): Promise<void> {
+  const { rows } = await client.query<{ k: string | null; n: number }>(
+    `SELECT k, count(*)::int AS n FROM (SELECT ${q.key} AS k FROM ${q.from}) x GROUP BY k HAVING count(*) > 1 OR k IS NULL ORDER BY k NULLS FIRST LIMIT 11`,
+  );
+  if (!rows.length) return;
+  const nulls = rows.find((r) => r.k === null);
+  const dups = rows.filter((r) => r.k !== null);
+  const parts: string[] = [];
+  if (nulls) parts.push(`${nulls.n} row(s) with a NULL ${mapping.source.key}`);
+  if (dups.length) {
+    const shown = dups.slice(0, 5).map((r) => `'${r.k}' x${r.n}`).join(', ');
+    parts.push(`duplicate ${mapping.source.key} values (NON_UNIQUE_PRIMARY_KEY): ${shown}${dups.length > 5 ? ', ...' : ''}`);
+  }
+  throw new DataError('INVALID_KEYS', `mapping '${mapping.name}': the source has ${parts.join('; ')}. Nothing was sent.`, {
+    hint: `source.key must identify one record; fix the model or choose another key column`,
+  });
+}
+
+export interface PlanOptions {
+  schema: string;
+  mapping: Mapping;
+  runId: number;
+  source: SourceQuery;
+  /** Only keys whose last delivery failed (segsync retry). */
+  failedOnly?: boolean;
+}
+
+/**
+ * The diff, entirely in SQL: source rows hashed, joined to the delivered state of this mapping, and every
+ * change written to run_items (the intent) before anything is sent. Unchanged = same hash as the last
+ * confirmed delivery. A record whose delivery failed still differs from the delivered state, so it is
+ * planned again until it is confirmed or dead.
+ */
+export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promise<PlanCounts> {
+  const { schema, mapping, source: q } = opts;
+  const removals = mapping.mode === 'mirror' || mapping.on_removed !== 'keep';
+  const { rows } = await client.query<PlanCounts>(
+    `WITH n AS (
+       SELECT key, payload, md5(payload::text) AS hash FROM (SELECT ${q.key} AS key, ${q.payload} AS payload FROM ${q.from}) x
+     ), d AS (
+       SELECT key, payload, payload_hash, destination_id, dead_at, failed_hash, fail_count FROM ${schema}.delivered WHERE mapping = $1
+     ), j AS (
+       SELECT coalesce(n.key, d.key) AS key, n.payload AS after, d.payload AS before, n.hash, d.destination_id, d.fail_count,
+              (d.dead_at IS NOT NULL AND d.failed_hash IS NOT DISTINCT FROM n.hash) AS dead,
+              CASE WHEN n.key IS NULL THEN CASE WHEN d.payload_hash IS NOT NULL AND $3 THEN 'remove' END
+                   WHEN d.payload_hash IS NULL THEN 'create'
+                   WHEN d.payload_hash <> n.hash THEN 'update' END AS op
+       FROM n FULL JOIN d ON d.key = n.key
+     ), ins AS (
+       INSERT INTO ${schema}.run_items (run_id, key, op, after, before, payload_hash, destination_id)
+       SELECT $2, key, op, after, before, hash, destination_id FROM j
+       WHERE op IS NOT NULL AND NOT dead AND ($4 = false OR coalesce(fail_count, 0) > 0)
+       RETURNING op
+     )
+     SELECT (SELECT count(*) FROM ins WHERE op = 'create')::int AS "create",
+            (SELECT count(*) FROM ins WHERE op = 'update')::int AS "update",
+            (SELECT count(*) FROM ins WHERE op = 'remove')::int AS "remove",
+            (SELECT count(*) FROM j WHERE op IS NULL AND after IS NOT NULL)::int AS unchanged,
+            (SELECT count(*) FROM j WHERE op IS NOT NULL AND dead)::int AS dead,
+            (SELECT count(*) FROM n)::int AS source`,
+    [mapping.name, opts.runId, removals, opts.failedOnly === true],
+  );
+  return rows[0]!;
+}
+
+export interface PlanDetail {
+  samples: Array<{ key: string; op: string; before: unknown; after: unknown }>;
+  /** "Champions -> At Risk: 120", on the field mapped from the segment column. */
+  transitions: Array<{ from: string; to: string; count: number }>;
+  transitionField: string | null;
+}
+
+/** Which destination field carries the segment: the one mapped from rfm_segment, else the first field. */
+export function segmentField(mapping: Mapping): string | null {
+  return (mapping.fields.find((f) => f.from === 'rfm_segment') ?? mapping.fields[0])?.to ?? null;
+}
+
+export async function planDetail(client: pg.ClientBase, schema: string, mapping: Mapping, runId: number, samplesPerOp = 3): Promise<PlanDetail> {
+  const samples = await client.query<{ key: string; op: string; before: unknown; after: unknown }>(
+    `SELECT key, op, before, after FROM (
+       SELECT *, row_number() OVER (PARTITION BY op ORDER BY key) AS rn FROM ${schema}.run_items WHERE run_id = $1
+     ) x WHERE rn <= $2 ORDER BY op, key`,
+    [runId, samplesPerOp],
+  );
+  const field = segmentField(mapping);
+  const transitions = field === null ? [] : (await client.query<{ from: string; to: string; count: number }>(
+    `SELECT coalesce(before ->> $2, '(none)') AS "from", coalesce(after ->> $2, '(removed)') AS "to", count(*)::int AS count
+     FROM ${schema}.run_items WHERE run_id = $1 AND (before ->> $2) IS DISTINCT FROM (after ->> $2)
+     GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2`,
+    [runId, field],
+  )).rows;
+  return { samples: samples.rows, transitions, transitionField: field };
+}

@@ -1,0 +1,85 @@
+import type pg from 'pg';
+import type { Mapping, Transform } from '../config/mapping.ts';
+import type { LoadedFile } from '../config/load.ts';
+import { DataError } from '../errors.ts';
+import { quoteIdent, quoteLiteral, quoteRelation } from './sql.ts';
+
+/**
+ * How a mapping's records are read: the source as a subquery, the key as text, and the mapped payload as a
+ * jsonb built in SQL. Transforms run in SQL too, so the payload hash the planner compares covers exactly the
+ * values the destination receives, and nothing is copied into Node to diff.
+ */
+export interface SourceQuery {
+  /** `(SELECT ...) src`: usable in FROM. */
+  from: string;
+  key: string;
+  payload: string;
+}
+
+export function transformSql(column: string, transform: Transform | undefined): string {
+  const c = quoteIdent(column);
+  if (transform === undefined) return c;
+  if (typeof transform === 'object') {
+    const whens = Object.entries(transform.map).map(([from, to]) => `WHEN ${quoteLiteral(from)} THEN ${quoteLiteral(to)}`).join(' ');
+    return `(CASE ${c}::text ${whens} ELSE ${c}::text END)`;
+  }
+  switch (transform) {
+    case 'string': return `${c}::text`;
+    case 'number': return `${c}::numeric`;
+    case 'integer': return `round(${c}::numeric)::bigint`;
+    case 'lowercase': return `lower(${c}::text)`;
+    case 'uppercase': return `upper(${c}::text)`;
+    case 'trim': return `btrim(${c}::text)`;
+    case 'slug': return `btrim(regexp_replace(lower(${c}::text), '[^a-z0-9]+', '_', 'g'), '_')`;
+    case 'date': return `to_char(${c}::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
+    case 'datetime': return `to_char(${c}::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+    case 'epoch_ms': return `(extract(epoch FROM ${c}::timestamptz) * 1000)::bigint`;
+  }
+}
+
+export function sourceQuery(mapping: Mapping, modelsSchema: string): SourceQuery {
+  const inner = mapping.source.model !== undefined
+    ? `SELECT * FROM ${quoteRelation(mapping.source.model, modelsSchema)}`
+    : mapping.source.sql!.trim().replace(/;\s*$/, '');
+  // jsonb_build_object takes at most 100 arguments: build 40 fields at a time and concatenate.
+  const pairs = mapping.fields.map((f) => `${quoteLiteral(f.to)}, ${transformSql(f.from, f.transform)}`);
+  const chunks: string[] = [];
+  for (let i = 0; i < pairs.length; i += 40) chunks.push(`jsonb_build_object(${pairs.slice(i, i + 40).join(', ')})`);
+  return { from: `(${inner}) src`, key: `${quoteIdent(mapping.source.key)}::text`, payload: chunks.join(' || ') };
+}
+
+export interface SourceColumn {
+  name: string;
+  typeOid: number;
+}
+
+/**
+ * Checks that the source can be read and has the key and every mapped column. Errors name the mapping file
+ * and position of the offending setting and list the columns that do exist.
+ */
+export async function checkSource(pool: pg.Pool, file: LoadedFile<Mapping>, modelsSchema: string): Promise<SourceColumn[]> {
+  const mapping = file.value;
+  const q = sourceQuery(mapping, modelsSchema);
+  let fields: pg.FieldDef[];
+  try {
+    fields = (await pool.query(`SELECT * FROM ${q.from} LIMIT 0`)).fields;
+  } catch (err) {
+    const at = file.where(['source', mapping.source.model !== undefined ? 'model' : 'sql']);
+    throw new DataError('SOURCE_UNREADABLE', `${file.file}:${at.line}:${at.column}: cannot read the source of mapping '${mapping.name}': ${(err as Error).message}`, {
+      cause: err,
+      hint: mapping.source.model !== undefined ? `does ${mapping.source.model} exist in schema ${modelsSchema}? (segsync models build creates the RFM models)` : 'run the SQL in psql to see the problem',
+    });
+  }
+  const names = new Set(fields.map((f) => f.name));
+  const problems: string[] = [];
+  const missing = (col: string, where: (string | number)[], what: string) => {
+    const at = file.where(where);
+    problems.push(`${file.file}:${at.line}:${at.column}: ${what} column '${col}' is not in the source (QUERY_COLUMN_MISSING)`);
+  };
+  if (!names.has(mapping.source.key)) missing(mapping.source.key, ['source', 'key'], 'key');
+  mapping.fields.forEach((f, i) => { if (!names.has(f.from)) missing(f.from, ['fields', i, 'from'], `field '${f.to}':`); });
+  if (problems.length) {
+    throw new DataError('QUERY_COLUMN_MISSING', problems.join('\n'), { hint: `the source has: ${[...names].join(', ')}` });
+  }
+  return fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID }));
+}

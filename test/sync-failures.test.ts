@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { runMapping } from '../src/sync/engine.ts';
+import { latestByKey } from './helpers/files.ts';
+import { memoryStore } from './helpers/memory-destination.ts';
+import { createTestDatabase } from './helpers/pg.ts';
+import { CLI, createProject, FILE_MAPPING, seedSegments } from './helpers/project.ts';
+
+const MEMORY_MAPPING = (store: string, extra = '') => `name: seg-to-memory
+source: { model: segments, key: user_id }
+destination: { connection: mem, object: x, match_key: id }
+fields:
+  - { to: rfm_segment, from: rfm_segment }
+dead_after: 2
+${extra}`;
+
+async function memoryProject(store: string, extra = '') {
+  const db = await createTestDatabase();
+  const project = await createProject({ settings: `warehouse:\n  url: ${db.url}\nconnections:\n  mem:\n    type: memory\n    store: ${store}\n` });
+  await project.write('mappings/m.yaml', MEMORY_MAPPING(store, extra));
+  return { db, project, async cleanup() { await project.cleanup(); await db.drop(); } };
+}
+
+test('a destination that dies after accepting a batch: the batch is retried and the state converges', async () => {
+  const env = await memoryProject('dies');
+  const store = memoryStore('dies');
+  try {
+    await env.project.app(async (app) => {
+      await seedSegments(app.warehouse.pool, 12);
+      store.dieAfterAccepting = 2;
+      const run = await runMapping(app, 'seg-to-memory');
+      assert.equal(run.status, 'succeeded');
+      assert.equal(run.counts.delivered, 12);
+      assert.equal(store.records.size, 12);
+      assert.equal(store.calls, 3 + 2, 'three batches of five, two of them sent twice');
+      const rerun = await runMapping(app, 'seg-to-memory');
+      assert.equal(rerun.counts.delivered, 0);
+    });
+  } finally {
+    await env.cleanup();
+  }
+});
+
+test('a record that fails dead_after runs in a row is dead until retry --dead; the others go on', async () => {
+  const env = await memoryProject('rejects');
+  const store = memoryStore('rejects');
+  try {
+    await env.project.app(async (app) => {
+      await seedSegments(app.warehouse.pool, 6);
+      store.rejectKeys.add('u0003');
+      const r1 = await runMapping(app, 'seg-to-memory');
+      assert.equal(r1.status, 'partial');
+      assert.deepEqual([r1.counts.delivered, r1.counts.failed], [5, 1]);
+      const r2 = await runMapping(app, 'seg-to-memory');
+      assert.deepEqual([r2.counts.create, r2.counts.failed], [1, 1], 'a failed record is planned again');
+      const r3 = await runMapping(app, 'seg-to-memory');
+      assert.deepEqual([r3.counts.create, r3.counts.dead, r3.status], [0, 1, 'succeeded'], 'dead after two failing runs: not sent again');
+      const dead = await app.warehouse.pool.query(`SELECT fail_count, last_error_code, dead_at IS NOT NULL AS dead FROM segsync.delivered WHERE key = 'u0003'`);
+      assert.deepEqual(dead.rows[0], { fail_count: 2, last_error_code: 'INVALID_VALUE', dead: true });
+      const receipts = await app.warehouse.pool.query(`SELECT status, error_code, error_message FROM segsync.receipts WHERE key = 'u0003' ORDER BY id`);
+      assert.deepEqual(receipts.rows.map((r) => r.status), ['failed', 'failed']);
+      assert.equal(receipts.rows[0].error_message, 'value rejected for u0003');
+    });
+    store.rejectKeys.clear();
+    const retried = await env.project.cli(['retry', 'seg-to-memory', '--dead'], { env: { NODE_OPTIONS: `--import=${path.resolve('test/helpers/memory-destination.ts')}` } });
+    // The CLI is another process: its memory destination starts empty, so the retried record is all it holds.
+    assert.equal(retried.code, 0, retried.stderr);
+    assert.match(retried.stdout, /1 dead record\(s\) re-queued/);
+    assert.match(retried.stdout, /1 delivered, 0 failed/);
+  } finally {
+    await env.cleanup();
+  }
+});
+
+test('kill -9 in the middle of a run loses nothing: the state is never ahead of the files and the next run converges', async () => {
+  const db = await createTestDatabase();
+  const project = await createProject({ url: db.url });
+  await project.write('mappings/m.yaml', FILE_MAPPING({ throttle: '150', extra: 'batch_size: 4\nconcurrency: 1' }));
+  const dir = path.join(project.outDir, 'seg-to-file');
+  try {
+    await project.app(async (app) => seedSegments(app.warehouse.pool, 40));
+    const child = spawn(process.execPath, [CLI, 'run', 'seg-to-file'], { cwd: project.dir, env: { ...process.env, SEGSYNC_DATABASE_URL: '', SEGSYNC_LOG_LEVEL: 'error' }, stdio: 'ignore' });
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      const manifests = (await readdir(dir).catch(() => [])).filter((n) => n.endsWith('.manifest.json'));
+      if (manifests.length >= 3) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('close', r));
+    await project.app(async (app) => {
+      const pool = app.warehouse.pool;
+      const runs = await pool.query(`SELECT status FROM segsync.runs`);
+      assert.deepEqual(runs.rows, [{ status: 'running' }], 'the killed run is left as running');
+      const files = await latestByKey(dir);
+      assert.ok(files.size > 0 && files.size < 40, `killed mid-run (${files.size} records in files)`);
+      const state = await pool.query<{ key: string; payload: Record<string, unknown> }>(`SELECT key, payload FROM segsync.delivered WHERE payload_hash IS NOT NULL`);
+      for (const row of state.rows) {
+        const inFile = files.get(row.key);
+        assert.ok(inFile, `${row.key} is confirmed in the ledger, so it must be in a committed file`);
+        assert.equal(inFile.rfm_segment, row.payload.rfm_segment);
+      }
+      const next = await runMapping(app, 'seg-to-file');
+      assert.equal(next.status, 'succeeded');
+      assert.equal(next.counts.create, 40 - state.rowCount!);
+      assert.equal((await pool.query(`SELECT status FROM segsync.runs ORDER BY id`)).rows[0].status, 'interrupted');
+      const final = await latestByKey(dir);
+      assert.equal(final.size, 40);
+      const source = await pool.query<{ user_id: string; rfm_segment: string }>('SELECT user_id, rfm_segment FROM segments');
+      for (const s of source.rows) assert.equal(final.get(s.user_id)?.rfm_segment, s.rfm_segment);
+    });
+  } finally {
+    await project.cleanup();
+    await db.drop();
+  }
+});
+
+test('validate reports every configuration problem at once with file:line:column', async () => {
+  const project = await createProject();
+  try {
+    await project.write('mappings/a.yaml', `name: bad-one
+source:
+  model: segments
+destination:
+  connection: nowhere
+  object: x
+  match_key: id
+fields:
+  - { to: seg, from: rfm_segment }
+mode: sometimes
+feilds: []
+`);
+    await project.write('mappings/b.yaml', 'name: broken\nsource: [unclosed\n');
+    const r = await project.cli(['validate', '--offline']);
+    assert.equal(r.code, 2);
+    const err = r.stderr;
+    assert.match(err, /mappings\/a\.yaml:3:3 \(source\.key\): missing required key 'key'/);
+    assert.match(err, /mappings\/a\.yaml:5:15 \(destination\.connection\): unknown connection 'nowhere'\n\s+hint: connections in config\/segsync\.yaml: files/);
+    assert.match(err, /^segsync: 5 configuration problem\(s\)/);
+    assert.match(err, /mappings\/a\.yaml:10:7 \(mode\): Invalid option: expected one of "upsert"\|"update"\|"mirror"\n\s+hint: one of upsert, update, mirror/);
+    assert.match(err, /mappings\/a\.yaml:11:1: unknown key 'feilds'/);
+    assert.match(err, /mappings\/b\.yaml:\d+:\d+: YAML syntax/);
+  } finally {
+    await project.cleanup();
+  }
+});
