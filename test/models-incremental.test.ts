@@ -127,5 +127,23 @@ for (const kind of WAREHOUSE_KINDS) {
       assert.equal(s.snapshotsRecomputed, await snapshotCount(pool, 'inc', '2023-06-01T00:00:00Z'));
       await assertSameAsFullBuild(pool, 'full_after_failure', '2024-01-05T00:00:00Z');
     });
+
+    test('a late payment just before the previous as-of instant, and a re-sent old payment_id, with the next month', async () => {
+      // The last build was as of 2024-01-05. A payment of 2024-01-04 arrives late: the kept snapshot of
+      // 2024-01-05 never saw it, so the refresh must start from the month start before, not from that instant.
+      const old = await pool.query<{ payment_id: string; user_id: string }>(
+        `SELECT payment_id, user_id FROM inc.fact_payments WHERE payment_date < '2023-06-01' ORDER BY payment_id LIMIT 1`);
+      const resent = old.rows[0] ?? assert.fail('an old payment');
+      await insertPayments(pool, [
+        { user_id: 'u7', payment_id: 'late-4', payment_date: '2024-01-04T23:00:00Z', payment_amount: '3.00' },
+        // the same payment loaded again in the new month: the earliest row counts, this one does not
+        { user_id: resent.user_id, payment_id: resent.payment_id, payment_date: '2024-01-20T00:00:00Z', payment_amount: '999.00' },
+        { user_id: 'u8', payment_id: 'feb-1', payment_date: '2024-02-03T00:00:00Z', payment_amount: '8.00' },
+      ], 'inc.fact_payments');
+      const s = await build(pool, 'inc', '2024-02-10T00:00:00Z');
+      assert.equal(s.mode, 'incremental');
+      assert.equal(s.snapshotsRecomputed, 2, '2024-02-01 and the as-of instant');
+      await assertSameAsFullBuild(pool, 'full_edge', '2024-02-10T00:00:00Z');
+    });
   });
 }

@@ -4,7 +4,7 @@ import { FINGERPRINT_TEMP, quoteIdent, type Queryable } from './payments.ts';
  * What segsync remembers between model builds, in the models schema next to the models (prefix _segsync_):
  *   _segsync_rfm_state         one row: the as-of instant, the model SQL hash and the payments relation of
  *                              the last build; any difference forces a full rebuild
- *   _segsync_rfm_fingerprints  per payment month: row count, amount sum, latest date, digest of the rows
+ *   _segsync_rfm_fingerprints  per payment month: row count, amount sum, latest date, date sum, id digest
  *   _segsync_rfm_snapshots     the snapshot instants in the history and how many users each has
  * All of it is written in the build's transaction, so it always describes the committed history.
  */
@@ -42,7 +42,8 @@ export async function ensureBookkeeping(db: Queryable, t: ModelTables): Promise<
     row_count bigint NOT NULL,
     amount_sum numeric NOT NULL,
     max_date timestamptz NOT NULL,
-    digest numeric NOT NULL)`);
+    digest numeric NOT NULL,
+    epoch_sum numeric NOT NULL)`);
   await db.query(`CREATE TABLE IF NOT EXISTS ${t.snapshots} (
     snapshot_at timestamptz PRIMARY KEY,
     users integer NOT NULL)`);
@@ -72,15 +73,15 @@ export async function earliestChangedMonth(db: Queryable, t: ModelTables): Promi
        FROM ${FINGERPRINT_TEMP} AS now_
        FULL JOIN ${t.fingerprints} AS last_ ON last_.month_key = now_.month_key
       WHERE now_.month_key IS NULL OR last_.month_key IS NULL
-         OR (now_.row_count, now_.amount_sum, now_.max_date, now_.digest)
-            IS DISTINCT FROM (last_.row_count, last_.amount_sum, last_.max_date, last_.digest)`);
+         OR (now_.row_count, now_.amount_sum, now_.max_date, now_.digest, now_.epoch_sum)
+            IS DISTINCT FROM (last_.row_count, last_.amount_sum, last_.max_date, last_.digest, last_.epoch_sum)`);
   return rows[0]?.month_key ?? null;
 }
 
 export async function saveFingerprints(db: Queryable, t: ModelTables): Promise<void> {
   await db.query(`DELETE FROM ${t.fingerprints}`);
-  await db.query(`INSERT INTO ${t.fingerprints} (month_key, row_count, amount_sum, max_date, digest)
-    SELECT month_key, row_count, amount_sum, max_date, digest FROM ${FINGERPRINT_TEMP}`);
+  await db.query(`INSERT INTO ${t.fingerprints} (month_key, row_count, amount_sum, max_date, digest, epoch_sum)
+    SELECT month_key, row_count, amount_sum, max_date, digest, epoch_sum FROM ${FINGERPRINT_TEMP}`);
 }
 
 /** Snapshot instants at or after `from`, plus any that are no snapshot for `asOf` (an old as-of instant). */
@@ -100,4 +101,14 @@ export async function recordSnapshots(db: Queryable, t: ModelTables, removed: Da
     `INSERT INTO ${t.snapshots} (snapshot_at, users)
      SELECT snapshot_at, COUNT(*) FROM ${t.hist} WHERE snapshot_at >= $1 GROUP BY snapshot_at`,
     [from ?? '-infinity']);
+}
+
+/**
+ * The snapshot an incremental build starts from: the last month start before `from`. Its payments did not
+ * change (every change is at or after `from`), while an older as-of instant may predate a late payment.
+ */
+export async function carriedSnapshot(db: Queryable, t: ModelTables, from: Date): Promise<Date | null> {
+  const { rows } = await db.query<{ at: Date | null }>(
+    `SELECT MAX(snapshot_at) AS at FROM ${t.snapshots} WHERE snapshot_at < $1 AND snapshot_at = date_trunc('month', snapshot_at)`, [from]);
+  return rows[0]?.at ?? null;
 }

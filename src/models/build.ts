@@ -1,11 +1,11 @@
 import type pg from 'pg';
 import { LockedError, SegsyncError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { ensureBookkeeping, readState, recordSnapshots, saveFingerprints, staleSnapshots, tables, writeState, type ModelTables } from './bookkeeping.ts';
+import { carriedSnapshot, ensureBookkeeping, readState, recordSnapshots, saveFingerprints, staleSnapshots, tables, writeState, type ModelTables } from './bookkeeping.ts';
 import { rebuildCurrent, rebuildHistory, refreshHistory, relationExists } from './materialize.ts';
 import { checkPaymentsRelation, profilePayments, qualify, type PaymentsProfile, type Queryable } from './payments.ts';
 import { planBuild } from './plan.ts';
-import { CURRENT_MODEL, HIST_MODEL, loadModelSources, renderModel } from './template.ts';
+import { loadModelSources, renderBuild } from './template.ts';
 
 export interface BuildOptions {
   /** Schema of the model tables and their bookkeeping (and of the payments relation when it is unqualified). */
@@ -92,17 +92,14 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
     for (const w of warnings) log.warn(w);
 
     const plan = await planBuild(client, t, { asOf, fullRefresh: opts.fullRefresh === true, previous, modelHash: sources.hash, payments: payments.display, tablesPresent });
-    const render = (from: Date | null) => ({
-      hist: renderModel(HIST_MODEL, sources.hist, { refs: { fact_payments: payments.sql }, vars: { as_of: asOf.toISOString(), snapshot_from: from?.toISOString() } }),
-      current: renderModel(CURRENT_MODEL, sources.current, { refs: { rfm_segments_hist: t.hist }, vars: {} }),
-    });
+    const relations = { payments: payments.sql, hist: t.hist };
 
     progress(2);
     let recomputedFrom: Date | null | 'none';
     let reason: string;
     if (plan.mode === 'full') {
       log.info({ reason: plan.reason }, 'full build');
-      const sql = render(null);
+      const sql = renderBuild(sources, relations, asOf);
       await rebuildHistory(client, t, sql.hist, previous?.modelHash !== sources.hash);
       await recordSnapshots(client, t, [], null);
       progress(3);
@@ -111,7 +108,8 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
       reason = plan.reason;
     } else if (plan.from) {
       log.info({ from: plan.from.toISOString(), why: plan.why }, 'incremental build');
-      const sql = render(plan.from);
+      const carriedAt = await carriedSnapshot(client, t, plan.from);
+      const sql = renderBuild(sources, relations, asOf, { from: plan.from, carriedAt });
       const stale = await staleSnapshots(client, t, plan.from, asOf);
       await refreshHistory(client, t, sql.hist, stale);
       await recordSnapshots(client, t, stale, plan.from);

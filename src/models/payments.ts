@@ -74,8 +74,8 @@ export interface PaymentsProfile {
 }
 
 /**
- * One pass over the payments: a fingerprint per month (row count, amount sum, latest date and an
- * order-independent digest of every row) into a temporary table, plus the data checks. The fingerprints are
+ * One pass over the payments: a fingerprint per month (row count, amount sum, latest date, a sum of the
+ * dates and an order-independent digest of ids and users) into a temporary table, plus the data checks. The fingerprints are
  * compared with the last build's to find the earliest month whose payments changed.
  */
 export async function profilePayments(db: Queryable, relation: { sql: string; display: string }, asOf: Date): Promise<PaymentsProfile> {
@@ -86,7 +86,9 @@ export async function profilePayments(db: Queryable, relation: { sql: string; di
             COUNT(*) AS row_count,
             SUM(amount) AS amount_sum,
             MAX(d) AS max_date,
-            SUM(hashtextextended(concat_ws('|', user_id, payment_id, d, amount), 0)) AS digest,
+            -- order-independent: which payments and users (hash), and when (epoch sum); amounts are summed above
+            SUM(hashtextextended(payment_id || '|' || user_id, 0)) AS digest,
+            SUM(EXTRACT(EPOCH FROM d)) AS epoch_sum,
             MIN(d) AS first_payment,
             MIN(d) FILTER (WHERE d <= ${pg.escapeLiteral(asOf.toISOString())}::timestamptz) AS first_payment_as_of,
             COUNT(*) FILTER (WHERE amount <= 0) AS non_positive,

@@ -56,22 +56,48 @@ function templateError(name: string, tag: string, why: string): SegsyncError {
 
 /** The model files shipped with segsync, next to src/ (so an installed CLI finds them wherever it runs). */
 export const MODELS_DIR = fileURLToPath(new URL('../../models/', import.meta.url));
+const INCREMENTAL_VALUES_FILE = fileURLToPath(new URL('./values_incremental.sql', import.meta.url));
 
+export const VALUES_MODEL = 'rfm_values_hist';
 export const HIST_MODEL = 'rfm_segments_hist';
 export const CURRENT_MODEL = 'rfm_current_segments';
 
 export interface ModelSources {
+  /** models/rfm_values_hist.sql: values per user per snapshot (dbt: ephemeral). */
+  values: string;
+  /** src/models/values_incremental.sql: the same values for the snapshots from a given one on. */
+  valuesIncremental: string;
   hist: string;
   current: string;
-  /** sha256 over both files: a changed model means the stored history was computed by other SQL. */
+  /** sha256 over all of them: a changed model means the stored history was computed by other SQL. */
   hash: string;
 }
 
 export async function loadModelSources(dir = MODELS_DIR): Promise<ModelSources> {
-  const [hist, current] = await Promise.all([
+  const [values, hist, current, valuesIncremental] = await Promise.all([
+    readFile(path.join(dir, `${VALUES_MODEL}.sql`), 'utf8'),
     readFile(path.join(dir, `${HIST_MODEL}.sql`), 'utf8'),
     readFile(path.join(dir, `${CURRENT_MODEL}.sql`), 'utf8'),
+    readFile(INCREMENTAL_VALUES_FILE, 'utf8'),
   ]);
-  const hash = createHash('sha256').update(hist).update('\0').update(current).digest('hex');
-  return { hist, current, hash };
+  const hash = createHash('sha256');
+  for (const text of [values, hist, current, valuesIncremental]) hash.update(text).update('\0');
+  return { values, valuesIncremental, hist, current, hash: hash.digest('hex') };
+}
+
+/**
+ * The SQL of one build: rfm_segments_hist over either the full values model (inlined as a subquery, the way
+ * dbt inlines an ephemeral model) or the incremental values from `from` on, carrying the state at `carriedAt`.
+ */
+export function renderBuild(src: ModelSources, rel: { payments: string; hist: string }, asOf: Date, incremental?: { from: Date; carriedAt: Date | null }) {
+  const values = incremental
+    ? renderModel('values_incremental', src.valuesIncremental, {
+      refs: { fact_payments: rel.payments, rfm_segments_hist: rel.hist },
+      vars: { as_of: asOf.toISOString(), snapshot_from: incremental.from.toISOString(), carried_at: incremental.carriedAt?.toISOString() ?? '-infinity' },
+    })
+    : renderModel(VALUES_MODEL, src.values, { refs: { fact_payments: rel.payments }, vars: { as_of: asOf.toISOString() } });
+  return {
+    hist: renderModel(HIST_MODEL, src.hist, { refs: { rfm_values_hist: `(${values}) AS rfm_values_hist` }, vars: {} }),
+    current: renderModel(CURRENT_MODEL, src.current, { refs: { rfm_segments_hist: rel.hist }, vars: {} }),
+  };
 }

@@ -1,0 +1,91 @@
+-- segsync's incremental counterpart of models/rfm_values_hist.sql (not a dbt model). It computes the same
+-- rows, for the snapshots at or after `snapshot_from` only, from
+--   * the state kept in rfm_segments_hist at `carried_at` (the last month start before snapshot_from, whose
+--     payments did not change), and
+--   * the payments after carried_at,
+-- so a monthly refresh reads one month of payments instead of re-aggregating all of them. Tests hold it
+-- equal to a full build of rfm_values_hist (test/models-incremental.test.ts).
+WITH params AS (
+    SELECT CAST('{{ var("as_of") }}' AS timestamptz) AS as_of,
+           CAST('{{ var("snapshot_from") }}' AS timestamptz) AS snapshot_from,
+           CAST('{{ var("carried_at") }}' AS timestamptz) AS carried_at
+),
+new_rows AS MATERIALIZED (
+    SELECT CAST(p.payment_id AS text) AS payment_id,
+           CAST(p.user_id AS text) AS user_id,
+           CAST(p.payment_date AS timestamptz) AS payment_date,
+           CAST(p.payment_amount AS numeric) AS payment_amount
+    FROM {{ ref('fact_payments') }} AS p
+    CROSS JOIN params
+    WHERE CAST(p.payment_date AS timestamptz) > params.carried_at
+      AND CAST(p.payment_date AS timestamptz) <= params.as_of
+),
+counted_before AS (
+    -- Payments whose earliest row is at or before carried_at are in the carried state already: a later row
+    -- with the same payment_id is a duplicate (the full model keeps the earliest row too).
+    SELECT DISTINCT new_rows.payment_id
+    FROM new_rows
+    JOIN {{ ref('fact_payments') }} AS p ON CAST(p.payment_id AS text) = new_rows.payment_id
+    CROSS JOIN params
+    WHERE CAST(p.payment_date AS timestamptz) <= params.carried_at
+),
+payments AS (
+    SELECT DISTINCT ON (new_rows.payment_id)
+           new_rows.user_id, new_rows.payment_date, new_rows.payment_amount
+    FROM new_rows
+    WHERE NOT EXISTS (SELECT 1 FROM counted_before WHERE counted_before.payment_id = new_rows.payment_id)
+    ORDER BY new_rows.payment_id, new_rows.payment_date, new_rows.user_id, new_rows.payment_amount
+),
+steps AS (
+    SELECT payments.user_id,
+           GREATEST(
+               LEAST(
+                   CASE WHEN payments.payment_date = date_trunc('month', payments.payment_date) THEN payments.payment_date
+                        ELSE date_trunc('month', payments.payment_date) + interval '1 month' END,
+                   params.as_of),
+               params.snapshot_from) AS step_at,
+           COUNT(*) AS payments,
+           SUM(payments.payment_amount) AS amount,
+           MAX(payments.payment_date) AS last_payment_date
+    FROM payments
+    CROSS JOIN params
+    GROUP BY 1, 2
+    UNION ALL
+    -- The carried state enters as the first computed snapshot's step.
+    SELECT hist.user_id, params.snapshot_from, hist.frequency, hist.monetary, hist.max_payment_date
+    FROM {{ ref('rfm_segments_hist') }} AS hist
+    CROSS JOIN params
+    WHERE hist.snapshot_at = params.carried_at
+),
+user_steps AS (
+    SELECT user_id, step_at, SUM(payments) AS payments, SUM(amount) AS amount, MAX(last_payment_date) AS last_payment_date
+    FROM steps
+    GROUP BY user_id, step_at
+),
+running AS (
+    SELECT user_id,
+           step_at,
+           LEAD(step_at) OVER per_user AS next_step_at,
+           MAX(last_payment_date) OVER per_user AS max_payment_date,
+           CAST(SUM(payments) OVER per_user AS integer) AS frequency,
+           SUM(amount) OVER per_user AS monetary
+    FROM user_steps
+    WINDOW per_user AS (PARTITION BY user_id ORDER BY step_at ROWS UNBOUNDED PRECEDING)
+)
+SELECT running.user_id,
+       spread.snapshot_at,
+       running.max_payment_date,
+       running.frequency,
+       running.monetary
+FROM running
+CROSS JOIN params
+CROSS JOIN LATERAL (
+    SELECT month_start
+    FROM generate_series(running.step_at,
+                         COALESCE(running.next_step_at - interval '1 microsecond', params.as_of),
+                         interval '1 month') AS month_start
+    WHERE running.step_at = date_trunc('month', running.step_at)
+    UNION ALL
+    SELECT params.as_of
+    WHERE running.next_step_at IS NULL AND params.as_of <> date_trunc('month', params.as_of)
+) AS spread (snapshot_at)
