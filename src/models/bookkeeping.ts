@@ -1,11 +1,11 @@
-import { FINGERPRINT_TEMP, quoteIdent, type Queryable } from './payments.ts';
+import { FINGERPRINT_TEMP, monthCeilSql, quoteIdent, type Queryable } from './payments.ts';
 
 /**
  * What segsync remembers between model builds, in the models schema next to the models (prefix _segsync_):
  *   _segsync_rfm_state         one row: the as-of instant, the model SQL hash and the payments relation of
  *                              the last build; any difference forces a full rebuild
  *   _segsync_rfm_fingerprints  per payment month: row count, amount sum, latest date, date sum, id digest
- *   _segsync_rfm_snapshots     the snapshot instants in the history and how many users each has
+ *   _segsync_rfm_snapshots     the snapshot instants in the history
  * All of it is written in the build's transaction, so it always describes the committed history.
  */
 
@@ -44,9 +44,7 @@ export async function ensureBookkeeping(db: Queryable, t: ModelTables): Promise<
     max_date timestamptz NOT NULL,
     digest numeric NOT NULL,
     epoch_sum numeric NOT NULL)`);
-  await db.query(`CREATE TABLE IF NOT EXISTS ${t.snapshots} (
-    snapshot_at timestamptz PRIMARY KEY,
-    users integer NOT NULL)`);
+  await db.query(`CREATE TABLE IF NOT EXISTS ${t.snapshots} (snapshot_at timestamptz PRIMARY KEY)`);
 }
 
 export async function readState(db: Queryable, t: ModelTables): Promise<BuildState | null> {
@@ -93,14 +91,24 @@ export async function staleSnapshots(db: Queryable, t: ModelTables, from: Date, 
   return rows.map((r) => r.snapshot_at);
 }
 
-/** Records the snapshots now in the history from `from` on (all of them when from is null). */
-export async function recordSnapshots(db: Queryable, t: ModelTables, removed: Date[], from: Date | null): Promise<void> {
+/**
+ * Records the snapshot instants the history now has from `from` on (all of them when from is null): the
+ * month starts from the first one that sees a payment up to as-of, and as-of (computed, not counted, so it
+ * costs nothing on a large history; the tests hold it equal to the history's own instants).
+ */
+export async function recordSnapshots(db: Queryable, t: ModelTables, removed: Date[], from: Date | null, asOf: Date): Promise<void> {
   if (from === null) await db.query(`DELETE FROM ${t.snapshots}`);
   else await db.query(`DELETE FROM ${t.snapshots} WHERE snapshot_at = ANY($1::timestamptz[])`, [removed]);
   await db.query(
-    `INSERT INTO ${t.snapshots} (snapshot_at, users)
-     SELECT snapshot_at, COUNT(*) FROM ${t.hist} WHERE snapshot_at >= $1 GROUP BY snapshot_at`,
-    [from ?? '-infinity']);
+    `WITH first AS (SELECT MIN(first_payment_as_of) AS at FROM ${FINGERPRINT_TEMP})
+     INSERT INTO ${t.snapshots} (snapshot_at)
+     SELECT snapshot_at FROM (
+       SELECT generate_series(${monthCeilSql('first.at')}, $2::timestamptz, interval '1 month') AS snapshot_at FROM first
+       UNION
+       SELECT $2::timestamptz FROM first WHERE first.at IS NOT NULL) AS instants
+     WHERE snapshot_at >= $1::timestamptz
+     ON CONFLICT (snapshot_at) DO NOTHING`,
+    [from ?? '-infinity', asOf]);
 }
 
 /**

@@ -45,6 +45,9 @@ export interface BuildSummary {
   reason: string;
 }
 
+/** Memory per sort or hash step of a build (SEGSYNC_MODELS_WORK_MEM overrides, e.g. 256MB on a big server). */
+const BUILD_WORK_MEM = /^\d+(kB|MB|GB)$/.test(process.env.SEGSYNC_MODELS_WORK_MEM ?? '') ? process.env.SEGSYNC_MODELS_WORK_MEM as string : '64MB';
+
 const PHASES: ReadonlyArray<[BuildProgress['phase'], string]> = [
   ['check', 'checking the payments relation'],
   ['fingerprint', 'fingerprinting payments by month'],
@@ -80,6 +83,10 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
     if (!locked.rows[0]?.ok) {
       throw new LockedError('MODELS_LOCKED', `another models build is running on schema ${opts.schema}`, { hint: 'wait for it to finish and run again', retryable: true });
     }
+    // The build is a few large sorting statements: JIT compilation costs seconds there and never pays back,
+    // and sorts of a snapshot's users should stay in memory rather than spill (both only for this transaction).
+    await client.query(`SET LOCAL jit = off`);
+    await client.query(`SET LOCAL work_mem = '${BUILD_WORK_MEM}'`);
     progress(0);
     await checkPaymentsRelation(client, payments);
     await ensureBookkeeping(client, t);
@@ -101,7 +108,7 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
       log.info({ reason: plan.reason }, 'full build');
       const sql = renderBuild(sources, relations, asOf);
       await rebuildHistory(client, t, sql.hist, previous?.modelHash !== sources.hash);
-      await recordSnapshots(client, t, [], null);
+      await recordSnapshots(client, t, [], null, asOf);
       progress(3);
       await rebuildCurrent(client, t, sql.current);
       recomputedFrom = null;
@@ -112,7 +119,7 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
       const sql = renderBuild(sources, relations, asOf, { from: plan.from, carriedAt });
       const stale = await staleSnapshots(client, t, plan.from, asOf);
       await refreshHistory(client, t, sql.hist, stale);
-      await recordSnapshots(client, t, stale, plan.from);
+      await recordSnapshots(client, t, stale, plan.from, asOf);
       progress(3);
       await rebuildCurrent(client, t, sql.current);
       recomputedFrom = plan.from;

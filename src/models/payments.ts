@@ -79,26 +79,37 @@ export interface PaymentsProfile {
  * compared with the last build's to find the earliest month whose payments changed.
  */
 export async function profilePayments(db: Queryable, relation: { sql: string; display: string }, asOf: Date): Promise<PaymentsProfile> {
-  await db.query(`DROP TABLE IF EXISTS ${FINGERPRINT_TEMP}`);
-  await db.query(
-    `CREATE TEMPORARY TABLE _segsync_rfm_fingerprints_now ON COMMIT DROP AS
-     SELECT ${monthCeilSql('d')} AS month_key,
-            COUNT(*) AS row_count,
-            SUM(amount) AS amount_sum,
-            MAX(d) AS max_date,
+  // A plain SELECT (which may run in parallel) rather than CREATE TABLE AS: it returns one row per month.
+  const months = await db.query<Record<string, string | null>>(
+    `SELECT (${monthCeilSql('d')})::text AS month_key,
+            COUNT(*)::text AS row_count,
+            SUM(amount)::text AS amount_sum,
+            MAX(d)::text AS max_date,
             -- order-independent: which payments and users (hash), and when (epoch sum); amounts are summed above
-            SUM(hashtextextended(payment_id || '|' || user_id, 0)) AS digest,
-            SUM(EXTRACT(EPOCH FROM d)) AS epoch_sum,
-            MIN(d) AS first_payment,
-            MIN(d) FILTER (WHERE d <= ${pg.escapeLiteral(asOf.toISOString())}::timestamptz) AS first_payment_as_of,
-            COUNT(*) FILTER (WHERE amount <= 0) AS non_positive,
-            COUNT(*) FILTER (WHERE user_id IS NULL) AS null_user_id,
-            COUNT(*) FILTER (WHERE payment_id IS NULL) AS null_payment_id,
-            COUNT(*) FILTER (WHERE amount IS NULL) AS null_payment_amount
+            SUM(hashtextextended(payment_id || '|' || user_id, 0))::text AS digest,
+            SUM(EXTRACT(EPOCH FROM d))::text AS epoch_sum,
+            MIN(d)::text AS first_payment,
+            (MIN(d) FILTER (WHERE d <= ${pg.escapeLiteral(asOf.toISOString())}::timestamptz))::text AS first_payment_as_of,
+            COUNT(*) FILTER (WHERE amount <= 0)::text AS non_positive,
+            COUNT(*) FILTER (WHERE user_id IS NULL)::text AS null_user_id,
+            COUNT(*) FILTER (WHERE payment_id IS NULL)::text AS null_payment_id,
+            COUNT(*) FILTER (WHERE amount IS NULL)::text AS null_payment_amount
        FROM (SELECT CAST(user_id AS text) AS user_id, CAST(payment_id AS text) AS payment_id,
                     CAST(payment_date AS timestamptz) AS d, CAST(payment_amount AS numeric) AS amount
                FROM ${relation.sql}) AS p
       GROUP BY 1`);
+  await db.query(`DROP TABLE IF EXISTS ${FINGERPRINT_TEMP}`);
+  await db.query(`CREATE TEMPORARY TABLE _segsync_rfm_fingerprints_now (
+      month_key timestamptz, row_count bigint, amount_sum numeric, max_date timestamptz, digest numeric, epoch_sum numeric,
+      first_payment timestamptz, first_payment_as_of timestamptz, non_positive bigint,
+      null_user_id bigint, null_payment_id bigint, null_payment_amount bigint) ON COMMIT DROP`);
+  const cols = ['month_key', 'row_count', 'amount_sum', 'max_date', 'digest', 'epoch_sum', 'first_payment', 'first_payment_as_of',
+    'non_positive', 'null_user_id', 'null_payment_id', 'null_payment_amount'];
+  await db.query(
+    `INSERT INTO ${FINGERPRINT_TEMP} (${cols.join(', ')})
+     SELECT ${cols.map((c) => `${c}::${c.includes('date') || c.includes('key') || c.startsWith('first') ? 'timestamptz' : 'numeric'}`).join(', ')}
+       FROM unnest(${cols.map((_, i) => `$${i + 1}::text[]`).join(', ')}) AS m(${cols.join(', ')})`,
+    cols.map((c) => months.rows.map((r) => r[c] ?? null)));
   const { rows } = await db.query<Record<string, string | Date | null>>(
     `SELECT COALESCE(SUM(row_count), 0)::text AS rows,
             COALESCE(SUM(row_count) FILTER (WHERE month_key IS NULL), 0)::text AS null_payment_date,

@@ -23,11 +23,11 @@ new_rows AS MATERIALIZED (
 counted_before AS (
     -- Payments whose earliest row is at or before carried_at are in the carried state already: a later row
     -- with the same payment_id is a duplicate (the full model keeps the earliest row too).
-    SELECT DISTINCT new_rows.payment_id
-    FROM new_rows
-    JOIN {{ ref('fact_payments') }} AS p ON CAST(p.payment_id AS text) = new_rows.payment_id
+    SELECT DISTINCT CAST(p.payment_id AS text) AS payment_id
+    FROM {{ ref('fact_payments') }} AS p
     CROSS JOIN params
     WHERE CAST(p.payment_date AS timestamptz) <= params.carried_at
+      AND CAST(p.payment_id AS text) IN (SELECT new_rows.payment_id FROM new_rows)
 ),
 payments AS (
     SELECT DISTINCT ON (new_rows.payment_id)
