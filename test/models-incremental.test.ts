@@ -10,16 +10,16 @@ import { freshWarehouse, WAREHOUSE_KINDS } from './helpers/pg.ts';
  * incrementally and schema `<name>` from scratch over the same payments (inc.fact_payments), then compares
  * every column of every row of both histories and both current tables.
  */
-async function assertSameAsFullBuild(pool: pg.Pool, name: string, asOf: string): Promise<void> {
+async function assertSameAsFullBuild(pool: pg.Pool, name: string, asOf: string, inc = 'inc'): Promise<void> {
   await pool.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`);
-  const full = await build(pool, name, asOf, { payments: 'inc.fact_payments', fullRefresh: true });
+  const full = await build(pool, name, asOf, { payments: `${inc}.fact_payments`, fullRefresh: true });
   assert.equal(full.mode, 'full');
-  const incremental = await historyRows(pool, 'inc.rfm_segments_hist');
+  const incremental = await historyRows(pool, `${inc}.rfm_segments_hist`);
   assert.ok(incremental.length > 0);
   assert.deepEqual(incremental, await historyRows(pool, `${name}.rfm_segments_hist`), 'history: incremental = full');
-  assert.deepEqual(await historyRows(pool, 'inc.rfm_current_segments'), await historyRows(pool, `${name}.rfm_current_segments`), 'current: incremental = full');
-  const bookkept = await pool.query<{ n: number }>(`SELECT COUNT(*)::int AS n FROM inc._segsync_rfm_snapshots s
-    FULL JOIN (SELECT DISTINCT snapshot_at FROM inc.rfm_segments_hist) h USING (snapshot_at)
+  assert.deepEqual(await historyRows(pool, `${inc}.rfm_current_segments`), await historyRows(pool, `${name}.rfm_current_segments`), 'current: incremental = full');
+  const bookkept = await pool.query<{ n: number }>(`SELECT COUNT(*)::int AS n FROM ${inc}._segsync_rfm_snapshots s
+    FULL JOIN (SELECT DISTINCT snapshot_at FROM ${inc}.rfm_segments_hist) h USING (snapshot_at)
     WHERE s.snapshot_at IS NULL OR h.snapshot_at IS NULL`);
   assert.equal(bookkept.rows[0]?.n, 0, 'the snapshot bookkeeping matches the history');
 }
@@ -144,6 +144,21 @@ for (const kind of WAREHOUSE_KINDS) {
       assert.equal(s.mode, 'incremental');
       assert.equal(s.snapshotsRecomputed, 2, '2024-02-01 and the as-of instant');
       await assertSameAsFullBuild(pool, 'full_edge', '2024-02-10T00:00:00Z');
+    });
+
+    test('with a primary key on payment_id (no repeats possible): a new month and a late payment equal a full rebuild', async () => {
+      await pool.query('CREATE SCHEMA keyed');
+      await pool.query('CREATE TABLE keyed.fact_payments (user_id text, payment_id text PRIMARY KEY, payment_date timestamptz, payment_amount numeric)');
+      await insertPayments(pool, randomPayments(21, 90, new Date('2023-02-01T00:00:00Z'), new Date('2023-09-25T00:00:00Z')), 'keyed.fact_payments');
+      await build(pool, 'keyed', '2023-10-01T00:00:00Z');
+      await insertPayments(pool, [
+        ...randomPayments(22, 40, new Date('2023-10-01T00:00:01Z'), new Date('2023-10-30T00:00:00Z'), 'oct'),
+        { user_id: 'u1', payment_id: 'keyed-late', payment_date: '2023-08-08T00:00:00Z', payment_amount: '44.00' },
+      ], 'keyed.fact_payments');
+      const s = await build(pool, 'keyed', '2023-11-01T00:00:00Z');
+      assert.equal(s.mode, 'incremental');
+      assert.equal(s.snapshotsRecomputed, 3, '2023-09-01, 2023-10-01 and 2023-11-01');
+      await assertSameAsFullBuild(pool, 'full_keyed', '2023-11-01T00:00:00Z', 'keyed');
     });
   });
 }

@@ -88,7 +88,7 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
     await client.query(`SET LOCAL jit = off`);
     await client.query(`SET LOCAL work_mem = '${BUILD_WORK_MEM}'`);
     progress(0);
-    await checkPaymentsRelation(client, payments);
+    const { paymentIdUnique } = await checkPaymentsRelation(client, payments);
     await ensureBookkeeping(client, t);
     const previous = await readState(client, t);
     const tablesPresent = (await relationExists(client, t.hist)) && (await relationExists(client, t.current));
@@ -99,7 +99,7 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
     for (const w of warnings) log.warn(w);
 
     const plan = await planBuild(client, t, { asOf, fullRefresh: opts.fullRefresh === true, previous, modelHash: sources.hash, payments: payments.display, tablesPresent });
-    const relations = { payments: payments.sql, hist: t.hist };
+    const relations = { payments: payments.sql, hist: t.hist, paymentIdUnique };
 
     progress(2);
     let recomputedFrom: Date | null | 'none';

@@ -31,7 +31,7 @@ const NEEDED: ReadonlyArray<{ column: string; accepts: (type: string, category: 
  * The error names the relation and the column, so a wrong `models.payments` setting or a loader that wrote
  * another shape is found before any SQL runs.
  */
-export async function checkPaymentsRelation(db: Queryable, relation: { sql: string; display: string }): Promise<void> {
+export async function checkPaymentsRelation(db: Queryable, relation: { sql: string; display: string }): Promise<{ paymentIdUnique: boolean }> {
   const found = await db.query<{ oid: string | null }>('SELECT to_regclass($1)::oid::text AS oid', [relation.sql]);
   const oid = found.rows[0]?.oid;
   if (!oid) {
@@ -55,6 +55,14 @@ export async function checkPaymentsRelation(db: Queryable, relation: { sql: stri
       throw new DataError('PAYMENTS_COLUMN_TYPE', `payments relation ${relation.display}: column ${need.column} is ${col.type}, the models need ${need.want}`);
     }
   }
+  // A unique index on payment_id alone (the loader's primary key) means a payment_id never repeats, so an
+  // incremental build need not look for earlier rows of the new month's payments.
+  const unique = await db.query<{ n: number }>(
+    `SELECT COUNT(*)::int AS n FROM pg_index i
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+      WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+        AND i.indnkeyatts = 1 AND i.indexprs IS NULL AND a.attname = 'payment_id'`, [oid]);
+  return { paymentIdUnique: (unique.rows[0]?.n ?? 0) > 0 };
 }
 
 /** Expression for the first month start at or after `expr` (the month-start snapshot that first sees it). */
@@ -81,23 +89,26 @@ export interface PaymentsProfile {
 export async function profilePayments(db: Queryable, relation: { sql: string; display: string }, asOf: Date): Promise<PaymentsProfile> {
   // A plain SELECT (which may run in parallel) rather than CREATE TABLE AS: it returns one row per month.
   const months = await db.query<Record<string, string | null>>(
-    `SELECT (${monthCeilSql('d')})::text AS month_key,
-            COUNT(*)::text AS row_count,
-            SUM(amount)::text AS amount_sum,
-            MAX(d)::text AS max_date,
-            -- order-independent: which payments and users (hash), and when (epoch sum); amounts are summed above
-            SUM(hashtextextended(payment_id || '|' || user_id, 0))::text AS digest,
-            SUM(EXTRACT(EPOCH FROM d))::text AS epoch_sum,
-            MIN(d)::text AS first_payment,
-            (MIN(d) FILTER (WHERE d <= ${pg.escapeLiteral(asOf.toISOString())}::timestamptz))::text AS first_payment_as_of,
-            COUNT(*) FILTER (WHERE amount <= 0)::text AS non_positive,
-            COUNT(*) FILTER (WHERE user_id IS NULL)::text AS null_user_id,
-            COUNT(*) FILTER (WHERE payment_id IS NULL)::text AS null_payment_id,
-            COUNT(*) FILTER (WHERE amount IS NULL)::text AS null_payment_amount
-       FROM (SELECT CAST(user_id AS text) AS user_id, CAST(payment_id AS text) AS payment_id,
-                    CAST(payment_date AS timestamptz) AS d, CAST(payment_amount AS numeric) AS amount
-               FROM ${relation.sql}) AS p
-      GROUP BY 1`);
+    `SELECT month_key::text, row_count::text, amount_sum::text, max_date::text, digest::text, epoch_sum::text,
+            first_payment::text, first_payment_as_of::text, non_positive::text,
+            null_user_id::text, null_payment_id::text, null_payment_amount::text
+       FROM (SELECT ${monthCeilSql('d')} AS month_key,
+                    COUNT(*) AS row_count,
+                    SUM(amount) AS amount_sum,
+                    MAX(d) AS max_date,
+                    -- order-independent: which payments and users (hash), and when (epoch sum)
+                    SUM(hashtextextended(payment_id || '|' || user_id, 0)) AS digest,
+                    SUM(EXTRACT(EPOCH FROM d)) AS epoch_sum,
+                    MIN(d) AS first_payment,
+                    MIN(d) FILTER (WHERE d <= ${pg.escapeLiteral(asOf.toISOString())}::timestamptz) AS first_payment_as_of,
+                    COUNT(*) FILTER (WHERE amount <= 0) AS non_positive,
+                    COUNT(*) FILTER (WHERE user_id IS NULL) AS null_user_id,
+                    COUNT(*) FILTER (WHERE payment_id IS NULL) AS null_payment_id,
+                    COUNT(*) FILTER (WHERE amount IS NULL) AS null_payment_amount
+               FROM (SELECT CAST(user_id AS text) AS user_id, CAST(payment_id AS text) AS payment_id,
+                            CAST(payment_date AS timestamptz) AS d, CAST(payment_amount AS numeric) AS amount
+                       FROM ${relation.sql}) AS p
+              GROUP BY 1) AS months`);
   await db.query(`DROP TABLE IF EXISTS ${FINGERPRINT_TEMP}`);
   await db.query(`CREATE TEMPORARY TABLE _segsync_rfm_fingerprints_now (
       month_key timestamptz, row_count bigint, amount_sum numeric, max_date timestamptz, digest numeric, epoch_sum numeric,

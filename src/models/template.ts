@@ -89,11 +89,14 @@ export async function loadModelSources(dir = MODELS_DIR): Promise<ModelSources> 
  * The SQL of one build: rfm_segments_hist over either the full values model (inlined as a subquery, the way
  * dbt inlines an ephemeral model) or the incremental values from `from` on, carrying the state at `carriedAt`.
  */
-export function renderBuild(src: ModelSources, rel: { payments: string; hist: string }, asOf: Date, incremental?: { from: Date; carriedAt: Date | null }) {
+export function renderBuild(src: ModelSources, rel: { payments: string; hist: string; paymentIdUnique: boolean }, asOf: Date, incremental?: { from: Date; carriedAt: Date | null }) {
   const values = incremental
     ? renderModel('values_incremental', src.valuesIncremental, {
       refs: { fact_payments: rel.payments, rfm_segments_hist: rel.hist },
-      vars: { as_of: asOf.toISOString(), snapshot_from: incremental.from.toISOString(), carried_at: incremental.carriedAt?.toISOString() ?? '-infinity' },
+      vars: {
+        as_of: asOf.toISOString(), snapshot_from: incremental.from.toISOString(), carried_at: incremental.carriedAt?.toISOString() ?? '-infinity',
+        payment_ids_may_repeat: rel.paymentIdUnique ? 'false' : 'true',
+      },
     })
     : renderModel(VALUES_MODEL, src.values, { refs: { fact_payments: rel.payments }, vars: { as_of: asOf.toISOString() } });
   return {

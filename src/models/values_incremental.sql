@@ -26,7 +26,9 @@ counted_before AS (
     SELECT DISTINCT CAST(p.payment_id AS text) AS payment_id
     FROM {{ ref('fact_payments') }} AS p
     CROSS JOIN params
-    WHERE CAST(p.payment_date AS timestamptz) <= params.carried_at
+    -- (false when a unique index on payment_id rules repeats out: then there is nothing to look up)
+    WHERE {{ var("payment_ids_may_repeat") }}
+      AND CAST(p.payment_date AS timestamptz) <= params.carried_at
       AND CAST(p.payment_id AS text) IN (SELECT new_rows.payment_id FROM new_rows)
 ),
 payments AS (
