@@ -113,12 +113,12 @@ for (const kind of WAREHOUSE_KINDS) {
       const hist = await historyRows(pool, 'inc.rfm_segments_hist');
       const current = await historyRows(pool, 'inc.rfm_current_segments');
       const state = await pool.query('SELECT as_of, model_hash FROM inc._segsync_rfm_state');
-      // The history is rewritten before the current table; make writing the current table fail.
+      // The build's last write is the state row: make it fail there, after the history was rewritten.
       await pool.query(`CREATE FUNCTION inc.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by test'; END $$`);
-      await pool.query('CREATE TRIGGER refuse BEFORE INSERT ON inc.rfm_current_segments FOR EACH ROW EXECUTE FUNCTION inc.refuse()');
+      await pool.query('CREATE TRIGGER refuse BEFORE UPDATE ON inc._segsync_rfm_state FOR EACH ROW EXECUTE FUNCTION inc.refuse()');
       await insertPayments(pool, [{ user_id: 'u9', payment_id: 'late-3', payment_date: '2023-05-05T00:00:00Z', payment_amount: '1.00' }], 'inc.fact_payments');
       await assert.rejects(build(pool, 'inc', '2024-01-05T00:00:00Z'), /refused by test/);
-      await pool.query('DROP TRIGGER refuse ON inc.rfm_current_segments');
+      await pool.query('DROP TRIGGER refuse ON inc._segsync_rfm_state');
       assert.deepEqual(await historyRows(pool, 'inc.rfm_segments_hist'), hist);
       assert.deepEqual(await historyRows(pool, 'inc.rfm_current_segments'), current);
       assert.deepEqual((await pool.query('SELECT as_of, model_hash FROM inc._segsync_rfm_state')).rows, state.rows);

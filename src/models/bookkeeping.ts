@@ -4,7 +4,7 @@ import { FINGERPRINT_TEMP, monthCeilSql, quoteIdent, type Queryable } from './pa
  * What segsync remembers between model builds, in the models schema next to the models (prefix _segsync_):
  *   _segsync_rfm_state         one row: the as-of instant, the model SQL hash and the payments relation of
  *                              the last build; any difference forces a full rebuild
- *   _segsync_rfm_fingerprints  per payment month: row count, amount sum, latest date, date sum, id digest
+ *   _segsync_rfm_fingerprints  per payment month: row count, amount sum, latest date, digest of ids, users and dates
  *   _segsync_rfm_snapshots     the snapshot instants in the history
  * All of it is written in the build's transaction, so it always describes the committed history.
  */
@@ -42,8 +42,7 @@ export async function ensureBookkeeping(db: Queryable, t: ModelTables): Promise<
     row_count bigint NOT NULL,
     amount_sum numeric NOT NULL,
     max_date timestamptz NOT NULL,
-    digest numeric NOT NULL,
-    epoch_sum numeric NOT NULL)`);
+    digest numeric NOT NULL)`);
   await db.query(`CREATE TABLE IF NOT EXISTS ${t.snapshots} (snapshot_at timestamptz PRIMARY KEY)`);
 }
 
@@ -71,15 +70,15 @@ export async function earliestChangedMonth(db: Queryable, t: ModelTables): Promi
        FROM ${FINGERPRINT_TEMP} AS now_
        FULL JOIN ${t.fingerprints} AS last_ ON last_.month_key = now_.month_key
       WHERE now_.month_key IS NULL OR last_.month_key IS NULL
-         OR (now_.row_count, now_.amount_sum, now_.max_date, now_.digest, now_.epoch_sum)
-            IS DISTINCT FROM (last_.row_count, last_.amount_sum, last_.max_date, last_.digest, last_.epoch_sum)`);
+         OR (now_.row_count, now_.amount_sum, now_.max_date, now_.digest)
+            IS DISTINCT FROM (last_.row_count, last_.amount_sum, last_.max_date, last_.digest)`);
   return rows[0]?.month_key ?? null;
 }
 
 export async function saveFingerprints(db: Queryable, t: ModelTables): Promise<void> {
   await db.query(`DELETE FROM ${t.fingerprints}`);
-  await db.query(`INSERT INTO ${t.fingerprints} (month_key, row_count, amount_sum, max_date, digest, epoch_sum)
-    SELECT month_key, row_count, amount_sum, max_date, digest, epoch_sum FROM ${FINGERPRINT_TEMP}`);
+  await db.query(`INSERT INTO ${t.fingerprints} (month_key, row_count, amount_sum, max_date, digest)
+    SELECT month_key, row_count, amount_sum, max_date, digest FROM ${FINGERPRINT_TEMP}`);
 }
 
 /** Snapshot instants at or after `from`, plus any that are no snapshot for `asOf` (an old as-of instant). */

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { LockedError, SegsyncError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { carriedSnapshot, ensureBookkeeping, readState, recordSnapshots, saveFingerprints, staleSnapshots, tables, writeState, type ModelTables } from './bookkeeping.ts';
-import { rebuildCurrent, rebuildHistory, refreshHistory, relationExists } from './materialize.ts';
+import { ensureCurrentView, rebuildHistory, refreshHistory, relationExists } from './materialize.ts';
 import { checkPaymentsRelation, profilePayments, qualify, type PaymentsProfile, type Queryable } from './payments.ts';
 import { planBuild } from './plan.ts';
 import { loadModelSources, renderBuild } from './template.ts';
@@ -52,7 +52,7 @@ const PHASES: ReadonlyArray<[BuildProgress['phase'], string]> = [
   ['check', 'checking the payments relation'],
   ['fingerprint', 'fingerprinting payments by month'],
   ['history', 'computing snapshots'],
-  ['current', 'writing the current segments'],
+  ['current', 'updating the current segments'],
   ['commit', 'committing'],
 ];
 
@@ -107,10 +107,11 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
     if (plan.mode === 'full') {
       log.info({ reason: plan.reason }, 'full build');
       const sql = renderBuild(sources, relations, asOf);
-      await rebuildHistory(client, t, sql.hist, previous?.modelHash !== sources.hash);
+      const recreate = previous?.modelHash !== sources.hash;
+      await rebuildHistory(client, t, sql.hist, recreate);
       await recordSnapshots(client, t, [], null, asOf);
       progress(3);
-      await rebuildCurrent(client, t, sql.current);
+      await ensureCurrentView(client, t, sql.current, recreate);
       recomputedFrom = null;
       reason = plan.reason;
     } else if (plan.from) {
@@ -121,7 +122,7 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
       await refreshHistory(client, t, sql.hist, stale);
       await recordSnapshots(client, t, stale, plan.from, asOf);
       progress(3);
-      await rebuildCurrent(client, t, sql.current);
+      await ensureCurrentView(client, t, sql.current, false);
       recomputedFrom = plan.from;
       reason = plan.why.join('; ');
     } else {

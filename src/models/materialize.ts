@@ -7,7 +7,6 @@ import type { Queryable } from './payments.ts';
  */
 
 const HIST_PK = 'rfm_segments_hist_pkey';
-const CURRENT_PK = 'rfm_current_segments_pkey';
 
 export async function relationExists(db: Queryable, relation: string): Promise<boolean> {
   const { rows } = await db.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [relation]);
@@ -21,8 +20,8 @@ export async function relationExists(db: Queryable, relation: string): Promise<b
  */
 export async function rebuildHistory(db: Queryable, t: ModelTables, histSql: string, recreate: boolean): Promise<void> {
   if (recreate || !(await relationExists(db, t.hist))) {
-    await db.query(`DROP TABLE IF EXISTS ${t.current}`);
-    await db.query(`DROP TABLE IF EXISTS ${t.hist}`);
+    await dropRelation(db, t.current);
+    await dropRelation(db, t.hist);
     await db.query(`CREATE TABLE ${t.hist} AS ${histSql} WITH NO DATA`);
   } else {
     await db.query(`TRUNCATE ${t.hist}`);
@@ -39,12 +38,19 @@ export async function refreshHistory(db: Queryable, t: ModelTables, histSql: str
   await db.query(`INSERT INTO ${t.hist} ${histSql}`);
 }
 
-export async function rebuildCurrent(db: Queryable, t: ModelTables, currentSql: string): Promise<void> {
-  if (!(await relationExists(db, t.current))) {
-    await db.query(`CREATE TABLE ${t.current} AS ${currentSql} WITH NO DATA`);
-    await db.query(`ALTER TABLE ${t.current} ADD CONSTRAINT ${CURRENT_PK} PRIMARY KEY (user_id)`);
-  } else {
-    await db.query(`TRUNCATE ${t.current}`);
-  }
-  await db.query(`INSERT INTO ${t.current} ${currentSql}`);
+/**
+ * rfm_current_segments is a view over the history's latest snapshot: it always equals that snapshot, and a
+ * refresh writes nothing for it. (Created once, and again when the model SQL changed.)
+ */
+export async function ensureCurrentView(db: Queryable, t: ModelTables, currentSql: string, recreate: boolean): Promise<void> {
+  if (recreate) await dropRelation(db, t.current);
+  if (!(await relationExists(db, t.current))) await db.query(`CREATE VIEW ${t.current} AS ${currentSql}`);
+}
+
+/** Drops a table or view of that name (earlier versions kept the current segments as a table). */
+export async function dropRelation(db: Queryable, relation: string): Promise<void> {
+  const { rows } = await db.query<{ kind: string | null }>('SELECT (SELECT relkind FROM pg_class WHERE oid = to_regclass($1))::text AS kind', [relation]);
+  const kind = rows[0]?.kind;
+  if (kind === 'v') await db.query(`DROP VIEW ${relation}`);
+  else if (kind) await db.query(`DROP TABLE ${relation}`);
 }

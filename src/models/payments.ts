@@ -82,39 +82,38 @@ export interface PaymentsProfile {
 }
 
 /**
- * One pass over the payments: a fingerprint per month (row count, amount sum, latest date, a sum of the
- * dates and an order-independent digest of ids and users) into a temporary table, plus the data checks. The fingerprints are
+ * One pass over the payments: a fingerprint per month (row count, amount sum, latest date and an
+ * order-independent digest of ids, users and dates) into a temporary table, plus the data checks. The fingerprints are
  * compared with the last build's to find the earliest month whose payments changed.
  */
 export async function profilePayments(db: Queryable, relation: { sql: string; display: string }, asOf: Date): Promise<PaymentsProfile> {
   // A plain SELECT (which may run in parallel) rather than CREATE TABLE AS: it returns one row per month.
   const months = await db.query<Record<string, string | null>>(
-    `SELECT month_key::text, row_count::text, amount_sum::text, max_date::text, digest::text, epoch_sum::text,
+    `SELECT month_key::text, row_count::text, amount_sum::text, max_date::text, digest::text,
             first_payment::text, first_payment_as_of::text, non_positive::text,
             null_user_id::text, null_payment_id::text, null_payment_amount::text
        FROM (SELECT ${monthCeilSql('d')} AS month_key,
                     COUNT(*) AS row_count,
                     SUM(amount) AS amount_sum,
                     MAX(d) AS max_date,
-                    -- order-independent: which payments and users (hash), and when (epoch sum)
-                    SUM(hashtextextended(payment_id || '|' || user_id, 0)) AS digest,
-                    SUM(EXTRACT(EPOCH FROM d)) AS epoch_sum,
+                    -- order-independent digest of which payment, whose, and when (amounts are summed above)
+                    SUM(hashtextextended(payment_id, hashtext(user_id)) # CAST(date_part('epoch', d) * 1000000 AS bigint)) AS digest,
                     MIN(d) AS first_payment,
                     MIN(d) FILTER (WHERE d <= ${pg.escapeLiteral(asOf.toISOString())}::timestamptz) AS first_payment_as_of,
                     COUNT(*) FILTER (WHERE amount <= 0) AS non_positive,
-                    COUNT(*) FILTER (WHERE user_id IS NULL) AS null_user_id,
-                    COUNT(*) FILTER (WHERE payment_id IS NULL) AS null_payment_id,
-                    COUNT(*) FILTER (WHERE amount IS NULL) AS null_payment_amount
+                    COUNT(*) - COUNT(user_id) AS null_user_id,
+                    COUNT(*) - COUNT(payment_id) AS null_payment_id,
+                    COUNT(*) - COUNT(amount) AS null_payment_amount
                FROM (SELECT CAST(user_id AS text) AS user_id, CAST(payment_id AS text) AS payment_id,
                             CAST(payment_date AS timestamptz) AS d, CAST(payment_amount AS numeric) AS amount
                        FROM ${relation.sql}) AS p
               GROUP BY 1) AS months`);
   await db.query(`DROP TABLE IF EXISTS ${FINGERPRINT_TEMP}`);
   await db.query(`CREATE TEMPORARY TABLE _segsync_rfm_fingerprints_now (
-      month_key timestamptz, row_count bigint, amount_sum numeric, max_date timestamptz, digest numeric, epoch_sum numeric,
+      month_key timestamptz, row_count bigint, amount_sum numeric, max_date timestamptz, digest numeric,
       first_payment timestamptz, first_payment_as_of timestamptz, non_positive bigint,
       null_user_id bigint, null_payment_id bigint, null_payment_amount bigint) ON COMMIT DROP`);
-  const cols = ['month_key', 'row_count', 'amount_sum', 'max_date', 'digest', 'epoch_sum', 'first_payment', 'first_payment_as_of',
+  const cols = ['month_key', 'row_count', 'amount_sum', 'max_date', 'digest', 'first_payment', 'first_payment_as_of',
     'non_positive', 'null_user_id', 'null_payment_id', 'null_payment_amount'];
   await db.query(
     `INSERT INTO ${FINGERPRINT_TEMP} (${cols.join(', ')})
