@@ -1,5 +1,10 @@
 import { fileDestination } from './file/index.ts';
+import { hubspot } from './hubspot/index.ts';
+import { rudderstack } from './rudderstack/index.ts';
+import { salesforce } from './salesforce/index.ts';
+import { segment } from './segment/index.ts';
 import type { DestinationDefinition } from './types.ts';
+import { webhook } from './webhook/index.ts';
 
 /**
  * Every destination segsync knows, registered explicitly (no loading by guessed file names). The key is the
@@ -7,6 +12,11 @@ import type { DestinationDefinition } from './types.ts';
  */
 export const destinations = {
   file: fileDestination,
+  hubspot,
+  segment,
+  rudderstack,
+  webhook,
+  salesforce,
 } satisfies Record<string, DestinationDefinition<any, any>>;
 
 export type DestinationType = keyof typeof destinations;

@@ -64,3 +64,16 @@ test('an unreachable server gives an error naming the redacted URL and a hint', 
     return true;
   });
 });
+
+test('embedded mode: back-to-back failing queries each report their SQL error, not a dropped connection', async () => {
+  const w = await freshWarehouse('embedded');
+  try {
+    for (let i = 0; i < 4; i++) {
+      await assert.rejects(w.warehouse.pool.query('SELECT * FROM missing_relation'), /relation "missing_relation" does not exist/);
+    }
+    const { rows } = await w.warehouse.pool.query<{ ok: number }>('SELECT 1 AS ok');
+    assert.equal(rows[0]?.ok, 1);
+  } finally {
+    await w.cleanup();
+  }
+});

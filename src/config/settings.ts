@@ -5,7 +5,7 @@ import { Duration } from './mapping.ts';
 export const Settings = z.strictObject({
   warehouse: z.strictObject({
     url: z.string().nullish().transform((v) => v || undefined).describe('postgres:// URL; SEGSYNC_DATABASE_URL wins; neither = embedded PGlite under .segsync/'),
-  }).default({}),
+  }).default({ url: undefined }),
   state: z.strictObject({
     schema: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('segsync').describe('schema for segsync\'s own tables (state, runs, receipts)'),
   }).default({ schema: 'segsync' }),

@@ -80,7 +80,7 @@ async function openServer(url: string, opts: WarehouseOptions): Promise<Warehous
 /**
  * PGlite served over a loopback socket to `pg`. PGlite is one Postgres session: several pg clients would be
  * multiplexed onto it and their transactions and advisory locks would interleave. So the embedded mode uses
- * exactly one connection (pool max 1, server maxConnections 1), and a lock file keeps a second process out of
+ * exactly one connection at work (pool max 1), and a lock file keeps a second process out of
  * the data folder. Run locks then only need to hold within this process (see state/locks.ts).
  */
 async function openEmbedded(opts: WarehouseOptions): Promise<Warehouse> {
@@ -98,7 +98,10 @@ async function openEmbedded(opts: WarehouseOptions): Promise<Warehouse> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   const db = await PGlite.create({ dataDir });
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 1 });
+  // The pool below never has more than one client at work. The server still accepts a second socket because
+  // pg destroys a client whose query failed and opens a new one while the old socket is still closing; with
+  // room for only one, that new connection is dropped ("Connection terminated unexpectedly").
+  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 2 });
   await server.start();
   const [host, port] = server.getServerConn().split(':');
   const pool = new pg.Pool({ ...poolDefaults(), host, port: Number(port), user: 'postgres', database: 'postgres', max: 1 });

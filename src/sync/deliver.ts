@@ -71,6 +71,10 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
     } else if (outcomes.some((x) => x.status === 'delivered')) {
       consecutiveBatchFailures = 0;
     }
+    // A destination may answer some records `deferred` itself (its budget ran out inside the batch): that
+    // ends the run the same way a BudgetExhaustedError does.
+    const deferred = outcomes.find((x) => x.status === 'deferred');
+    if (deferred && !o.signal.aborted) stop('budget', deferred.errorMessage ?? 'the destination deferred the rest of the run');
     const final = outcomes.filter((x) => x.status !== 'deferred');
     await recordBatch(o.pool, { schema: o.schema, mapping: o.mapping, runId: o.runId, deadAfter: o.deadAfter, outcomes: final });
     for (const x of final) x.status === 'delivered' ? result.delivered++ : result.failed++;
@@ -107,7 +111,7 @@ function toChange(r: ItemRow, attempt: number): Change {
  * outcome per item; never throws for destination errors.
  */
 async function sendWithRetries(o: DeliverOptions, items: ItemRow[], onFatal: (err: unknown) => void): Promise<FinalOutcome[]> {
-  const final = new Map<string, FinalOutcome>();
+  const final = new Map<string, Omit<FinalOutcome, 'op' | 'payloadHash'>>();
   let pending = items;
   const maxAttempts = o.recordAttempts ?? 3;
   for (let attempt = 1; pending.length && attempt <= maxAttempts; attempt++) {
@@ -150,7 +154,7 @@ async function sendWithRetries(o: DeliverOptions, items: ItemRow[], onFatal: (er
     pending = retry;
     if (pending.length) await sleep((o.minRetryDelayMs ?? 500) * attempt, undefined, { signal: o.signal }).catch(() => {});
   }
-  return items.map((r) => final.get(r.key)!);
+  return items.map((r) => ({ ...final.get(r.key)!, op: r.op, payloadHash: r.payload_hash, destinationId: final.get(r.key)!.destinationId ?? r.destination_id }));
 }
 
 function isRetryable(err: unknown): boolean {

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { PoolClient } from 'pg';
 import type { App } from '../app.ts';
+import { BudgetExhaustedError } from '../errors.ts';
 import { acquireRunLock } from '../state/locks.ts';
 import { migrate } from '../state/migrate.ts';
 import { getMapping, openDestination } from './connect.ts';
@@ -74,7 +75,6 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
 
     const dest = await openDestination(app.config, file, { log: app.log, shared: opts.shared ?? sharedDefault, runId });
     try {
-      await dest.session.check();
       const planned = await withTransaction(app, async (client) => {
         await checkKeys(client, mapping, q);
         const counts = await planInto(client, { schema, mapping, runId, source: q, failedOnly: opts.failedOnly ?? false });
@@ -87,6 +87,17 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
       opts.onPlanned?.(planned);
       const total = planned.create + planned.update + planned.remove;
       log.info({ ...planned }, 'planned');
+      if (total > 0) {
+        // Checked after planning, so that a budget already spent today defers the whole plan (visible in
+        // receipts, sent next time) instead of failing the run.
+        try {
+          await dest.session.check();
+        } catch (err) {
+          if (!(err instanceof BudgetExhaustedError)) throw err;
+          const deferred = await closeUnsent(pool, schema, mapping.name, runId, 'deferred', err.message);
+          return await finish(app, runId, mapping.name, 'deferred', planned, { delivered: 0, failed: 0, deferred }, startedAt, err.message);
+        }
+      }
       const limits = dest.session.limits;
       const result = await deliverPlanned({
         pool, schema, mapping: mapping.name, runId, session: dest.session, signal, log,

@@ -5,6 +5,9 @@ import type { RecordOutcome } from '../../destinations/types.ts';
 export interface FinalOutcome extends RecordOutcome {
   attempt: number;
   sentAt: Date | null;
+  /** From the planned item, so the receipt needs no lookup of the intent. */
+  op: 'create' | 'update' | 'remove';
+  payloadHash: string | null;
 }
 
 const MESSAGE_CAP = 1000;
@@ -24,14 +27,13 @@ export async function recordBatch(pool: pg.Pool, opts: { schema: string; mapping
     await client.query('BEGIN');
     await client.query(
       `INSERT INTO ${schema}.receipts (run_id, mapping, key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at)
-       SELECT $1, $2, ri.key, ri.op, u.status, ri.payload_hash, coalesce(u.destination_id, ri.destination_id), u.created, u.error_code, u.error_message, u.attempt, u.request_id, u.sent_at
-       FROM unnest($3::text[], $4::text[], $5::text[], $6::boolean[], $7::text[], $8::text[], $9::int[], $10::text[], $11::timestamptz[])
-            AS u(key, status, destination_id, created, error_code, error_message, attempt, request_id, sent_at)
-       JOIN ${schema}.run_items ri ON ri.run_id = $1 AND ri.key = u.key`,
+       SELECT $1, $2, u.*
+       FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[], $9::text[], $10::text[], $11::int[], $12::text[], $13::timestamptz[])
+            AS u(key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at)`,
       [
-        runId, mapping, col((o) => o.key), col((o) => o.status), col((o) => o.destinationId ?? null), col((o) => o.created ?? null),
-        col((o) => o.errorCode ?? null), col((o) => (o.errorMessage ? o.errorMessage.slice(0, MESSAGE_CAP) : null)), col((o) => o.attempt),
-        col((o) => o.requestId ?? null), col((o) => o.sentAt),
+        runId, mapping, col((o) => o.key), col((o) => o.op), col((o) => o.status), col((o) => o.payloadHash), col((o) => o.destinationId ?? null),
+        col((o) => o.created ?? null), col((o) => o.errorCode ?? null), col((o) => (o.errorMessage ? o.errorMessage.slice(0, MESSAGE_CAP) : null)),
+        col((o) => o.attempt), col((o) => o.requestId ?? null), col((o) => o.sentAt),
       ],
     );
     const delivered = outcomes.filter((o) => o.status === 'delivered');

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { registerDemoData } from './demo-data.ts';
+import { registerLoad } from './load.ts';
 import { registerModels } from './models.ts';
 import { registerSync } from './sync.ts';
 import { registerValidate } from './validate.ts';
@@ -6,6 +8,8 @@ import { registerValidate } from './validate.ts';
 /** Every CLI command, registered explicitly. Each module adds its command(s) to the program. */
 export const commands: Array<(program: Command) => void> = [
   registerValidate,
+  registerLoad,
+  registerDemoData,
   registerModels,
   registerSync,
 ];

@@ -104,11 +104,11 @@ export function registerSync(program: Command): void {
       const sample = Number(o.sample);
       if (!Number.isInteger(sample) || sample <= 0) throw new UsageError(`--sample must be a positive whole number (got '${o.sample}')`);
       const s = await withApp(appOptions(cmd), (app) => reconcileMapping(app, name, { sample, all: o.all ?? false, repair: o.repair ?? false }));
+      process.exitCode = s.counts.drifted + s.counts.missing > 0 ? 1 : 0;
       if (parseFormat(o.format) === 'json') return void process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       process.stdout.write(`reconciled ${s.checked} record(s) of ${s.mapping}\n` + table([s.counts]) +
         (s.examples.length ? `\nexamples:\n${table(s.examples.map((e) => ({ key: e.key, status: e.status, fields: e.driftedFields?.join(',') ?? '' })))}` : '') +
         (o.repair ? `\n${s.repaired} record(s) queued for the next run\n` : ''));
-      process.exitCode = s.counts.drifted + s.counts.missing > 0 ? 1 : 0;
     });
 
   program.command('receipts')

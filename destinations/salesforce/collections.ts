@@ -1,0 +1,88 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BudgetExhaustedError, DestinationError } from '../../src/errors.ts';
+import type { Payload, RecordOutcome } from '../types.ts';
+import type { SfApi } from './api.ts';
+
+/**
+ * Upserts by external ID through sObject Collections: 200 records a call, allOrNone false, a bounded number
+ * of calls in flight. Records that hit UNABLE_TO_LOCK_ROW are re-sent after a short pause; a call that
+ * fails as a whole (network, 5xx after retries) fails only its own records; once the budget is spent the
+ * records not yet sent are deferred.
+ */
+
+export const COLLECTIONS_MAX = 200;
+
+export interface SendItem {
+  key: string;
+  values: Payload;
+}
+
+interface SaveResult {
+  id?: string | null;
+  success: boolean;
+  created?: boolean;
+  errors?: Array<{ statusCode?: string; errorCode?: string; message?: string; fields?: string[] }>;
+}
+
+export interface CollectionsOptions {
+  concurrency: number;
+  lockRetries: number;
+  signal: AbortSignal;
+}
+
+export function saveOutcome(key: string, r: SaveResult | undefined): RecordOutcome {
+  if (!r) return { key, status: 'failed', errorCode: 'NO_RESULT', errorMessage: 'Salesforce returned no result for this record', retryable: true };
+  if (r.success) return { key, status: 'delivered', destinationId: r.id ?? null, created: r.created === true };
+  const e = r.errors?.[0];
+  const code = e?.statusCode ?? e?.errorCode ?? 'UNKNOWN';
+  const fields = e?.fields?.length ? ` [${e.fields.join(', ')}]` : '';
+  return { key, status: 'failed', errorCode: code, errorMessage: `${e?.message ?? code}${fields}`, retryable: code === 'UNABLE_TO_LOCK_ROW' };
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight, stopping new starts once `stop()` says so. */
+export async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+export function chunk<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export async function upsertViaCollections(api: SfApi, object: string, matchKey: string, items: SendItem[], opts: CollectionsOptions): Promise<Map<string, RecordOutcome>> {
+  const outcomes = new Map<string, RecordOutcome>();
+  let pending = items;
+  for (let round = 0; pending.length > 0; round++) {
+    await pool(chunk(pending, COLLECTIONS_MAX), opts.concurrency, async (part) => {
+      if (opts.signal.aborted || api.budget.exhausted) {
+        for (const it of part) outcomes.set(it.key, { key: it.key, status: 'deferred', errorCode: api.budget.exhausted ? 'BUDGET' : 'ABORTED' });
+        return;
+      }
+      const records = part.map((it) => ({ attributes: { type: object }, ...it.values, [matchKey]: it.key }));
+      try {
+        const results = await api.write(`upsert ${part.length} ${object} by ${matchKey}`,
+          () => api.conn.sobject(object).upsert(records, matchKey, { allOrNone: false }) as unknown as Promise<SaveResult[]>, opts.signal);
+        part.forEach((it, i) => outcomes.set(it.key, saveOutcome(it.key, results[i])));
+      } catch (err) {
+        if (err instanceof BudgetExhaustedError) {
+          for (const it of part) outcomes.set(it.key, { key: it.key, status: 'deferred', errorCode: err.code, errorMessage: err.message });
+          return;
+        }
+        const e = err instanceof DestinationError ? err : new DestinationError('SALESFORCE_ERROR', String(err), { cause: err });
+        for (const it of part) outcomes.set(it.key, { key: it.key, status: 'failed', errorCode: e.code, errorMessage: e.message, retryable: e.retryable });
+      }
+    });
+    if (round >= opts.lockRetries) break;
+    pending = items.filter((it) => outcomes.get(it.key)?.errorCode === 'UNABLE_TO_LOCK_ROW');
+    if (pending.length > 0) await sleep(150 * (round + 1) + Math.floor(Math.random() * 100), undefined, { signal: opts.signal }).catch(() => undefined);
+  }
+  return outcomes;
+}

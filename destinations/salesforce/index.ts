@@ -1,0 +1,37 @@
+import { DestinationError } from '../../src/errors.ts';
+import type { DestinationDefinition } from '../types.ts';
+import { SfApi, sharedBudget } from './api.ts';
+import { openConnection } from './auth.ts';
+import { CasesConfig, SalesforceConnection, SalesforceOptions } from './config.ts';
+import { SalesforceSession } from './session.ts';
+
+/**
+ * Salesforce through jsforce 3: any sObject (Contact by default) upserted by an external ID field, over
+ * sObject Collections or Bulk API 2.0, within a share of the org's daily API budget; read-back by SOQL; the
+ * segment written onto open Cases when the mapping has a `cases:` block. See docs/destinations/salesforce.md.
+ */
+export const salesforce = {
+  type: 'salesforce',
+  description: 'Salesforce sObjects (Contact by default) by external ID: Collections or Bulk API 2.0, read-back by SOQL, segments on open Cases',
+  connectionSchema: SalesforceConnection,
+  optionsSchema: SalesforceOptions,
+  supportsRemoval: ['clear', 'delete'],
+  async connect(ctx) {
+    let cases: CasesConfig | null = null;
+    if (ctx.mapping.cases !== undefined) {
+      const parsed = CasesConfig.safeParse(ctx.mapping.cases);
+      if (!parsed.success) {
+        throw new DestinationError('CONFIG_INVALID', `mapping ${ctx.mapping.name}: cases: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(block)'}: ${i.message}`).join('; ')}`);
+      }
+      cases = parsed.data;
+    }
+    const c = ctx.connection;
+    const conn = await openConnection(c);
+    const credential = c.auth === 'access_token' ? c.accessToken! : `${c.clientId ?? ''}:${c.username ?? ''}`;
+    const budget = sharedBudget(ctx.shared, conn.instanceUrl, credential);
+    const api = new SfApi(conn, budget, c.budgetShare, ctx.log, ctx.options.retry_base_ms);
+    ctx.log.debug({ auth: c.auth, apiVersion: c.apiVersion, object: ctx.mapping.destination.object }, 'salesforce connected');
+    return new SalesforceSession(api, ctx.mapping, ctx.options, cases, ctx.log);
+  },
+} satisfies DestinationDefinition<SalesforceConnection, SalesforceOptions>;
+

@@ -1,0 +1,128 @@
+/**
+ * HubSpot's two request limits (a rolling ten-second window per app and a daily count per account) and seeded
+ * fault injection. Time can be scaled so a test sees a ten-second window in a fraction of a second: the
+ * headers then report the scaled window, as a client must adapt to whatever the headers say.
+ */
+
+export interface LimitSettings {
+  /** Requests per rolling window (HubSpot Free/Starter: 100, Pro/Enterprise: 190). null = no limit. */
+  tenSecondly: number | null;
+  /** Requests per day per account. null = no limit. */
+  daily: number | null;
+  /** 10 = the ten-second window lasts one second. */
+  timeScale: number;
+}
+
+export type RateVerdict =
+  | { ok: true; headers: Record<string, string> }
+  | { ok: false; policy: 'TEN_SECONDLY_ROLLING' | 'DAILY'; headers: Record<string, string> };
+
+export class RateLimiter {
+  settings: LimitSettings;
+  private window: number[] = [];
+  dailyUsed = 0;
+
+  constructor(settings: LimitSettings) {
+    this.settings = settings;
+  }
+
+  get intervalMs(): number {
+    return Math.max(1, Math.round(10_000 / this.settings.timeScale));
+  }
+
+  /** Counts one request if it is allowed, and says what the headers of its answer carry. */
+  admit(now: number): RateVerdict {
+    const { tenSecondly, daily } = this.settings;
+    const interval = this.intervalMs;
+    while (this.window.length > 0 && this.window[0]! <= now - interval) this.window.shift();
+    const headers = (): Record<string, string> => {
+      const h: Record<string, string> = {};
+      if (tenSecondly !== null) {
+        h['x-hubspot-ratelimit-interval-milliseconds'] = String(interval);
+        h['x-hubspot-ratelimit-max'] = String(tenSecondly);
+        h['x-hubspot-ratelimit-remaining'] = String(Math.max(0, tenSecondly - this.window.length));
+      }
+      if (daily !== null) {
+        h['x-hubspot-ratelimit-daily'] = String(daily);
+        h['x-hubspot-ratelimit-daily-remaining'] = String(Math.max(0, daily - this.dailyUsed));
+      }
+      return h;
+    };
+    if (daily !== null && this.dailyUsed >= daily) return { ok: false, policy: 'DAILY', headers: headers() };
+    if (tenSecondly !== null && this.window.length >= tenSecondly) return { ok: false, policy: 'TEN_SECONDLY_ROLLING', headers: headers() };
+    this.window.push(now);
+    this.dailyUsed += 1;
+    return { ok: true, headers: headers() };
+  }
+
+  /** Another app of the same account (a noisy neighbour) uses n requests of the current window. */
+  consume(n: number, now: number): void {
+    for (let i = 0; i < n; i++) this.window.push(now);
+  }
+
+  nextDay(): void {
+    this.dailyUsed = 0;
+    this.window = [];
+  }
+}
+
+export interface FaultSettings {
+  seed: number;
+  /** Probabilities per request, each in [0, 1]. */
+  serverError: number;
+  timeout: number;
+  reset: number;
+  slow: number;
+  slowMs: number;
+  /** How long a "timeout" holds the request before dropping the connection. */
+  timeoutMs: number;
+}
+
+export type Fault = 'none' | 'server_error' | 'timeout' | 'reset_before' | 'reset_after' | 'slow';
+
+export const NO_FAULTS: FaultSettings = { seed: 1, serverError: 0, timeout: 0, reset: 0, slow: 0, slowMs: 0, timeoutMs: 30_000 };
+
+/** mulberry32: a small, fast PRNG so a seed gives the same fault sequence every run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export class FaultInjector {
+  settings: FaultSettings;
+  private next: () => number;
+
+  constructor(settings: FaultSettings) {
+    this.settings = settings;
+    this.next = rng(settings.seed);
+  }
+
+  set(settings: Partial<FaultSettings>): void {
+    this.settings = { ...this.settings, ...settings };
+    this.next = rng(this.settings.seed);
+  }
+
+  /**
+   * Draws the fault for one request. A reset is "after" half the time: the write is applied but the answer is
+   * lost, which is what makes retries dangerous for a non-idempotent client.
+   */
+  draw(): Fault {
+    const s = this.settings;
+    const x = this.next();
+    let edge = s.serverError;
+    if (x < edge) return 'server_error';
+    edge += s.timeout;
+    if (x < edge) return 'timeout';
+    edge += s.reset;
+    if (x < edge) return this.next() < 0.5 ? 'reset_before' : 'reset_after';
+    edge += s.slow;
+    if (x < edge) return 'slow';
+    return 'none';
+  }
+}

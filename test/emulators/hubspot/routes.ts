@@ -1,0 +1,248 @@
+import { randomUUID } from 'node:crypto';
+import { canonicalType, newPropertyDef, ObjectTypeStore, type CrmRecord, type PropertyDef, type ValueProblem } from './store.ts';
+
+/**
+ * The CRM endpoints segsync uses, with HubSpot's request rules and answer shapes. Each handler returns
+ * {status, body}; the server adds limits, faults and headers around it.
+ */
+
+export interface Answer { status: number; body?: unknown }
+
+type Json = Record<string, unknown>;
+
+const MAX_BATCH = 100;
+
+export function errorBody(status: number, category: string, message: string, extra: Json = {}): Answer {
+  return { status, body: { status: 'error', message, correlationId: randomUUID(), category, ...extra } };
+}
+
+export class Crm {
+  readonly types = new Map<string, ObjectTypeStore>();
+  /** contact id -> ticket ids (v4 associations, type 15 contact_to_ticket). */
+  readonly contactTickets = new Map<string, Set<string>>();
+  private seq = 1000;
+  shuffle: (n: number) => number[] = (n) => [...Array(n).keys()];
+  /** Associations per contact per page of a v4 batch read (HubSpot pages long lists with paging.next.after). */
+  associationPageSize = 500;
+
+  constructor() {
+    for (const t of ['contacts', 'companies', 'tickets']) this.defineType(t);
+  }
+
+  defineType(type: string, props?: PropertyDef[]): ObjectTypeStore {
+    const store = new ObjectTypeStore(type, () => String(++this.seq), props);
+    this.types.set(type, store);
+    return store;
+  }
+
+  store(objectType: string): ObjectTypeStore | undefined {
+    return this.types.get(canonicalType(objectType));
+  }
+
+  private view(r: CrmRecord, props: string[] | null): Json {
+    const properties: Record<string, string | null> = {};
+    const names = props ?? Object.keys(r.properties);
+    for (const n of ['hs_object_id', 'createdate', 'hs_lastmodifieddate', ...names]) properties[n] = r.properties[n] ?? null;
+    return { id: r.id, properties, createdAt: r.createdAt, updatedAt: r.updatedAt, archived: r.archived };
+  }
+
+  private batchShape(body: unknown): { inputs: Json[] } | Answer {
+    const inputs = (body as Json | null)?.inputs;
+    if (!Array.isArray(inputs)) return errorBody(400, 'VALIDATION_ERROR', 'Invalid input JSON on line 1: "inputs" is required');
+    if (inputs.length > MAX_BATCH) return errorBody(400, 'VALIDATION_ERROR', `Batch input size ${inputs.length} exceeds the limit of ${MAX_BATCH}.`, { context: { limit: [String(MAX_BATCH)] } });
+    const ids = inputs.map((i) => String((i as Json).id ?? ''));
+    const dup = ids.find((id, n) => ids.indexOf(id) !== n);
+    if (dup !== undefined) return errorBody(400, 'VALIDATION_ERROR', `Duplicate IDs found in batch input: [${dup}]. IDs must be unique`, { context: { ids: [dup] } });
+    return { inputs: inputs as Json[] };
+  }
+
+  /** Property names that do not exist fail the whole batch, as HubSpot does. */
+  private unknownProperties(store: ObjectTypeStore, inputs: Json[]): Answer | undefined {
+    const unknown = new Set<string>();
+    for (const i of inputs) for (const k of Object.keys((i.properties as Json | undefined) ?? {})) if (!store.properties.has(k)) unknown.add(k);
+    if (unknown.size === 0) return undefined;
+    const names = [...unknown];
+    return errorBody(400, 'VALIDATION_ERROR', `Property values were not valid: ${JSON.stringify(names.map((n) => ({ isValid: false, message: `Property "${n}" does not exist`, error: 'PROPERTY_DOESNT_EXIST', name: n })))}`,
+      { errors: names.map((n) => ({ message: `Property "${n}" does not exist`, code: 'PROPERTY_DOESNT_EXIST', in: n, context: { propertyName: [n] } })) });
+  }
+
+  private recordError(problems: ValueProblem[], traceId: string | undefined, id: string): Json {
+    return {
+      status: 'error', category: 'VALIDATION_ERROR', message: `Property values were not valid: ${problems.map((p) => p.message).join('; ')}`,
+      context: traceId !== undefined ? { objectWriteTraceId: [traceId], id: [id] } : { id: [id] },
+      errors: problems.map((p) => ({ message: p.message, code: p.code, in: p.property, context: { propertyName: [p.property] } })),
+    };
+  }
+
+  private batchAnswer(results: Json[], errors: Json[], startedAt: string): Answer {
+    const order = this.shuffle(results.length);
+    const body: Json = { status: 'COMPLETE', results: order.map((i) => results[i]), startedAt, completedAt: new Date().toISOString() };
+    if (errors.length > 0) return { status: 207, body: { ...body, numErrors: errors.length, errors } };
+    return { status: 200, body };
+  }
+
+  upsert(objectType: string, body: unknown): Answer {
+    const store = this.store(objectType);
+    if (!store) return errorBody(400, 'VALIDATION_ERROR', `Unable to infer object type from: ${objectType}`);
+    const shape = this.batchShape(body);
+    if ('status' in shape) return shape;
+    const startedAt = new Date().toISOString();
+    for (const i of shape.inputs) {
+      const idProperty = i.idProperty;
+      if (typeof idProperty !== 'string') return errorBody(400, 'VALIDATION_ERROR', 'idProperty is required for batch upsert');
+      if (!store.properties.has(idProperty)) return errorBody(400, 'VALIDATION_ERROR', `Property "${idProperty}" does not exist`, { errors: [{ message: `Property "${idProperty}" does not exist`, code: 'PROPERTY_DOESNT_EXIST', in: idProperty }] });
+      if (!store.isIdProperty(idProperty)) return errorBody(400, 'VALIDATION_ERROR', `${idProperty} is not a unique identifier property; idProperty must have hasUniqueValue=true`);
+    }
+    const bad = this.unknownProperties(store, shape.inputs);
+    if (bad) return bad;
+    const results: Json[] = [];
+    const errors: Json[] = [];
+    const now = new Date().toISOString();
+    for (const i of shape.inputs) {
+      const id = String(i.id);
+      const traceId = typeof i.objectWriteTraceId === 'string' ? i.objectWriteTraceId : undefined;
+      const idProperty = i.idProperty as string;
+      const { values, problems } = store.check({ ...(i.properties as Json | undefined), [idProperty]: id });
+      if (problems.length > 0) {
+        errors.push(this.recordError(problems, traceId, id));
+        continue;
+      }
+      const existing = store.findBy(idProperty, id);
+      const r = existing ?? store.create(values, now);
+      if (existing) store.apply(existing, values, now);
+      const sent = Object.keys((i.properties as Json | undefined) ?? {});
+      results.push({ ...this.view(r, [idProperty, ...sent]), new: existing === undefined, ...(traceId !== undefined ? { objectWriteTraceId: traceId } : {}) });
+    }
+    return this.batchAnswer(results, errors, startedAt);
+  }
+
+  /** PATCH /crm/v3/objects/{type}/{id}[?idProperty=]: one record per call, as a hand-written script does it. */
+  updateOne(objectType: string, id: string, idProperty: string, body: unknown): Answer {
+    const store = this.store(objectType);
+    if (!store) return errorBody(400, 'VALIDATION_ERROR', `Unable to infer object type from: ${objectType}`);
+    const r = store.findBy(idProperty, id);
+    if (!r) return errorBody(404, 'OBJECT_NOT_FOUND', `resource not found`);
+    const props = ((body as Json | null)?.properties ?? {}) as Json;
+    const bad = this.unknownProperties(store, [{ properties: props }]);
+    if (bad) return bad;
+    const { values, problems } = store.check(props);
+    if (problems.length > 0) return errorBody(400, 'VALIDATION_ERROR', `Property values were not valid: ${problems.map((p) => p.message).join('; ')}`);
+    store.apply(r, values, new Date().toISOString());
+    return { status: 200, body: this.view(r, Object.keys(values)) };
+  }
+
+  read(objectType: string, body: unknown, archived: boolean): Answer {
+    const store = this.store(objectType);
+    if (!store) return errorBody(400, 'VALIDATION_ERROR', `Unable to infer object type from: ${objectType}`);
+    const shape = this.batchShape(body);
+    if ('status' in shape) return shape;
+    const b = body as Json;
+    const idProperty = typeof b.idProperty === 'string' ? b.idProperty : 'hs_object_id';
+    if (idProperty !== 'hs_object_id' && !store.isIdProperty(idProperty)) return errorBody(400, 'VALIDATION_ERROR', `${idProperty} is not a unique identifier property`);
+    const props = Array.isArray(b.properties) ? (b.properties as unknown[]).map(String) : [];
+    const startedAt = new Date().toISOString();
+    const results: Json[] = [];
+    const missing: string[] = [];
+    for (const i of shape.inputs) {
+      const id = String(i.id);
+      const r = archived ? [...store.records.values()].find((x) => x.archived && (idProperty === 'hs_object_id' ? x.id === id : x.properties[idProperty] === id)) : store.findBy(idProperty, id);
+      if (r) results.push(this.view(r, idProperty === 'hs_object_id' ? props : [idProperty, ...props]));
+      else missing.push(id);
+    }
+    const errors = missing.length === 0 ? [] : [{
+      status: 'error', category: 'OBJECT_NOT_FOUND', message: `Could not get some ${store.type.toUpperCase()} objects, they may be deleted or not exist. Check that ids are valid.`, context: { ids: missing },
+    }];
+    return this.batchAnswer(results, errors, startedAt);
+  }
+
+  update(objectType: string, body: unknown): Answer {
+    const store = this.store(objectType);
+    if (!store) return errorBody(400, 'VALIDATION_ERROR', `Unable to infer object type from: ${objectType}`);
+    const shape = this.batchShape(body);
+    if ('status' in shape) return shape;
+    const bad = this.unknownProperties(store, shape.inputs);
+    if (bad) return bad;
+    const startedAt = new Date().toISOString();
+    const now = new Date().toISOString();
+    const results: Json[] = [];
+    const errors: Json[] = [];
+    const missing: string[] = [];
+    for (const i of shape.inputs) {
+      const id = String(i.id);
+      const idProperty = typeof i.idProperty === 'string' ? i.idProperty : 'hs_object_id';
+      const traceId = typeof i.objectWriteTraceId === 'string' ? i.objectWriteTraceId : undefined;
+      const r = store.findBy(idProperty, id);
+      if (!r) {
+        missing.push(id);
+        continue;
+      }
+      const { values, problems } = store.check((i.properties as Json | undefined) ?? {});
+      if (problems.length > 0) {
+        errors.push(this.recordError(problems, traceId, id));
+        continue;
+      }
+      store.apply(r, values, now);
+      results.push({ ...this.view(r, Object.keys(values)), ...(traceId !== undefined ? { objectWriteTraceId: traceId } : {}) });
+    }
+    if (missing.length > 0) errors.push({ status: 'error', category: 'OBJECT_NOT_FOUND', message: 'Could not update some objects, they may be deleted or not exist.', context: { ids: missing } });
+    return this.batchAnswer(results, errors, startedAt);
+  }
+
+  archive(objectType: string, body: unknown): Answer {
+    const store = this.store(objectType);
+    if (!store) return errorBody(400, 'VALIDATION_ERROR', `Unable to infer object type from: ${objectType}`);
+    const shape = this.batchShape(body);
+    if ('status' in shape) return shape;
+    const now = new Date().toISOString();
+    for (const i of shape.inputs) {
+      const r = store.findBy('hs_object_id', String(i.id));
+      if (r) store.archive(r, now);
+    }
+    return { status: 204 };
+  }
+
+  getProperties(objectType: string): Answer {
+    const store = this.store(objectType);
+    if (!store) return errorBody(400, 'VALIDATION_ERROR', `Unable to infer object type from: ${objectType}`);
+    return { status: 200, body: { results: [...store.properties.values()].map((p) => this.propertyView(p)) } };
+  }
+
+  createProperty(objectType: string, body: unknown): Answer {
+    const store = this.store(objectType);
+    if (!store) return errorBody(400, 'VALIDATION_ERROR', `Unable to infer object type from: ${objectType}`);
+    const p = newPropertyDef((body ?? {}) as Json, new Date().toISOString());
+    if (typeof p === 'string') return errorBody(400, 'VALIDATION_ERROR', p);
+    if (store.properties.has(p.name)) return errorBody(409, 'OBJECT_ALREADY_EXISTS', `Property named '${p.name}' already exists.`);
+    store.addProperty(p);
+    return { status: 201, body: this.propertyView(p) };
+  }
+
+  private propertyView(p: PropertyDef): Json {
+    const { readOnlyValue, ...rest } = p;
+    return { ...rest, hidden: false, formField: true, modificationMetadata: { archivable: true, readOnlyDefinition: readOnlyValue, readOnlyValue } };
+  }
+
+  /** v4 batch read of associations: contacts -> tickets only (what segsync uses). */
+  readAssociations(from: string, to: string, body: unknown): Answer {
+    if (canonicalType(from) !== 'contacts' || canonicalType(to) !== 'tickets') return errorBody(400, 'VALIDATION_ERROR', `association ${from} -> ${to} is not emulated`);
+    const shape = this.batchShape(body);
+    if ('status' in shape) return shape;
+    const startedAt = new Date().toISOString();
+    const results: Json[] = [];
+    const errors: Json[] = [];
+    for (const i of shape.inputs) {
+      const id = String(i.id);
+      const all = [...(this.contactTickets.get(id) ?? [])].filter((t) => this.store('tickets')!.findBy('hs_object_id', t));
+      const from = typeof i.after === 'string' ? Number(i.after) : 0;
+      const tickets = all.slice(from, from + this.associationPageSize);
+      const paging = from + this.associationPageSize < all.length ? { paging: { next: { after: String(from + this.associationPageSize), link: null } } } : {};
+      if (tickets.length === 0) {
+        errors.push({ status: 'error', category: 'OBJECT_NOT_FOUND', message: `No tickets are associated with contact ${id}.`, context: { fromObjectId: [id] }, subCategory: 'crm.associations.NO_ASSOCIATIONS_FOUND' });
+        continue;
+      }
+      results.push({ from: { id }, to: tickets.map((t) => ({ toObjectId: Number(t), associationTypes: [{ category: 'HUBSPOT_DEFINED', typeId: 15, label: null }] })), ...paging });
+    }
+    if (errors.length > 0) return { status: 207, body: { status: 'COMPLETE', results, errors, numErrors: errors.length, startedAt, completedAt: new Date().toISOString() } };
+    return { status: 200, body: { status: 'COMPLETE', results, startedAt, completedAt: new Date().toISOString() } };
+  }
+}

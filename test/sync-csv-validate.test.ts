@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { runMapping } from '../src/sync/engine.ts';
+import { reconcileMapping } from '../src/sync/reconcile.ts';
+import { createTestDatabase } from './helpers/pg.ts';
+import { createProject, FILE_MAPPING, seedSegments } from './helpers/project.ts';
+
+test('CSV files: header, quoting, a manifest with the checksum, and read-back that compares text with numbers', async () => {
+  const db = await createTestDatabase();
+  const project = await createProject({ url: db.url });
+  await project.write('mappings/m.yaml', FILE_MAPPING({ format: 'csv' }));
+  try {
+    await project.app(async (app) => {
+      await seedSegments(app.warehouse.pool, 3, () => 'Loyal, "Customers"');
+      const run = await runMapping(app, 'seg-to-file');
+      assert.equal(run.counts.delivered, 3);
+      const dir = path.join(project.outDir, 'seg-to-file');
+      const names = (await readdir(dir)).sort();
+      assert.deepEqual(names.map((n) => n.replace(/\d{8}/, 'N')), ['run-N-000001.csv', 'run-N-000001.csv.manifest.json']);
+      const body = await readFile(path.join(dir, names[0]!), 'utf8');
+      assert.equal(body, '_op,customer_id,rfm_segment,recency_score,monetary\n' +
+        'create,u0001,"Loyal, ""Customers""",1,0\ncreate,u0002,"Loyal, ""Customers""",2,10.5\ncreate,u0003,"Loyal, ""Customers""",3,21\n');
+      const manifest = JSON.parse(await readFile(path.join(dir, names[1]!), 'utf8'));
+      const { createHash } = await import('node:crypto');
+      assert.equal(manifest.sha256, createHash('sha256').update(body).digest('hex'));
+      assert.deepEqual([manifest.run_id, manifest.records, manifest.counts], [run.runId, 3, { create: 3, update: 0, remove: 0 }]);
+      const rec = await reconcileMapping(app, 'seg-to-file', { all: true });
+      assert.deepEqual(rec.counts, { verified: 3, drifted: 0, missing: 0, unverifiable: 0 });
+    });
+  } finally {
+    await project.cleanup();
+    await db.drop();
+  }
+});
+
+test('validate checks the source: a mapped column that is not there is named with its position', async () => {
+  const db = await createTestDatabase();
+  const project = await createProject({ url: db.url });
+  await project.write('mappings/m.yaml', FILE_MAPPING().replace('from: recency_score', 'from: recency_scor'));
+  try {
+    await project.app(async (app) => seedSegments(app.warehouse.pool, 2));
+    const r = await project.cli(['validate']);
+    assert.equal(r.code, 2, r.stdout);
+    assert.match(r.stderr, /mappings\/m\.yaml:14:\d+: field 'recency_score': column 'recency_scor' is not in the source \(QUERY_COLUMN_MISSING\)/);
+    assert.match(r.stderr, /the source has: user_id, rfm_segment, recency_score/);
+    const ok = await project.cli(['validate', '--offline']);
+    assert.equal(ok.code, 0, ok.stderr);
+  } finally {
+    await project.cleanup();
+    await db.drop();
+  }
+});
