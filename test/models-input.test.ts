@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
-import { DataError, SegsyncError } from '../src/errors.ts';
+import { DataError, LockedError, SegsyncError } from '../src/errors.ts';
 import { createRootLogger } from '../src/log.ts';
 import { buildModels, modelFreshness, renderModel } from '../src/models/index.ts';
 import { build, currentByUser, seedSchema } from './helpers/models.ts';
@@ -127,6 +127,30 @@ for (const kind of WAREHOUSE_KINDS) {
     });
   });
 }
+
+test('a second build on the same schema while one runs is refused at once (real Postgres)', async () => {
+  const w = await freshWarehouse('postgres');
+  try {
+    await seedSchema(w.warehouse.pool, 'busy', [{ user_id: 'a', payment_id: 'p1', payment_date: '2023-01-01T00:00:00Z', payment_amount: '1' }]);
+    const other = await w.warehouse.pool.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`SELECT pg_advisory_xact_lock(hashtext('segsync:models:busy'))`);
+      await assert.rejects(build(w.warehouse.pool, 'busy', '2023-02-01T00:00:00Z'), (err: unknown) => {
+        assert.ok(err instanceof LockedError);
+        assert.equal(err.code, 'MODELS_LOCKED');
+        assert.match(err.message, /another models build is running on schema busy/);
+        return true;
+      });
+      await other.query('ROLLBACK');
+    } finally {
+      other.release();
+    }
+    assert.equal((await build(w.warehouse.pool, 'busy', '2023-02-01T00:00:00Z')).users, 1, 'runs once the other is done');
+  } finally {
+    await w.cleanup();
+  }
+});
 
 describe('model template rendering', () => {
   test('renders ref(), var() with defaults and drops config()', () => {

@@ -77,6 +77,7 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
   const payments = qualify(opts.payments, opts.schema);
 
   const client = await pool.connect();
+  let broken: Error | undefined;
   try {
     await client.query('BEGIN');
     const locked = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS ok', [`segsync:models:${opts.schema}`]);
@@ -141,10 +142,11 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
     log.info({ mode: result.mode, users: result.users, snapshots: result.snapshots, recomputed: result.snapshotsRecomputed, ms: result.durationMs }, 'models built');
     return result;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
+    // A connection that cannot even roll back is not handed back to the pool.
+    await client.query('ROLLBACK').catch((rollbackErr: Error) => { broken = rollbackErr; });
     throw err;
   } finally {
-    client.release();
+    client.release(broken);
   }
 }
 
