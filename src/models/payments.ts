@@ -92,7 +92,8 @@ export async function profilePayments(db: Queryable, relation: { sql: string; di
     `SELECT month_key::text, row_count::text, amount_sum::text, max_date::text, digest::text,
             first_payment::text, first_payment_as_of::text, non_positive::text,
             null_user_id::text, null_payment_id::text, null_payment_amount::text
-       FROM (SELECT ${monthCeilSql('d')} AS month_key,
+       FROM (SELECT -- the month start at or after d, as monthCeilSql() but with one date_trunc per row
+                    date_trunc('month', d - interval '1 microsecond') + interval '1 month' AS month_key,
                     COUNT(*) AS row_count,
                     SUM(amount) AS amount_sum,
                     MAX(d) AS max_date,

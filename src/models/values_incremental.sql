@@ -32,36 +32,42 @@ counted_before AS (
       AND CAST(p.payment_id AS text) IN (SELECT new_rows.payment_id FROM new_rows)
 ),
 payments AS (
-    SELECT DISTINCT ON (new_rows.payment_id)
-           new_rows.user_id, new_rows.payment_date, new_rows.payment_amount
-    FROM new_rows
-    WHERE NOT EXISTS (SELECT 1 FROM counted_before WHERE counted_before.payment_id = new_rows.payment_id)
-    ORDER BY new_rows.payment_id, new_rows.payment_date, new_rows.user_id, new_rows.payment_amount
-),
-steps AS (
-    SELECT payments.user_id,
-           GREATEST(
-               LEAST(
-                   CASE WHEN payments.payment_date = date_trunc('month', payments.payment_date) THEN payments.payment_date
-                        ELSE date_trunc('month', payments.payment_date) + interval '1 month' END,
-                   params.as_of),
-               params.snapshot_from) AS step_at,
-           COUNT(*) AS payments,
-           SUM(payments.payment_amount) AS amount,
-           MAX(payments.payment_date) AS last_payment_date
-    FROM payments
-    CROSS JOIN params
-    GROUP BY 1, 2
+    -- payment_ids may repeat: the earliest new row of each payment not counted before
+    (SELECT DISTINCT ON (new_rows.payment_id)
+            new_rows.user_id, new_rows.payment_date, new_rows.payment_amount
+     FROM new_rows
+     WHERE {{ var("payment_ids_may_repeat") }}
+       AND NOT EXISTS (SELECT 1 FROM counted_before WHERE counted_before.payment_id = new_rows.payment_id)
+     ORDER BY new_rows.payment_id, new_rows.payment_date, new_rows.user_id, new_rows.payment_amount)
     UNION ALL
-    -- The carried state enters as the first computed snapshot's step.
-    SELECT hist.user_id, params.snapshot_from, hist.frequency, hist.monetary, hist.max_payment_date
-    FROM {{ ref('rfm_segments_hist') }} AS hist
-    CROSS JOIN params
-    WHERE hist.snapshot_at = params.carried_at
+    -- a unique index on payment_id: every new row is a new payment, nothing to sort out
+    (SELECT new_rows.user_id, new_rows.payment_date, new_rows.payment_amount
+     FROM new_rows
+     WHERE NOT {{ var("payment_ids_may_repeat") }})
 ),
 user_steps AS (
     SELECT user_id, step_at, SUM(payments) AS payments, SUM(amount) AS amount, MAX(last_payment_date) AS last_payment_date
-    FROM steps
+    FROM (
+        -- each new payment at its step (the first snapshot that sees it, at the earliest snapshot_from)
+        SELECT payments.user_id,
+               GREATEST(
+                   LEAST(
+                       CASE WHEN payments.payment_date = date_trunc('month', payments.payment_date) THEN payments.payment_date
+                            ELSE date_trunc('month', payments.payment_date) + interval '1 month' END,
+                       params.as_of),
+                   params.snapshot_from) AS step_at,
+               1 AS payments,
+               payments.payment_amount AS amount,
+               payments.payment_date AS last_payment_date
+        FROM payments
+        CROSS JOIN params
+        UNION ALL
+        -- the carried state enters as the first computed snapshot's step
+        SELECT hist.user_id, params.snapshot_from, hist.frequency, hist.monetary, hist.max_payment_date
+        FROM {{ ref('rfm_segments_hist') }} AS hist
+        CROSS JOIN params
+        WHERE hist.snapshot_at = params.carried_at
+    ) AS steps
     GROUP BY user_id, step_at
 ),
 running AS (
