@@ -1,4 +1,5 @@
-import { FINGERPRINT_TEMP, monthCeilSql, quoteIdent, type Queryable } from './payments.ts';
+import { FINGERPRINT_TEMP, PROFILE_TEMP } from './fingerprint.ts';
+import { monthCeilSql, quoteIdent, type Queryable } from './payments.ts';
 
 /**
  * What segsync remembers between model builds, in the models schema next to the models (prefix _segsync_):
@@ -99,7 +100,7 @@ export async function recordSnapshots(db: Queryable, t: ModelTables, removed: Da
   if (from === null) await db.query(`DELETE FROM ${t.snapshots}`);
   else await db.query(`DELETE FROM ${t.snapshots} WHERE snapshot_at = ANY($1::timestamptz[])`, [removed]);
   await db.query(
-    `WITH first AS (SELECT MIN(first_payment_as_of) AS at FROM ${FINGERPRINT_TEMP})
+    `WITH first AS (SELECT MIN(first_payment_as_of) AS at FROM ${PROFILE_TEMP})
      INSERT INTO ${t.snapshots} (snapshot_at)
      SELECT snapshot_at FROM (
        SELECT generate_series(${monthCeilSql('first.at')}, $2::timestamptz, interval '1 month') AS snapshot_at FROM first

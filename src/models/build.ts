@@ -3,7 +3,8 @@ import { LockedError, SegsyncError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { carriedSnapshot, ensureBookkeeping, readState, recordSnapshots, saveFingerprints, staleSnapshots, tables, writeState, type ModelTables } from './bookkeeping.ts';
 import { ensureCurrentView, rebuildHistory, refreshHistory, relationExists } from './materialize.ts';
-import { checkPaymentsRelation, profilePayments, qualify, type PaymentsProfile, type Queryable } from './payments.ts';
+import { profilePayments, type PaymentsProfile } from './fingerprint.ts';
+import { checkPaymentsRelation, qualify, type Queryable } from './payments.ts';
 import { planBuild } from './plan.ts';
 import { loadModelSources, renderBuild } from './template.ts';
 
@@ -95,7 +96,12 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
     const tablesPresent = (await relationExists(client, t.hist)) && (await relationExists(client, t.current));
 
     progress(1);
-    const profile = await profilePayments(client, payments, asOf);
+    const profile = await profilePayments(client, payments, asOf, {
+      table: t.fingerprints,
+      // the month start at or before the last build's as-of instant: payments up to it are "settled"
+      settledUntil: previous && previous.payments === payments.display ? await monthStartOf(client, previous.asOf) : null,
+    });
+    log.debug({ reusedSettled: profile.reusedSettled }, 'payments fingerprinted');
     const warnings = warningsFor(profile, payments.display, asOf);
     for (const w of warnings) log.warn(w);
 
@@ -161,6 +167,11 @@ function warningsFor(profile: PaymentsProfile, relation: string, asOf: Date): st
     warnings.push(`${profile.nonPositive} payment(s) in ${relation} have payment_amount <= 0; they count as is (frequency, recency, and their amount in monetary): see docs/models.md`);
   }
   return warnings;
+}
+
+async function monthStartOf(db: Queryable, at: Date): Promise<Date | null> {
+  const { rows } = await db.query<{ m: Date }>(`SELECT date_trunc('month', $1::timestamptz) AS m`, [at.toISOString()]);
+  return rows[0]?.m ?? null;
 }
 
 async function summarize(db: Queryable, t: ModelTables, from: Date | null | 'none') {
