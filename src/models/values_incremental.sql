@@ -70,6 +70,17 @@ user_steps AS (
     ) AS steps
     GROUP BY user_id, step_at
 ),
+snapshots AS MATERIALIZED (
+    -- The snapshots computed: month starts from snapshot_from up to as_of, and as_of.
+    SELECT month_start AS snapshot_at
+    FROM params
+    CROSS JOIN LATERAL generate_series(
+        CASE WHEN params.snapshot_from = date_trunc('month', params.snapshot_from) THEN params.snapshot_from
+             ELSE date_trunc('month', params.snapshot_from) + interval '1 month' END,
+        params.as_of, interval '1 month') AS month_start
+    UNION
+    SELECT params.as_of FROM params
+),
 running AS (
     SELECT user_id,
            step_at,
@@ -80,20 +91,14 @@ running AS (
     FROM user_steps
     WINDOW per_user AS (PARTITION BY user_id ORDER BY step_at ROWS UNBOUNDED PRECEDING)
 )
+-- Only a few snapshots are computed, so each running total joins the list of them (rather than generating
+-- a series per row as the full model does).
 SELECT running.user_id,
-       spread.snapshot_at,
+       snapshots.snapshot_at,
        running.max_payment_date,
        running.frequency,
        running.monetary
 FROM running
-CROSS JOIN params
-CROSS JOIN LATERAL (
-    SELECT month_start
-    FROM generate_series(running.step_at,
-                         COALESCE(running.next_step_at - interval '1 microsecond', params.as_of),
-                         interval '1 month') AS month_start
-    WHERE running.step_at = date_trunc('month', running.step_at)
-    UNION ALL
-    SELECT params.as_of
-    WHERE running.next_step_at IS NULL AND params.as_of <> date_trunc('month', params.as_of)
-) AS spread (snapshot_at)
+JOIN snapshots
+  ON snapshots.snapshot_at >= running.step_at
+ AND (running.next_step_at IS NULL OR snapshots.snapshot_at < running.next_step_at)
