@@ -6,8 +6,9 @@
 -- 2023-04-01 00:00 sees payments up to and including 2023-04-01 00:00, i.e. the end of March.
 -- A user appears in a snapshot once they have a payment at or before it.
 --
--- Variable (dbt: --vars '{as_of: "2011-12-11 00:00"}'; segsync passes it itself):
---   as_of   the "current" instant (default: now)
+-- Variables (dbt: --vars '{as_of: "2011-12-11 00:00"}'; segsync passes them itself):
+--   as_of                   the "current" instant (default: now)
+--   payment_ids_may_repeat  false skips the duplicate-payment sort when payment_id is a unique key
 --
 -- Instead of joining every payment to every later month (P x M rows), payments are summed per user per
 -- "step" (the first snapshot that sees them), running totals are taken per user over their steps, and each
@@ -18,14 +19,22 @@ WITH params AS (
 ),
 payments AS (
     -- A payment_id is one payment, however often it was loaded: the earliest row wins.
-    SELECT DISTINCT ON (CAST(p.payment_id AS text))
-           CAST(p.user_id AS text) AS user_id,
-           CAST(p.payment_date AS timestamptz) AS payment_date,
-           CAST(p.payment_amount AS numeric) AS payment_amount
-    FROM {{ ref('fact_payments') }} AS p
-    CROSS JOIN params
-    WHERE CAST(p.payment_date AS timestamptz) <= params.as_of
-    ORDER BY CAST(p.payment_id AS text), CAST(p.payment_date AS timestamptz), CAST(p.user_id AS text), CAST(p.payment_amount AS numeric)
+    (SELECT DISTINCT ON (CAST(p.payment_id AS text))
+            CAST(p.user_id AS text) AS user_id,
+            CAST(p.payment_date AS timestamptz) AS payment_date,
+            CAST(p.payment_amount AS numeric) AS payment_amount
+     FROM {{ ref('fact_payments') }} AS p
+     CROSS JOIN params
+     WHERE {{ var("payment_ids_may_repeat", "true") }}
+       AND CAST(p.payment_date AS timestamptz) <= params.as_of
+     ORDER BY CAST(p.payment_id AS text), CAST(p.payment_date AS timestamptz), CAST(p.user_id AS text), CAST(p.payment_amount AS numeric))
+    UNION ALL
+    -- With a unique key on payment_id there is nothing to sort out (segsync sets the variable to false then).
+    (SELECT CAST(p.user_id AS text), CAST(p.payment_date AS timestamptz), CAST(p.payment_amount AS numeric)
+     FROM {{ ref('fact_payments') }} AS p
+     CROSS JOIN params
+     WHERE NOT {{ var("payment_ids_may_repeat", "true") }}
+       AND CAST(p.payment_date AS timestamptz) <= params.as_of)
 ),
 user_steps AS (
     -- The first snapshot that sees a payment: the next month start at or after it, or as_of.

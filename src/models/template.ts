@@ -98,7 +98,10 @@ export function renderBuild(src: ModelSources, rel: { payments: string; hist: st
         payment_ids_may_repeat: rel.paymentIdUnique ? 'false' : 'true',
       },
     })
-    : renderModel(VALUES_MODEL, src.values, { refs: { fact_payments: rel.payments }, vars: { as_of: asOf.toISOString() } });
+    : renderModel(VALUES_MODEL, src.values, {
+      refs: { fact_payments: rel.payments },
+      vars: { as_of: asOf.toISOString(), payment_ids_may_repeat: rel.paymentIdUnique ? 'false' : 'true' },
+    });
   return {
     hist: renderModel(HIST_MODEL, src.hist, { refs: { rfm_values_hist: `(${values}) AS rfm_values_hist` }, vars: {} }),
     current: renderModel(CURRENT_MODEL, src.current, { refs: { rfm_segments_hist: rel.hist }, vars: {} }),
