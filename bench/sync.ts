@@ -27,6 +27,7 @@ const url = new URL(ADMIN);
 url.pathname = `/${dbName}`;
 const dir = await mkdtemp(path.join(tmpdir(), 'segsync-bench-sync-'));
 const mb = () => Math.round(process.resourceUsage().maxRSS / 1024);
+const mem = () => Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1048576)]));
 try {
   await mkdir(path.join(dir, 'config'));
   await mkdir(path.join(dir, 'mappings'));
@@ -46,7 +47,7 @@ fields:
     const pool = app.warehouse.pool;
     const segs = ['Champions', 'Loyal Customers', 'Potential Loyalists', 'New Customers', 'Promising', 'Need Attention', 'About to Sleep', 'At Risk', 'Cannot Lose Them', 'Hibernating'];
     await pool.query(`CREATE TABLE rfm_current_segments AS
-      SELECT 'u' || lpad(i::text, 8, '0') AS user_id, ($1::text[])[1 + (i * 7919) % 10] AS rfm_segment,
+      SELECT 'u' || lpad(i::text, 8, '0') AS user_id, ($1::text[])[1 + ((i::bigint * 7919) % 10)::int] AS rfm_segment,
              1 + i % 5 AS recency_score, 1 + (i / 5) % 5 AS frequency_score, 1 + (i / 25) % 5 AS monetary_score,
              round((i % 100000) * 1.37, 2) AS monetary, timestamp '2024-01-01' + (i % 700) * interval '1 day' AS max_payment_date
       FROM generate_series(1, $2::int) i`, [segs, ROWS]);
@@ -57,6 +58,8 @@ fields:
     let t = performance.now();
     const first = await runMapping(app, 'bench');
     const firstSecs = (performance.now() - t) / 1000;
+    if (process.env.SEGSYNC_BENCH_MEM) console.log('memory after first sync (MB):', mem());
+    console.log((globalThis as any).T, (await pool.query("select extract(epoch from planned_at - started_at) p, extract(epoch from finished_at - planned_at) d from segsync.runs where id = $1", [first.runId])).rows);
     console.log(`end-to-end first sync: ${first.counts.delivered.toLocaleString()} records in ${firstSecs.toFixed(1)} s = ${Math.round(first.counts.delivered / firstSecs).toLocaleString()} records/s (plan+deliver+ledger); rss ${mb()} MB`);
 
     await pool.query(`UPDATE rfm_current_segments SET rfm_segment = 'At Risk' WHERE (hashtext(user_id) & 1023) < 102`);

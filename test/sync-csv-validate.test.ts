@@ -52,3 +52,18 @@ test('validate checks the source: a mapped column that is not there is named wit
     await db.drop();
   }
 });
+
+test('validate: a transform the column type cannot take is named with its position', async () => {
+  const db = await createTestDatabase();
+  const project = await createProject({ url: db.url });
+  await project.write('mappings/m.yaml', FILE_MAPPING().replace('- { to: recency_score, from: recency_score }', '- { to: recency_score, from: recency_score, transform: date }'));
+  try {
+    await project.app(async (app) => seedSegments(app.warehouse.pool, 2));
+    const r = await project.cli(['validate']);
+    assert.equal(r.code, 2, r.stdout);
+    assert.match(r.stderr, /mappings\/m\.yaml:14:\d+: field 'recency_score': transform "date" does not fit column 'recency_score' \(type oid 23\): cannot cast type integer to timestamp with time zone/);
+  } finally {
+    await project.cleanup();
+    await db.drop();
+  }
+});

@@ -147,3 +147,31 @@ feilds: []
     await project.cleanup();
   }
 });
+
+test('receipts keep error messages byte for byte (tabs, newlines, backslashes, quotes) on PostgreSQL and embedded', async () => {
+  const message = 'bad value:\t"C:\\segments"\nline two\r\\N is not null';
+  for (const kind of ['postgres', 'embedded'] as const) {
+    const store = memoryStore(`escape-${kind}`);
+    store.rejectKeys.add('u0002');
+    store.rejectMessage = message;
+    const db = kind === 'postgres' ? await createTestDatabase() : null;
+    const project = await createProject({ settings: `warehouse:\n  url: ${db?.url ?? ''}\nconnections:\n  mem:\n    type: memory\n    store: escape-${kind}\n` });
+    await project.write('mappings/m.yaml', MEMORY_MAPPING(`escape-${kind}`));
+    try {
+      await project.app(async (app) => {
+        await seedSegments(app.warehouse.pool, 3);
+        const run = await runMapping(app, 'seg-to-memory');
+        assert.deepEqual([run.counts.delivered, run.counts.failed], [2, 1]);
+        const { rows } = await app.warehouse.pool.query(`SELECT key, status, error_message, error_code, destination_id FROM segsync.receipts ORDER BY key`);
+        assert.deepEqual(rows, [
+          { key: 'u0001', status: 'delivered', error_message: null, error_code: null, destination_id: 'mem-u0001' },
+          { key: 'u0002', status: 'failed', error_message: message, error_code: 'INVALID_VALUE', destination_id: null },
+          { key: 'u0003', status: 'delivered', error_message: null, error_code: null, destination_id: 'mem-u0003' },
+        ], kind);
+      });
+    } finally {
+      await project.cleanup();
+      await db?.drop();
+    }
+  }
+});

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Client } from '@hubspot/api-client';
+import type { Client } from '@hubspot/api-client';
 import { BudgetExhaustedError, capBody, DestinationError } from '../../src/errors.ts';
 import { RateBudget } from './budget.ts';
 import type { HubSpotConnection } from './config.ts';
@@ -49,10 +49,16 @@ export class HubSpotApi {
   readonly budget: RateBudget;
   private readonly timeoutMs: number;
 
-  constructor(conn: HubSpotConnection, budget: RateBudget) {
-    this.client = new Client({ accessToken: conn.accessToken, basePath: conn.baseUrl });
+  private constructor(client: Client, conn: HubSpotConnection, budget: RateBudget) {
+    this.client = client;
     this.budget = budget;
     this.timeoutMs = conn.requestTimeoutMs;
+  }
+
+  /** The SDK is loaded on first use, so processes whose mappings never go to HubSpot do not carry it. */
+  static async open(conn: HubSpotConnection, budget: RateBudget): Promise<HubSpotApi> {
+    const { Client: SdkClient } = await import('@hubspot/api-client');
+    return new HubSpotApi(new SdkClient({ accessToken: conn.accessToken, basePath: conn.baseUrl }), conn, budget);
   }
 
   async call<T>(what: string, fn: (client: Client) => Promise<HttpInfoLike<T>>, signal?: AbortSignal): Promise<HttpInfoLike<T>> {

@@ -35,7 +35,7 @@ export const hubspot: DestinationDefinition<HubSpotConnection, HubSpotOptions> =
       }
       tickets = parsed.data;
     }
-    const api = new HubSpotApi(c.connection, budgetFor(c.shared, c.connection));
+    const api = await HubSpotApi.open(c.connection, budgetFor(c.shared, c.connection));
     const cache = new Map<string, Promise<Map<string, PropertyInfo>>>();
     const ctx: SessionContext = {
       api, tickets, log: c.log,

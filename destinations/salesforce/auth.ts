@@ -1,5 +1,5 @@
 import { createSign } from 'node:crypto';
-import jsforce from 'jsforce';
+import type jsforce from 'jsforce';
 import { DestinationError } from '../../src/errors.ts';
 import type { SalesforceConnection } from './config.ts';
 
@@ -39,6 +39,8 @@ function authError(c: SalesforceConnection, err: unknown): DestinationError {
 }
 
 export async function openConnection(c: SalesforceConnection): Promise<Connection> {
+  // Loaded on first use: processes whose mappings never go to Salesforce do not carry jsforce.
+  const { default: jsforce } = await import('jsforce');
   if (c.auth === 'access_token') {
     // No refreshFn: a 401 surfaces as INVALID_SESSION_ID and the user must supply a fresh token.
     return new jsforce.Connection({ instanceUrl: c.instanceUrl!, accessToken: c.accessToken!, version: c.apiVersion });

@@ -32,8 +32,8 @@ export const Duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration such a
 
 export const Mapping = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lower-case letters, digits, - and _').describe('unique name; the state and receipts are kept per name'),
-  description: z.string().optional(),
-  source: Source,
+  description: z.string().optional().describe('free text for people reading the mapping'),
+  source: Source.describe('where the records come from'),
   destination: z.strictObject({
     connection: z.string().min(1).describe('a connection named in config/segsync.yaml'),
     object: z.string().min(1).describe('what records become: contacts, Contact, a file stem, identify'),

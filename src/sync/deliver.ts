@@ -15,6 +15,8 @@ export interface DeliverOptions {
   batchSize: number;
   concurrency: number;
   deadAfter: number;
+  /** Receipts by COPY (PostgreSQL server) or INSERT (embedded). */
+  copy: boolean;
   signal: AbortSignal;
   log: Logger;
   onProgress?: (done: number) => void;
@@ -76,7 +78,7 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
     const deferred = outcomes.find((x) => x.status === 'deferred');
     if (deferred && !o.signal.aborted) stop('budget', deferred.errorMessage ?? 'the destination deferred the rest of the run');
     const final = outcomes.filter((x) => x.status !== 'deferred');
-    await recordBatch(o.pool, { schema: o.schema, mapping: o.mapping, runId: o.runId, deadAfter: o.deadAfter, outcomes: final });
+    await recordBatch(o.pool, { schema: o.schema, mapping: o.mapping, runId: o.runId, deadAfter: o.deadAfter, outcomes: final, copy: o.copy });
     for (const x of final) x.status === 'delivered' ? result.delivered++ : result.failed++;
     done += final.length;
     o.onProgress?.(done);

@@ -80,7 +80,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
         const counts = await planInto(client, { schema, mapping, runId, source: q, failedOnly: opts.failedOnly ?? false });
         // The model snapshot this run delivers, so a receipt can be traced to the exact model state.
         const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(`SELECT max(snapshot_at) AS s FROM ${q.from}`)).rows[0]?.s ?? null : null;
-        await client.query(`UPDATE ${schema}.runs SET status = 'running', planned = $2, planned_at = now(), snapshot_at = $3 WHERE id = $1`,
+        await client.query(`UPDATE ${schema}.runs SET status = 'running', planned = $2, planned_at = clock_timestamp(), snapshot_at = $3 WHERE id = $1`,
           [runId, JSON.stringify(counts), snapshotAt]);
         return counts;
       });
@@ -104,6 +104,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
         batchSize: Math.min(mapping.batch_size ?? limits.maxBatchSize, limits.maxBatchSize),
         concurrency: Math.min(mapping.concurrency ?? limits.defaultConcurrency, limits.maxConcurrency),
         deadAfter: mapping.dead_after ?? app.config.settings.defaults.dead_after,
+        copy: !app.warehouse.embedded,
         onProgress: (done) => opts.onProgress?.({ done, total }),
       });
       const leftover = result.stoppedBy === 'abort' ? 'interrupted' : 'deferred';

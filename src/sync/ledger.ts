@@ -1,4 +1,7 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import type { RecordOutcome } from '../../destinations/types.ts';
 
 /** A record's final outcome in this run, as the ledger stores it. */
@@ -18,24 +21,23 @@ const MESSAGE_CAP = 1000;
  * a failure bumps the record's consecutive-failure count and marks it dead at `deadAfter`. The WHERE clauses
  * keep a stale writer (an older run finishing late) from overwriting a newer run's state.
  */
-export async function recordBatch(pool: pg.Pool, opts: { schema: string; mapping: string; runId: number; deadAfter: number; outcomes: FinalOutcome[] }): Promise<void> {
+export interface RecordBatchOptions {
+  schema: string;
+  mapping: string;
+  runId: number;
+  deadAfter: number;
+  outcomes: FinalOutcome[];
+  /** COPY the receipts (a PostgreSQL server); false on embedded PGlite, whose socket cannot carry COPY. */
+  copy: boolean;
+}
+
+export async function recordBatch(pool: pg.Pool, opts: RecordBatchOptions): Promise<void> {
   const { schema, mapping, runId, outcomes } = opts;
   if (!outcomes.length) return;
-  const col = <T>(f: (o: FinalOutcome) => T) => outcomes.map(f);
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    await client.query(
-      `INSERT INTO ${schema}.receipts (run_id, mapping, key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at)
-       SELECT $1, $2, u.*
-       FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[], $9::text[], $10::text[], $11::int[], $12::text[], $13::timestamptz[])
-            AS u(key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at)`,
-      [
-        runId, mapping, col((o) => o.key), col((o) => o.op), col((o) => o.status), col((o) => o.payloadHash), col((o) => o.destinationId ?? null),
-        col((o) => o.created ?? null), col((o) => o.errorCode ?? null), col((o) => (o.errorMessage ? o.errorMessage.slice(0, MESSAGE_CAP) : null)),
-        col((o) => o.attempt), col((o) => o.requestId ?? null), col((o) => o.sentAt),
-      ],
-    );
+    await insertReceipts(client, opts);
     const delivered = outcomes.filter((o) => o.status === 'delivered');
     if (delivered.length) {
       await client.query(
@@ -79,6 +81,38 @@ export async function recordBatch(pool: pg.Pool, opts: { schema: string; mapping
   } finally {
     client.release();
   }
+}
+
+const RECEIPT_COLUMNS = 'run_id, mapping, key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at';
+
+/** One value in COPY's text format: \N for NULL; backslash, tab, newline and carriage return escaped. */
+function copyValue(v: string | number | boolean | Date | null | undefined): string {
+  if (v === null || v === undefined) return '\\N';
+  const text = v instanceof Date ? v.toISOString() : String(v);
+  return text.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+}
+
+/**
+ * Receipts are the ledger's bulk: one row per record per run. COPY writes them about twice as fast as an
+ * INSERT from arrays, which is most of a batch's bookkeeping cost.
+ */
+async function insertReceipts(client: pg.PoolClient, o: RecordBatchOptions): Promise<void> {
+  const message = (x: FinalOutcome) => (x.errorMessage ? x.errorMessage.slice(0, MESSAGE_CAP) : null);
+  if (o.copy) {
+    const lines = o.outcomes.map((x) => [o.runId, o.mapping, x.key, x.op, x.status, x.payloadHash, x.destinationId, x.created, x.errorCode, message(x), x.attempt, x.requestId, x.sentAt]
+      .map(copyValue).join('\t')).join('\n') + '\n';
+    await pipeline(Readable.from([lines]), client.query(copyFrom(`COPY ${o.schema}.receipts (${RECEIPT_COLUMNS}) FROM STDIN`)));
+    return;
+  }
+  const col = <T>(f: (x: FinalOutcome) => T) => o.outcomes.map(f);
+  await client.query(
+    `INSERT INTO ${o.schema}.receipts (${RECEIPT_COLUMNS})
+     SELECT $1, $2, u.*
+     FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[], $9::text[], $10::text[], $11::int[], $12::text[], $13::timestamptz[])
+          AS u(key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at)`,
+    [o.runId, o.mapping, col((x) => x.key), col((x) => x.op), col((x) => x.status), col((x) => x.payloadHash), col((x) => x.destinationId ?? null),
+      col((x) => x.created ?? null), col((x) => x.errorCode ?? null), col(message), col((x) => x.attempt), col((x) => x.requestId ?? null), col((x) => x.sentAt)],
+  );
 }
 
 /** Every planned item of the run that has no receipt yet gets one with `status` (deferred or interrupted). */

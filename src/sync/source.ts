@@ -81,5 +81,18 @@ export async function checkSource(pool: pg.Pool, file: LoadedFile<Mapping>, mode
   if (problems.length) {
     throw new DataError('QUERY_COLUMN_MISSING', problems.join('\n'), { hint: `the source has: ${[...names].join(', ')}` });
   }
+  // A transform the column's type cannot take (date on an integer, number on a boolean) fails when
+  // PostgreSQL plans the expression: find it now, per field, instead of mid-run.
+  for (const [i, f] of mapping.fields.entries()) {
+    if (f.transform === undefined) continue;
+    try {
+      await pool.query(`SELECT ${transformSql(f.from, f.transform)} FROM ${q.from} LIMIT 0`);
+    } catch (err) {
+      const at = file.where(['fields', i, 'transform']);
+      const type = fields.find((c) => c.name === f.from)?.dataTypeID;
+      problems.push(`${file.file}:${at.line}:${at.column}: field '${f.to}': transform ${JSON.stringify(f.transform)} does not fit column '${f.from}' (type oid ${type}): ${(err as Error).message}`);
+    }
+  }
+  if (problems.length) throw new DataError('FIELD_TYPE_MISMATCH', problems.join('\n'), { hint: 'change the transform or cast the column in source.sql' });
   return fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID }));
 }

@@ -12,6 +12,8 @@ export interface MemoryStore {
   records: Map<string, Payload>;
   calls: number;
   rejectKeys: Set<string>;
+  /** The error text for rejected keys (default `value rejected for <key>`). */
+  rejectMessage?: string;
   /** Calls that store the batch and then throw a retryable network error. */
   dieAfterAccepting: number;
 }
@@ -42,7 +44,7 @@ const memoryDestination = {
         const outcomes: RecordOutcome[] = [];
         for (const c of changes) {
           if (store.rejectKeys.has(c.key)) {
-            outcomes.push({ key: c.key, status: 'failed', errorCode: 'INVALID_VALUE', errorMessage: `value rejected for ${c.key}` });
+            outcomes.push({ key: c.key, status: 'failed', errorCode: 'INVALID_VALUE', errorMessage: store.rejectMessage ?? `value rejected for ${c.key}` });
             continue;
           }
           if (c.op === 'remove') store.records.delete(c.key);

@@ -3,11 +3,12 @@ import { registerDemoData } from './demo-data.ts';
 import { registerLoad } from './load.ts';
 import { registerModels } from './models.ts';
 import { registerSync } from './sync.ts';
-import { registerValidate } from './validate.ts';
+import { registerConfigSchema, registerValidate } from './validate.ts';
 
 /** Every CLI command, registered explicitly. Each module adds its command(s) to the program. */
 export const commands: Array<(program: Command) => void> = [
   registerValidate,
+  registerConfigSchema,
   registerLoad,
   registerDemoData,
   registerModels,

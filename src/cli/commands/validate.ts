@@ -90,3 +90,15 @@ export function registerValidate(program: Command): void {
       process.stdout.write(table(rows, ['id', 'mapping', 'trigger', 'status', 'planned', 'outcome', 'started_at', 'finished_at', 'error']));
     });
 }
+
+export function registerConfigSchema(program: Command): void {
+  program.command('config-schema')
+    .description('print the configuration reference generated from the schemas: JSON Schema (for editors) or Markdown')
+    .option('--format <format>', 'json or markdown', 'json')
+    .action(async (o: { format: string }) => {
+      const { jsonSchemas, markdownReference } = await import('../../config/reference.ts');
+      if (o.format === 'markdown') process.stdout.write(markdownReference());
+      else if (o.format === 'json') process.stdout.write(JSON.stringify(jsonSchemas(), null, 2) + '\n');
+      else throw new ConfigError([{ file: '(command line)', line: 1, column: 1, path: '--format', message: `--format must be json or markdown (got '${o.format}')` }]);
+    });
+}

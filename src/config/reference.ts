@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import { destinations } from '../../destinations/registry.ts';
+import type { DestinationDefinition } from '../../destinations/types.ts';
+import { Mapping } from './mapping.ts';
+import { Settings } from './settings.ts';
+
+/**
+ * The configuration reference, generated from the zod schemas (the single source of truth): JSON Schema for
+ * editors (yaml-language-server), Markdown for docs/configuration.md. A test keeps the committed doc equal to
+ * this output.
+ */
+type JsonSchema = {
+  type?: string | string[];
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  items?: JsonSchema;
+  anyOf?: JsonSchema[];
+  enum?: unknown[];
+  const?: unknown;
+  default?: unknown;
+  description?: string;
+  pattern?: string;
+  additionalProperties?: boolean | JsonSchema;
+};
+
+export function jsonSchemas(): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    mapping: z.toJSONSchema(Mapping, { io: 'input', unrepresentable: 'any' }),
+    settings: z.toJSONSchema(Settings, { io: 'input', unrepresentable: 'any' }),
+  };
+  for (const [type, def] of Object.entries(destinations as Record<string, DestinationDefinition<unknown, unknown>>)) {
+    out[`connection.${type}`] = z.toJSONSchema(def.connectionSchema, { io: 'input', unrepresentable: 'any' });
+    out[`options.${type}`] = z.toJSONSchema(def.optionsSchema, { io: 'input', unrepresentable: 'any' });
+  }
+  return out;
+}
+
+function typeOf(s: JsonSchema): string {
+  if (s.enum) return s.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
+  if (s.const !== undefined) return `\`${String(s.const)}\``;
+  if (s.anyOf) return s.anyOf.map(typeOf).join(' or ');
+  if (s.type === 'array') return `list of ${s.items ? typeOf(s.items) : 'any'}`;
+  if (Array.isArray(s.type)) return s.type.join(' or ');
+  return s.type ?? 'any';
+}
+
+function rows(s: JsonSchema, prefix: string, out: string[]): void {
+  const required = new Set(s.required ?? []);
+  for (const [name, prop] of Object.entries(s.properties ?? {})) {
+    const path = prefix ? `${prefix}.${name}` : name;
+    const dflt = prop.default === undefined ? '' : `\`${JSON.stringify(prop.default)}\``;
+    const desc = (prop.description ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+    out.push(`| \`${path}\` | ${typeOf(prop).replace(/\n/g, ' ')} | ${required.has(name) && prop.default === undefined ? 'yes' : ''} | ${dflt} | ${desc} |`);
+    if (prop.properties) rows(prop, path, out);
+    if (prop.type === 'array' && prop.items?.properties) rows(prop.items, `${path}[]`, out);
+  }
+}
+
+function table(s: JsonSchema): string {
+  const out = ['| key | type | required | default | meaning |', '| --- | --- | --- | --- | --- |'];
+  rows(s, '', out);
+  return out.join('\n');
+}
+
+export function markdownReference(): string {
+  const js = jsonSchemas() as Record<string, JsonSchema>;
+  const parts = [
+    '# Configuration reference',
+    '',
+    'Generated from the zod schemas by `segsync config-schema --format markdown` (a test keeps this file equal',
+    'to that output). `segsync config-schema --format json` prints the same as JSON Schema, for editors.',
+    'Any string may use `${VAR}` or `${VAR:-default}`: secrets come only from the environment.',
+    '',
+    '## config/segsync.yaml',
+    '',
+    table(js.settings!),
+    '',
+    '## mappings/*.yaml',
+    '',
+    table(js.mapping!),
+    '',
+    '## Destinations',
+    '',
+    'A connection in `config/segsync.yaml` names its `type`; a mapping\'s `destination.options` are checked by',
+    'that type.',
+  ];
+  for (const [type, def] of Object.entries(destinations as Record<string, DestinationDefinition<unknown, unknown>>)) {
+    parts.push('', `### ${type}`, '', def.description, '', `Removal (\`on_removed\`): keep${def.supportsRemoval.map((r) => `, ${r}`).join('')}.`, '',
+      'Connection:', '', table(js[`connection.${type}`]!), '', 'Mapping `destination.options`:', '', table(js[`options.${type}`]!));
+  }
+  return parts.join('\n') + '\n';
+}
