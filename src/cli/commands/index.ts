@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerDemo } from './demo.ts';
 import { registerDemoData } from './demo-data.ts';
 import { registerLoad } from './load.ts';
 import { registerModels } from './models.ts';
@@ -7,6 +8,7 @@ import { registerConfigSchema, registerValidate } from './validate.ts';
 
 /** Every CLI command, registered explicitly. Each module adds its command(s) to the program. */
 export const commands: Array<(program: Command) => void> = [
+  registerDemo,
   registerValidate,
   registerConfigSchema,
   registerLoad,
