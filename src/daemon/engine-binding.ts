@@ -1,6 +1,6 @@
 import type { App } from '../app.ts';
 import { LockedError } from '../errors.ts';
-import { SegsyncError } from '../errors.ts';
+import { buildModels, modelFreshness } from '../models/index.ts';
 import { acquireRunLock } from '../state/locks.ts';
 import { listMigrations, migrate } from '../state/migrate.ts';
 import { runMapping } from '../sync/engine.ts';
@@ -32,16 +32,8 @@ export const syncEngine: SyncEngine = {
     return { ...summary, stages, outcomes: outcomes.rows };
   },
 
-  async buildModels() {
-    throw new SegsyncError('MODELS_MISSING', 'the models build is not part of this build yet');
-  },
-
-  async modelFreshness(pool, schema) {
-    const { rows } = await pool.query<{ t: string | null }>(`SELECT to_regclass($1) AS t`, [`${quote(schema)}.rfm_current_segments`]);
-    if (!rows[0]?.t) return null;
-    const r = await pool.query<{ at: Date | null }>(`SELECT max(snapshot_at) AS at FROM ${quote(schema)}.rfm_current_segments`);
-    return r.rows[0]?.at ?? null;
-  },
+  buildModels: (pool, opts) => buildModels(pool, opts),
+  modelFreshness: (pool, schema) => modelFreshness(pool, schema),
 
   async migrate(app) {
     await migrate(app.warehouse.pool, app.config.settings.state.schema);

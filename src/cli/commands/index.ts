@@ -1,16 +1,20 @@
 import type { Command } from 'commander';
 import { registerDaemon } from './daemon.ts';
+import { registerDemo } from './demo.ts';
 import { registerDemoData } from './demo-data.ts';
 import { registerLoad } from './load.ts';
+import { registerModels } from './models.ts';
 import { registerSync } from './sync.ts';
 import { registerConfigSchema, registerValidate } from './validate.ts';
 
 /** Every CLI command, registered explicitly. Each module adds its command(s) to the program. */
 export const commands: Array<(program: Command) => void> = [
+  registerDemo,
   registerValidate,
   registerConfigSchema,
   registerLoad,
   registerDemoData,
+  registerModels,
   registerSync,
   registerDaemon,
 ];

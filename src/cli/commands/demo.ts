@@ -1,0 +1,98 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { withApp, type App } from '../../app.ts';
+import { addUtcMonths, startOfUtcMonth } from '../../demo/generate.ts';
+import { DEMO_PREFIX, loadDemoPayments } from '../../demo/load.ts';
+import { UsageError } from '../../errors.ts';
+import { ensurePaymentsTable, paymentsRelation, type Relation } from '../../load/payments-table.ts';
+import { buildModels } from '../../models/index.ts';
+import { runMapping } from '../../sync/engine.ts';
+import { table } from '../format.ts';
+import { appOptions } from '../options.ts';
+
+const DEMO_MAPPING = 'rfm-to-file';
+
+function positive(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1) throw new InvalidArgumentError('expected a whole number >= 1');
+  return n;
+}
+
+/** The window of demo data already loaded: [start, end) in whole months, or null when there is none. */
+async function demoWindow(app: App, relation: Relation): Promise<{ start: Date; end: Date; months: number } | null> {
+  const { rows } = await app.warehouse.pool.query<{ min: Date | null; max: Date | null }>(
+    `SELECT min(payment_date) AS min, max(payment_date) AS max FROM ${relation.sql} WHERE payment_id LIKE $1`, [`${DEMO_PREFIX}%`]);
+  const r = rows[0];
+  if (!r?.min || !r.max) return null;
+  const start = startOfUtcMonth(r.min);
+  const end = addUtcMonths(startOfUtcMonth(r.max), 1);
+  const months = (end.getUTCFullYear() - start.getUTCFullYear()) * 12 + end.getUTCMonth() - start.getUTCMonth();
+  return { start, end, months };
+}
+
+/**
+ * The main job on whatever warehouse is configured (the embedded one by default): demo payments, the RFM
+ * models, and the rfm-to-file sync. Idempotent: run it again and nothing is delivered; --next-month adds one
+ * month of data and delivers only the customers whose mapped fields changed.
+ */
+export function registerDemo(program: Command): void {
+  program.command('demo')
+    .description('the whole flow, end to end: demo payments -> RFM models -> rfm-to-file sync (embedded database unless one is configured)')
+    .option('--users <n>', 'customers in the demo population (first run only)', positive, 2000)
+    .option('--months <m>', 'months of history (first run only)', positive, 24)
+    .option('--seed <s>', 'random seed of the demo data', positive, 7)
+    .option('--next-month', 'add one more month of payments after the data already there, then rebuild and sync')
+    .addHelpText('after', `
+First run: generates --months of payments for --users customers ending at the start of the current month,
+builds rfm_segments_hist and rfm_current_segments as of that instant, and delivers every customer's segment
+to out/rfm-to-file/ as NDJSON batch files with manifests.
+Run it again: the data and the models are unchanged, so the sync delivers nothing.
+With --next-month: one more month of payments arrives, the models refresh incrementally, and only the
+customers whose mapped fields changed are delivered. Then try: segsync receipts --mapping rfm-to-file,
+segsync reconcile rfm-to-file --all, segsync plan rfm-to-file.`)
+    .action(async (o: { users: number; months: number; seed: number; nextMonth?: boolean }, cmd: Command) => {
+      await withApp(appOptions(cmd), async (app) => {
+        // The demo prints its own account of each step; logs are for warnings unless asked for.
+        if (!process.env.SEGSYNC_LOG_LEVEL) app.log.level = 'warn';
+        if (!app.config.mappings.some((m) => m.value.name === DEMO_MAPPING)) {
+          throw new UsageError(`the demo delivers through mappings/${DEMO_MAPPING}.yaml, which is not there`, 'restore it from the repository');
+        }
+        const out = (s: string) => process.stdout.write(s);
+        out(`warehouse: ${app.warehouse.description}\n`);
+        const relation = await ensurePaymentsTable(app.warehouse.pool, paymentsRelation(app.config.settings));
+        let window = await demoWindow(app, relation);
+        if (!window) {
+          const end = startOfUtcMonth(new Date());
+          const loaded = await loadDemoPayments(app.warehouse, { relation, users: o.users, months: o.months, seed: o.seed, end });
+          out(`1. demo data: ${loaded.payments.toLocaleString()} payments from ${loaded.users.toLocaleString()} customers, ${o.months} months to ${end.toISOString().slice(0, 10)}\n`);
+          window = { start: addUtcMonths(end, -o.months), end, months: o.months };
+        } else if (o.nextMonth) {
+          const end = addUtcMonths(window.end, 1);
+          const loaded = await loadDemoPayments(app.warehouse, { relation, users: o.users, months: window.months + 1, seed: o.seed, end, append: true });
+          out(`1. demo data: one more month to ${end.toISOString().slice(0, 10)} (${loaded.payments.toLocaleString()} payments in all)\n`);
+          window = { start: window.start, end, months: window.months + 1 };
+        } else {
+          out(`1. demo data: already loaded, ${window.months} months to ${window.end.toISOString().slice(0, 10)} (--next-month adds one)\n`);
+        }
+
+        const build = await buildModels(app.warehouse.pool, {
+          schema: app.config.settings.models.schema, payments: app.config.settings.models.payments, asOf: window.end, log: app.log,
+        });
+        out(`2. models (${build.mode}, as of ${build.asOf.toISOString()}): ${build.users.toLocaleString()} customers, ${build.snapshots} snapshots, ${build.snapshotsRecomputed} recomputed in ${(build.durationMs / 1000).toFixed(1)}s\n`);
+        for (const w of build.warnings) out(`   warning: ${w}\n`);
+        out(table(Object.entries(build.segments).sort((a, b) => b[1] - a[1]).map(([segment, customers]) => ({ segment, customers }))).trimEnd().replace(/^/gm, '   ') + '\n');
+
+        const run = await runMapping(app, DEMO_MAPPING, { trigger: 'demo' });
+        const c = run.counts;
+        out(`3. sync ${DEMO_MAPPING} (run ${run.runId}): ${run.status}: ${c.create} created, ${c.update} updated, ${c.remove} removed, ${c.unchanged} unchanged -> ${c.delivered} delivered, ${c.failed} failed\n`);
+        if (c.delivered === 0 && c.failed === 0) out('   nothing changed since the last confirmed delivery, so nothing was sent\n');
+        const { rows } = await app.warehouse.pool.query<{ from: string; to: string; n: number }>(
+          `SELECT coalesce(before ->> 'rfm_segment', '(new)') AS "from", coalesce(after ->> 'rfm_segment', '(removed)') AS "to", count(*)::int AS n
+           FROM ${app.config.settings.state.schema}.run_items WHERE run_id = $1 AND (before ->> 'rfm_segment') IS DISTINCT FROM (after ->> 'rfm_segment')
+           GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 8`, [run.runId]);
+        if (rows.length) out(`   segment moves: ${rows.map((r) => `${r.from} -> ${r.to}: ${r.n}`).join('; ')}\n`);
+        out(`   files: out/${DEMO_MAPPING}/ (NDJSON batches, each with a .manifest.json)\n`);
+        out(`next: run it again (nothing to deliver), or: segsync demo --next-month; segsync receipts --mapping ${DEMO_MAPPING} --limit 5; segsync reconcile ${DEMO_MAPPING} --all\n`);
+        if (run.status !== 'succeeded') process.exitCode = 1;
+      });
+    });
+}

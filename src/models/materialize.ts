@@ -1,0 +1,56 @@
+import type { ModelTables } from './bookkeeping.ts';
+import type { Queryable } from './payments.ts';
+
+/**
+ * Writes the rendered model SQL into the model tables. The column list comes from the SQL itself
+ * (CREATE TABLE AS ... WITH NO DATA), so an edited model gets matching tables on its next (full) build.
+ */
+
+const HIST_PK = 'rfm_segments_hist_pkey';
+
+export async function relationExists(db: Queryable, relation: string): Promise<boolean> {
+  const { rows } = await db.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [relation]);
+  return rows[0]?.present === true;
+}
+
+/**
+ * Full rebuild of the history. With a changed model the tables are recreated from the SQL; otherwise they
+ * are truncated, so readers and grants keep the same table. The key is dropped while loading and rebuilt
+ * once after, which is cheaper than maintaining it row by row.
+ */
+export async function rebuildHistory(db: Queryable, t: ModelTables, histSql: string, recreate: boolean): Promise<void> {
+  if (recreate || !(await relationExists(db, t.hist))) {
+    await dropRelation(db, t.current);
+    await dropRelation(db, t.hist);
+    await db.query(`CREATE TABLE ${t.hist} AS ${histSql} WITH NO DATA`);
+  } else {
+    await db.query(`TRUNCATE ${t.hist}`);
+    await db.query(`ALTER TABLE ${t.hist} DROP CONSTRAINT IF EXISTS ${HIST_PK}`);
+  }
+  await db.query(`INSERT INTO ${t.hist} ${histSql}`);
+  // snapshot_at first: builds delete and read whole snapshots, and the latest one is the current model.
+  await db.query(`ALTER TABLE ${t.hist} ADD CONSTRAINT ${HIST_PK} PRIMARY KEY (snapshot_at, user_id)`);
+}
+
+/** Replaces the given snapshots (and those no longer wanted) with the SQL's rows from `from` on. */
+export async function refreshHistory(db: Queryable, t: ModelTables, histSql: string, stale: Date[]): Promise<void> {
+  if (stale.length) await db.query(`DELETE FROM ${t.hist} WHERE snapshot_at = ANY($1::timestamptz[])`, [stale]);
+  await db.query(`INSERT INTO ${t.hist} ${histSql}`);
+}
+
+/**
+ * rfm_current_segments is a view over the history's latest snapshot: it always equals that snapshot, and a
+ * refresh writes nothing for it. (Created once, and again when the model SQL changed.)
+ */
+export async function ensureCurrentView(db: Queryable, t: ModelTables, currentSql: string, recreate: boolean): Promise<void> {
+  if (recreate) await dropRelation(db, t.current);
+  if (!(await relationExists(db, t.current))) await db.query(`CREATE VIEW ${t.current} AS ${currentSql}`);
+}
+
+/** Drops a table or view of that name (earlier versions kept the current segments as a table). */
+export async function dropRelation(db: Queryable, relation: string): Promise<void> {
+  const { rows } = await db.query<{ kind: string | null }>('SELECT (SELECT relkind FROM pg_class WHERE oid = to_regclass($1))::text AS kind', [relation]);
+  const kind = rows[0]?.kind;
+  if (kind === 'v') await db.query(`DROP VIEW ${relation}`);
+  else if (kind) await db.query(`DROP TABLE ${relation}`);
+}

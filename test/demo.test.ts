@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { copyFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { latestByKey } from './helpers/files.ts';
+import { createProject, REPO_ROOT } from './helpers/project.ts';
+
+test('segsync demo on the embedded database: everything delivered, a rerun delivers nothing, a new month only what changed', async () => {
+  const project = await createProject();
+  await copyFile(path.join(REPO_ROOT, 'mappings/rfm-to-file.yaml'), path.join(project.dir, 'mappings/rfm-to-file.yaml'));
+  try {
+    const first = await project.cli(['demo', '--users', '300', '--months', '6', '--seed', '3']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /warehouse: embedded PGlite/);
+    const customers = Number(/models \(full, as of [^)]+\): ([\d,]+) customers/.exec(first.stdout)?.[1]?.replace(/,/g, ''));
+    assert.ok(customers > 100 && customers <= 300, first.stdout);
+    assert.match(first.stdout, new RegExp(`succeeded: ${customers} created, 0 updated, 0 removed, 0 unchanged -> ${customers} delivered, 0 failed`));
+    const files = await latestByKey(path.join(project.outDir, 'rfm-to-file'));
+    assert.equal(files.size, customers);
+    const segments = new Set([...files.values()].map((r) => r.rfm_segment));
+    assert.ok(segments.size >= 5, `several segments delivered: ${[...segments].join(', ')}`);
+
+    const again = await project.cli(['demo']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /demo data: already loaded/);
+    assert.match(again.stdout, new RegExp(`0 created, 0 updated, 0 removed, ${customers} unchanged -> 0 delivered`));
+
+    const next = await project.cli(['demo', '--next-month', '--users', '300', '--seed', '3']);
+    assert.equal(next.code, 0, next.stderr);
+    assert.match(next.stdout, /models \(incremental/);
+    const m = /(\d+) created, (\d+) updated, 0 removed, (\d+) unchanged -> (\d+) delivered, 0 failed/.exec(next.stdout);
+    assert.ok(m, next.stdout);
+    const [created, updated, unchanged, delivered] = m.slice(1).map(Number) as [number, number, number, number];
+    assert.equal(delivered, created + updated);
+    assert.ok(updated > 0 && unchanged > 0, 'a month later some customers changed and some did not');
+    assert.equal(created + updated + unchanged, Number(/models \(incremental[^)]*\): ([\d,]+) customers/.exec(next.stdout)?.[1]?.replace(/,/g, '')));
+  } finally {
+    await project.cleanup();
+  }
+});
