@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadProject } from '../src/config/load.ts';
+import { Daemon } from '../src/daemon/daemon.ts';
+import { syncEngine } from '../src/daemon/engine-binding.ts';
+import { openWarehouse, type Warehouse } from '../src/db/warehouse.ts';
+import { registry } from '../src/metrics.ts';
+import { committedRecords } from './helpers/files.ts';
+import { createTestDatabase, testLog, type TestDatabase } from './helpers/pg.ts';
+import { createProject, type TestProject } from './helpers/project.ts';
+
+/** The daemon with the real models build: a successful build triggers the mappings that wait for it. */
+
+let db: TestDatabase;
+let warehouse: Warehouse;
+let project: TestProject;
+
+before(async () => {
+  db = await createTestDatabase();
+  warehouse = await openWarehouse({ url: db.url, log: testLog });
+  project = await createProject({ url: db.url });
+  await project.write('config/segsync.yaml', `warehouse: {url: '${db.url}'}\nmodels: {schedule: "0 2 * * *"}\nconnections:\n  files: {type: file, directory: '${project.outDir}'}\ndaemon: {port: 0, host: 127.0.0.1}\n`);
+  await project.write('mappings/after-build.yaml', `name: after-build
+source: {model: rfm_current_segments, key: user_id}
+destination: {connection: files, object: customers, match_key: customer_id}
+fields:
+  - {to: rfm_segment, from: rfm_segment}
+after: [models]
+max_staleness: 1h
+`);
+  await warehouse.pool.query('CREATE TABLE fact_payments (user_id text, payment_id text, payment_date timestamptz, payment_amount numeric)');
+  // 5 customers, 1 to 5 payments each over the last months.
+  await warehouse.pool.query(`INSERT INTO fact_payments
+    SELECT 'c' || u, 'p' || u || '-' || k, now() - (k * 17 + u) * interval '1 day', 10 * u + k
+      FROM generate_series(1, 5) u, generate_series(1, 5) k WHERE k <= u`);
+});
+after(async () => {
+  await warehouse.close();
+  await db.drop();
+  await project.cleanup();
+});
+
+async function runsOf(): Promise<Array<{ trigger: string; status: string; snapshot_at: Date }>> {
+  return (await warehouse.pool.query(`SELECT trigger, status, snapshot_at FROM segsync.runs WHERE mapping = 'after-build' ORDER BY id`)).rows;
+}
+
+async function withDaemon(fn: (d: Daemon) => Promise<void>): Promise<void> {
+  const config = await loadProject({ root: project.dir });
+  const daemon = new Daemon({ app: { config, warehouse, log: testLog }, engine: syncEngine, loadConfig: () => loadProject({ root: project.dir }) });
+  await daemon.start();
+  try {
+    await fn(daemon);
+  } finally {
+    await daemon.stop();
+  }
+}
+
+async function until(what: string, cond: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!(await cond())) {
+    assert.ok(Date.now() < deadline, what);
+    await sleep(50);
+  }
+}
+
+test('at start with no model yet, the catch-up builds it once and the mapping waiting for it runs on the fresh snapshot', async () => {
+  await withDaemon(async (daemon) => {
+    await until('the dependent mapping ran', async () => (await runsOf()).length === 1 && !daemon.context.scheduler.busy('after-build'));
+  });
+  const runs = await runsOf();
+  assert.deepEqual(runs.map((r) => [r.trigger, r.status]), [['daemon:after-models', 'succeeded']]);
+  assert.ok(Date.now() - runs[0]!.snapshot_at.getTime() < 60_000, 'it delivered the snapshot just built');
+  assert.equal((await committedRecords(path.join(project.outDir, 'after-build'))).length, 5);
+  const metrics = await registry.metrics();
+  assert.match(metrics, /segsync_stage_duration_seconds_count\{stage="build",mapping="models"\} 1\n/);
+  assert.match(metrics, /segsync_model_freshness_lag_seconds\{model="rfm_current_segments"\} \d/);
+});
+
+test('a model built since its last scheduled time is not rebuilt at start; each successful build runs the dependents again', async () => {
+  await withDaemon(async (daemon) => {
+    await sleep(500);
+    assert.equal((await runsOf()).length, 1, 'no catch-up build, so no dependent run');
+    await daemon.context.scheduler.fire('models', 'manual');
+    await until('the dependent mapping ran again', async () => (await runsOf()).length === 2 && !daemon.context.scheduler.busy('after-build'));
+  });
+  const runs = await runsOf();
+  assert.deepEqual(runs.map((r) => [r.trigger, r.status]), [['daemon:after-models', 'succeeded'], ['daemon:after-models', 'succeeded']]);
+  assert.match(await registry.metrics(), /segsync_stage_duration_seconds_count\{stage="build",mapping="models"\} 2\n/);
+  assert.equal((await committedRecords(path.join(project.outDir, 'after-build'))).length, 5, 'the same segments were not sent again');
+});
