@@ -73,6 +73,13 @@ export const slaBreaches = new Counter({
   registers: [registry],
 });
 
+export const reconciledTotal = new Counter({
+  name: 'segsync_reconciled_records_total',
+  help: 'Records read back by scheduled reconciliation, by verdict (verified, drifted, missing, unverifiable)',
+  labelNames: ['mapping', 'status'] as const,
+  registers: [registry],
+});
+
 export const runsInFlight = new Gauge({
   name: 'segsync_runs_in_flight',
   help: 'Runs (and model builds) executing in this process now',

@@ -294,3 +294,30 @@ test('a mapping that misses two ticks in a row is reported overdue once, not lef
   assert.match(overdue[0]?.message ?? '', /^stuck is overdue: no run started at \S+ or \S+; the latest started \S+ \(running\)$/);
   assert.equal(overdue[0]?.details.running_here, true);
 });
+
+test('a scheduled read-back finds records missing from the destination and records a reconcile_drift event', async () => {
+  await mappings({ readback: mapping('readback', 'batch_size: 3\nreconcile: {schedule: "* * * * * *", all: true}') });
+  const daemon = await startDaemon();
+  try {
+    await daemon.context.scheduler.fire('readback', 'manual');
+    // Someone deletes one delivered batch file (3 records) at the destination.
+    const { readdir, rm } = await import('node:fs/promises');
+    const dir = path.join(project.outDir, 'readback');
+    const manifest = (await readdir(dir)).filter((n) => n.endsWith('.manifest.json')).sort()[0]!;
+    await rm(path.join(dir, manifest));
+    const deadline = Date.now() + 10_000;
+    while (!(await recentEvents(warehouse.pool, 'segsync', { mapping: 'readback' })).some((e) => e.kind === 'reconcile_drift')) {
+      assert.ok(Date.now() < deadline, 'a read-back ran');
+      await sleep(100);
+    }
+  } finally {
+    await daemon.stop();
+  }
+  const drift = (await recentEvents(warehouse.pool, 'segsync', { mapping: 'readback' })).find((e) => e.kind === 'reconcile_drift')!;
+  assert.equal(drift.severity, 'error');
+  assert.match(drift.message, /^readback: 3 missing and 0 drifted of 6 records read back$/);
+  assert.ok(await metric('segsync_reconciled_records_total', { mapping: 'readback', status: 'missing' }) >= 3);
+  assert.match(await registry.metrics(), /segsync_stage_duration_seconds_count\{stage="reconcile",mapping="readback"\} [1-9]/);
+  const verdicts = (await warehouse.pool.query(`SELECT reconcile_status AS s, count(*)::int AS n FROM segsync.delivered WHERE mapping = 'readback' GROUP BY 1 ORDER BY 1`)).rows;
+  assert.deepEqual(verdicts, [{ s: 'missing', n: 3 }, { s: 'verified', n: 3 }]);
+});

@@ -67,6 +67,12 @@ export const Mapping = z.strictObject({
   schedule: CronExpression.optional().describe('cron expression for the daemon (seconds field allowed)'),
   after: z.array(z.literal('models', { error: "the daemon can wait for: models" })).optional().describe('run only after these succeeded and are fresh: [models]'),
   max_staleness: Duration.optional().describe('newest snapshot older than this blocks the sync'),
+  reconcile: z.strictObject({
+    schedule: CronExpression.describe('when the daemon reads delivered records back'),
+    sample: z.number().int().positive().default(100).describe('records checked per read-back (random sample)'),
+    all: z.boolean().default(false).describe('check every delivered record instead of a sample'),
+    repair: z.boolean().default(false).describe('queue drifted and missing records so the next run sends them again'),
+  }).optional().describe('for the daemon: scheduled read-back reconciliation (docs/daemon.md)'),
   sla: MappingSla.optional().describe('time limits per stage, e.g. {run: 15m, deliver: 10m}; a breach records an event'),
   batch_size: z.number().int().positive().optional().describe('records per destination call (capped by the destination limit)'),
   concurrency: z.number().int().positive().optional().describe('destination calls in flight (capped by the destination limit)'),

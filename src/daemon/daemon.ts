@@ -11,6 +11,7 @@ import { eventLog } from './events.ts';
 import { startHttp, type Readiness } from './http.ts';
 import { mappingJob } from './mapping-job.ts';
 import { modelsJob } from './models-job.ts';
+import { reconcileJob, reconcileJobName } from './reconcile-job.ts';
 import { checkDaemonConfig } from './plan.ts';
 import { Scheduler, type Job } from './scheduler.ts';
 import { startWatchdog } from './watchdog.ts';
@@ -91,6 +92,10 @@ export class Daemon {
 
   #jobs(config: ProjectConfig): Job[] {
     const jobs: Job[] = config.mappings.map((m) => mappingJob(this.#ctx, m.value));
+    for (const m of config.mappings) {
+      const rj = reconcileJob(this.#ctx, m.value);
+      if (rj) jobs.push(rj);
+    }
     if (config.settings.models.schedule) jobs.push(modelsJob(this.#ctx));
     return jobs;
   }
@@ -140,7 +145,11 @@ export class Daemon {
     const after = new Set(next.mappings.map((m) => m.value.name));
     ctx.app = { ...ctx.app, config: next };
     ctx.scheduler.set(this.#jobs(next));
-    for (const name of before) if (!after.has(name)) ctx.status.delete(name);
+    for (const name of before) {
+      if (after.has(name)) continue;
+      ctx.status.delete(name);
+      ctx.status.delete(reconcileJobName(name));
+    }
     await ctx.events.record({
       kind: 'config_reloaded', severity: 'info',
       message: `configuration reloaded (${next.hash.slice(0, 12)})`,
@@ -166,13 +175,17 @@ export class Daemon {
 
   status(): unknown {
     const { app, scheduler, status } = this.#ctx;
-    const jobs = app.config.mappings.map((m) => m.value.name);
-    if (app.config.settings.models.schedule) jobs.unshift(MODELS_JOB);
+    const schedules = new Map<string, string | null>();
+    if (app.config.settings.models.schedule) schedules.set(MODELS_JOB, app.config.settings.models.schedule);
+    for (const m of app.config.mappings) {
+      schedules.set(m.value.name, m.value.schedule ?? null);
+      if (m.value.reconcile) schedules.set(reconcileJobName(m.value.name), m.value.reconcile.schedule);
+    }
     return {
       stopping: this.#stopping !== null,
       config: app.config.hash.slice(0, 12),
-      jobs: Object.fromEntries(jobs.map((name) => [name, {
-        schedule: name === MODELS_JOB ? app.config.settings.models.schedule : app.config.mappings.find((m) => m.value.name === name)?.value.schedule ?? null,
+      jobs: Object.fromEntries([...schedules].map(([name, schedule]) => [name, {
+        schedule,
         next: scheduler.nextRun(name),
         running: scheduler.busy(name),
         ...status.get(name),
