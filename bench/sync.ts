@@ -58,9 +58,11 @@ fields:
     let t = performance.now();
     const first = await runMapping(app, 'bench');
     const firstSecs = (performance.now() - t) / 1000;
+    const phases = (await pool.query<{ plan: number; deliver: number }>(
+      `SELECT extract(epoch FROM planned_at - started_at)::float AS plan, extract(epoch FROM finished_at - planned_at)::float AS deliver FROM segsync.runs WHERE id = $1`, [first.runId])).rows[0]!;
     if (process.env.SEGSYNC_BENCH_MEM) console.log('memory after first sync (MB):', mem());
-    console.log((globalThis as any).T, (await pool.query("select extract(epoch from planned_at - started_at) p, extract(epoch from finished_at - planned_at) d from segsync.runs where id = $1", [first.runId])).rows);
     console.log(`end-to-end first sync: ${first.counts.delivered.toLocaleString()} records in ${firstSecs.toFixed(1)} s = ${Math.round(first.counts.delivered / firstSecs).toLocaleString()} records/s (plan+deliver+ledger); rss ${mb()} MB`);
+    console.log(`  of which planning (diff + intent written): ${phases.plan.toFixed(1)} s; delivery (send + receipts + state): ${phases.deliver.toFixed(1)} s = ${Math.round(first.counts.delivered / phases.deliver).toLocaleString()} records/s`);
 
     await pool.query(`UPDATE rfm_current_segments SET rfm_segment = 'At Risk' WHERE (hashtext(user_id) & 1023) < 102`);
     await pool.query('ANALYZE rfm_current_segments');
@@ -79,7 +81,9 @@ fields:
     console.log(`targets: plan ${planSecs.toFixed(2)} s <= 10 s: ${planSecs <= 10 ? 'met' : 'MISSED'} (ratio ${(planSecs / 10).toFixed(2)})`);
     console.log(`         peak RSS ${peak} MB <= 256 MB: ${peak <= 256 ? 'met' : 'MISSED'} (ratio ${(peak / 256).toFixed(2)})`);
     const rate = first.counts.delivered / firstSecs;
-    console.log(`         delivery ${Math.round(rate).toLocaleString()} records/s >= 50,000: ${rate >= 50_000 ? 'met' : 'MISSED'} (ratio ${(rate / 50_000).toFixed(2)})`);
+    const deliveryRate = first.counts.delivered / phases.deliver;
+    console.log(`         end-to-end ${Math.round(rate).toLocaleString()} records/s >= 50,000: ${rate >= 50_000 ? 'met' : 'MISSED'} (ratio ${(rate / 50_000).toFixed(2)})`);
+    console.log(`         delivery phase ${Math.round(deliveryRate).toLocaleString()} records/s >= 50,000: ${deliveryRate >= 50_000 ? 'met' : 'MISSED'} (ratio ${(deliveryRate / 50_000).toFixed(2)})`);
   });
 } finally {
   await rm(dir, { recursive: true, force: true });

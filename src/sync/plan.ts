@@ -51,33 +51,48 @@ export interface PlanOptions {
 export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promise<PlanCounts> {
   const { schema, mapping, source: q } = opts;
   const removals = mapping.mode === 'mirror' || mapping.on_removed !== 'keep';
-  const { rows } = await client.query<PlanCounts>(
-    `WITH n AS (
-       SELECT key, payload, md5(payload::text) AS hash FROM (SELECT ${q.key} AS key, ${q.payload} AS payload FROM ${q.from}) x
-     ), d AS (
-       SELECT key, payload, payload_hash, destination_id, dead_at, failed_hash, fail_count FROM ${schema}.delivered WHERE mapping = $1
-     ), j AS (
-       SELECT coalesce(n.key, d.key) AS key, n.payload AS after, d.payload AS before, n.hash, d.destination_id, d.fail_count,
-              (d.dead_at IS NOT NULL AND d.failed_hash IS NOT DISTINCT FROM n.hash) AS dead,
-              CASE WHEN n.key IS NULL THEN CASE WHEN d.payload_hash IS NOT NULL AND $3 THEN 'remove' END
-                   WHEN d.payload_hash IS NULL THEN 'create'
-                   WHEN d.payload_hash <> n.hash THEN 'update' END AS op
-       FROM n FULL JOIN d ON d.key = n.key
-     ), ins AS (
+  // One pass over the source, streamed through a hash join (no CTE is read twice, so nothing of 1M payloads
+  // is materialised); the counts the INSERT cannot return are derived or read from the small dead set.
+  // The diff is one big hash join; the default 4 MB of work_mem would spill it to disk in batches.
+  await client.query(`SET LOCAL work_mem = '${process.env.SEGSYNC_PLAN_WORK_MEM ?? '64MB'}'`);
+  const { rows: inserted } = await client.query<{ create: number; update: number; remove: number }>(
+    `WITH ins AS (
        INSERT INTO ${schema}.run_items (run_id, key, op, after, before, payload_hash, destination_id)
-       SELECT $2, key, op, after, before, hash, destination_id FROM j
-       WHERE op IS NOT NULL AND NOT dead AND ($4 = false OR coalesce(fail_count, 0) > 0)
+       SELECT $2, coalesce(n.key, d.key),
+              CASE WHEN n.key IS NULL THEN 'remove' WHEN d.payload_hash IS NULL THEN 'create' ELSE 'update' END,
+              n.payload,
+              -- 'before' only for the changed rows: carrying every delivered payload through the join would
+              -- make the hash table as large as the state.
+              CASE WHEN d.key IS NOT NULL THEN (SELECT b.payload FROM ${schema}.delivered b WHERE b.mapping = $1 AND b.key = d.key) END,
+              n.hash, d.destination_id
+       FROM (SELECT key, payload, md5(payload::text) AS hash FROM (SELECT ${q.key} AS key, ${q.payload} AS payload FROM ${q.from}) x) n
+       FULL JOIN (SELECT key, payload_hash, destination_id, dead_at, failed_hash, fail_count FROM ${schema}.delivered WHERE mapping = $1) d
+         ON d.key = n.key
+       WHERE (CASE WHEN n.key IS NULL THEN d.payload_hash IS NOT NULL AND $3 ELSE d.payload_hash IS DISTINCT FROM n.hash END)
+         AND NOT (d.dead_at IS NOT NULL AND d.failed_hash IS NOT DISTINCT FROM n.hash)
+         AND ($4 = false OR coalesce(d.fail_count, 0) > 0)
        RETURNING op
      )
-     SELECT (SELECT count(*) FROM ins WHERE op = 'create')::int AS "create",
-            (SELECT count(*) FROM ins WHERE op = 'update')::int AS "update",
-            (SELECT count(*) FROM ins WHERE op = 'remove')::int AS "remove",
-            (SELECT count(*) FROM j WHERE op IS NULL AND after IS NOT NULL)::int AS unchanged,
-            (SELECT count(*) FROM j WHERE op IS NOT NULL AND dead)::int AS dead,
-            (SELECT count(*) FROM n)::int AS source`,
+     SELECT count(*) FILTER (WHERE op = 'create')::int AS "create", count(*) FILTER (WHERE op = 'update')::int AS "update",
+            count(*) FILTER (WHERE op = 'remove')::int AS "remove"
+     FROM ins`,
     [mapping.name, opts.runId, removals, opts.failedOnly === true],
   );
-  return rows[0]!;
+  const source = (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${q.from}`)).rows[0]!.n;
+  // Dead records are rare: look for them only when the mapping has any, and hash only the joined rows
+  // (the payload is built in the join filter, not in the scan).
+  const anyDead = (await client.query(`SELECT 1 FROM ${schema}.delivered WHERE mapping = $1 AND dead_at IS NOT NULL LIMIT 1`, [mapping.name])).rowCount! > 0;
+  const dead = !anyDead ? 0 : (await client.query<{ n: number }>(
+    `SELECT count(*)::int AS n
+     FROM (SELECT key AS __segsync_key, failed_hash AS __segsync_failed, payload_hash AS __segsync_hash FROM ${schema}.delivered
+           WHERE mapping = $1 AND dead_at IS NOT NULL) d
+     JOIN ${q.from} ON ${q.key} = d.__segsync_key
+     WHERE md5((${q.payload})::text) = d.__segsync_failed AND d.__segsync_hash IS DISTINCT FROM d.__segsync_failed`,
+    [mapping.name])).rows[0]!.n;
+  const size = { source, dead };
+  const ins = inserted[0]!;
+  // In a retry (failedOnly) "unchanged" counts every source record that was not retried.
+  return { ...ins, dead: size.dead, source: size.source, unchanged: size.source - ins.create - ins.update - size.dead };
 }
 
 export interface PlanDetail {
