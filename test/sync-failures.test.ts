@@ -81,7 +81,8 @@ test('kill -9 in the middle of a run loses nothing: the state is never ahead of 
   await project.write('mappings/m.yaml', FILE_MAPPING({ throttle: '150', extra: 'batch_size: 4\nconcurrency: 1' }));
   const dir = path.join(project.outDir, 'seg-to-file');
   try {
-    await project.app(async (app) => seedSegments(app.warehouse.pool, 40));
+    // 100 records in batches of 4, 150 ms apart: ~4 s of delivery, so the kill lands mid-run even on a busy machine.
+    await project.app(async (app) => seedSegments(app.warehouse.pool, 100));
     const child = spawn(process.execPath, [CLI, 'run', 'seg-to-file'], { cwd: project.dir, env: { ...process.env, SEGSYNC_DATABASE_URL: '', SEGSYNC_LOG_LEVEL: 'error' }, stdio: 'ignore' });
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
@@ -96,7 +97,7 @@ test('kill -9 in the middle of a run loses nothing: the state is never ahead of 
       const runs = await pool.query(`SELECT status FROM segsync.runs`);
       assert.deepEqual(runs.rows, [{ status: 'running' }], 'the killed run is left as running');
       const files = await latestByKey(dir);
-      assert.ok(files.size > 0 && files.size < 40, `killed mid-run (${files.size} records in files)`);
+      assert.ok(files.size > 0 && files.size < 100, `killed mid-run (${files.size} records in files)`);
       const state = await pool.query<{ key: string; payload: Record<string, unknown> }>(`SELECT key, payload FROM segsync.delivered WHERE payload_hash IS NOT NULL`);
       for (const row of state.rows) {
         const inFile = files.get(row.key);
@@ -105,10 +106,10 @@ test('kill -9 in the middle of a run loses nothing: the state is never ahead of 
       }
       const next = await runMapping(app, 'seg-to-file');
       assert.equal(next.status, 'succeeded');
-      assert.equal(next.counts.create, 40 - state.rowCount!);
+      assert.equal(next.counts.create, 100 - state.rowCount!);
       assert.equal((await pool.query(`SELECT status FROM segsync.runs ORDER BY id`)).rows[0].status, 'interrupted');
       const final = await latestByKey(dir);
-      assert.equal(final.size, 40);
+      assert.equal(final.size, 100);
       const source = await pool.query<{ user_id: string; rfm_segment: string }>('SELECT user_id, rfm_segment FROM segments');
       for (const s of source.rows) assert.equal(final.get(s.user_id)?.rfm_segment, s.rfm_segment);
     });

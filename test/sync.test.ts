@@ -7,6 +7,16 @@ import { committedRecords, latestByKey } from './helpers/files.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg.ts';
 import { createProject, FILE_MAPPING, seedSegments, type TestProject } from './helpers/project.ts';
 
+/** Resolves once a run of the mapping holds its lock and is delivering (its row says running). */
+async function untilRunning(pool: import('pg').Pool): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    const { rows } = await pool.query(`SELECT 1 FROM segsync.runs WHERE status = 'running'`).catch(() => ({ rows: [] }));
+    if (rows.length) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('no run reached running within 6 s');
+}
+
 async function setup(mapping = FILE_MAPPING()): Promise<{ db: TestDatabase; project: TestProject; dir: string }> {
   const db = await createTestDatabase();
   const project = await createProject({ url: db.url });
@@ -154,7 +164,7 @@ test('two concurrent runs of one mapping: the second is refused with a clear mes
     await project.app(async (app) => {
       await seedSegments(app.warehouse.pool, 30);
       const first = runMapping(app, 'seg-to-file');
-      await new Promise((r) => setTimeout(r, 150));
+      await untilRunning(app.warehouse.pool);
       await assert.rejects(runMapping(app, 'seg-to-file'), (err: unknown) => err instanceof LockedError && /already running/.test(err.message));
       assert.equal((await first).counts.delivered, 30);
     });
@@ -162,7 +172,7 @@ test('two concurrent runs of one mapping: the second is refused with a clear mes
     await project.app(async (app) => {
       await app.warehouse.pool.query(`UPDATE segments SET rfm_segment = 'Need Attention'`);
       const running = runMapping(app, 'seg-to-file');
-      await new Promise((r) => setTimeout(r, 300));
+      await untilRunning(app.warehouse.pool);
       const other = await project.cli(['run', 'seg-to-file']);
       assert.equal(other.code, 1);
       assert.match(other.stderr, /mapping 'seg-to-file' is already running in another process or replica/);
