@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { withTransaction } from '../db/transaction.ts';
 import { SegsyncError } from '../errors.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -24,10 +25,8 @@ export async function listMigrations(): Promise<Migration[]> {
  */
 export async function migrate(pool: pg.Pool, schema: string): Promise<number[]> {
   const migrations = await listMigrations();
-  const client = await pool.connect();
-  const applied: number[] = [];
-  try {
-    await client.query('BEGIN');
+  return withTransaction(pool, async (client) => {
+    const applied: number[] = [];
     await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`segsync:migrate:${schema}`]);
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
     await client.query(`CREATE TABLE IF NOT EXISTS ${schema}.migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
@@ -42,14 +41,8 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<number[]> 
       await client.query(`INSERT INTO ${schema}.migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
       applied.push(m.version);
     }
-    await client.query('COMMIT');
     return applied;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** True when every known migration is applied (for readiness probes). */

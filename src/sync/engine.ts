@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
-import type { PoolClient } from 'pg';
 import type { App } from '../app.ts';
+import { withTransaction } from '../db/transaction.ts';
 import { BudgetExhaustedError } from '../errors.ts';
 import { acquireRunLock } from '../state/locks.ts';
 import { migrate } from '../state/migrate.ts';
@@ -75,7 +75,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
 
     const dest = await openDestination(app.config, file, { log: app.log, shared: opts.shared ?? sharedDefault, runId });
     try {
-      const planned = await withTransaction(app, async (client) => {
+      const planned = await withTransaction(pool, async (client) => {
         await checkKeys(client, mapping, q);
         const counts = await planInto(client, { schema, mapping, runId, source: q, failedOnly: opts.failedOnly ?? false });
         // The model snapshot this run delivers, so a receipt can be traced to the exact model state.
@@ -125,21 +125,6 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
     throw err;
   } finally {
     await lock.release();
-  }
-}
-
-async function withTransaction<T>(app: App, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await app.warehouse.pool.connect();
-  try {
-    await client.query('BEGIN');
-    const out = await fn(client);
-    await client.query('COMMIT');
-    return out;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
   }
 }
 

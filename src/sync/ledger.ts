@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { withTransaction } from '../db/transaction.ts';
 import type { RecordOutcome } from '../../destinations/types.ts';
 
 /** A record's final outcome in this run, as the ledger stores it. */
@@ -34,9 +35,7 @@ export interface RecordBatchOptions {
 export async function recordBatch(pool: pg.Pool, opts: RecordBatchOptions): Promise<void> {
   const { schema, mapping, runId, outcomes } = opts;
   if (!outcomes.length) return;
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await withTransaction(pool, async (client) => {
     await insertReceipts(client, opts);
     const delivered = outcomes.filter((o) => o.status === 'delivered');
     if (delivered.length) {
@@ -74,13 +73,7 @@ export async function recordBatch(pool: pg.Pool, opts: RecordBatchOptions): Prom
         [mapping, runId, failed.map((o) => o.key), failed.map((o) => o.errorCode ?? 'UNKNOWN'), opts.deadAfter, failed.map((o) => (o.errorMessage ?? '').slice(0, MESSAGE_CAP))],
       );
     }
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 const RECEIPT_COLUMNS = 'run_id, mapping, key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at';

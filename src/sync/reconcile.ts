@@ -1,5 +1,6 @@
 import type { App } from '../app.ts';
 import type { Payload, ReconcileStatus } from '../../destinations/types.ts';
+import { withTransaction } from '../db/transaction.ts';
 import { acquireRunLock } from '../state/locks.ts';
 import { getMapping, openDestination } from './connect.ts';
 import { ensureState } from './engine.ts';
@@ -51,9 +52,7 @@ export async function reconcileMapping(app: App, name: string, opts: ReconcileOp
         const results = await dest.session.readBack(chunk.map((r) => ({ key: r.key, expected: r.payload, destinationId: r.destination_id })), opts.signal ?? new AbortController().signal);
         const byKey = new Map(results.map((r) => [r.key, r]));
         const verdicts = chunk.map((r) => byKey.get(r.key) ?? { key: r.key, status: 'missing' as const, detail: 'no read-back result' });
-        const client = await pool.connect();
-        try {
-          await client.query('BEGIN');
+        await withTransaction(pool, async (client) => {
           await client.query(
             `INSERT INTO ${schema}.reconciliations (mapping, key, status, expected_hash, drifted_fields, actual, detail)
              SELECT $1, u.key, u.status, d.payload_hash, CASE WHEN u.fields = '' THEN NULL ELSE string_to_array(u.fields, ',') END, u.actual::jsonb, u.detail
@@ -75,13 +74,7 @@ export async function reconcileMapping(app: App, name: string, opts: ReconcileOp
               [mapping.name, verdicts.map((v) => v.key), verdicts.map((v) => v.status)]);
             summary.repaired += rowCount ?? 0;
           }
-          await client.query('COMMIT');
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => {});
-          throw err;
-        } finally {
-          client.release();
-        }
+        });
         for (const v of verdicts) {
           summary.counts[v.status]++;
           if (v.status !== 'verified' && summary.examples.length < 10) summary.examples.push({ key: v.key, status: v.status, ...('driftedFields' in v && v.driftedFields ? { driftedFields: v.driftedFields } : {}) });

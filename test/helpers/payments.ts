@@ -24,17 +24,9 @@ export async function insertPayments(pool: pg.Pool, rows: Payment[], relation = 
   }
 }
 
-/** A small deterministic PRNG (mulberry32), so "random" test data is the same on every run. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from './prng.ts';
+
+export { prng };
 
 /**
  * Seeded random payments between `from` and `to`: skewed counts per user, amounts with two decimals, users

@@ -1,3 +1,4 @@
+import { prng } from '../../helpers/prng.ts';
 /**
  * Seeded fault injection for the CDP emulator. A test either queues exact faults (`queue`) or asks for a
  * random mix at given rates with a seed, so a failing run can be replayed exactly.
@@ -27,18 +28,6 @@ export interface RandomFaults {
   rateReset?: number;
   /** Retry-After seconds sent with random 429s (default 1). */
   retryAfterSec?: number;
-}
-
-/** mulberry32: a tiny PRNG, enough for reproducible fault schedules. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export class FaultPlan {

@@ -1,3 +1,4 @@
+import { prng as rng } from '../../helpers/prng.ts';
 /**
  * HubSpot's two request limits (a rolling ten-second window per app and a daily count per account) and seeded
  * fault injection. Time can be scaled so a test sees a ten-second window in a fraction of a second: the
@@ -81,18 +82,6 @@ export interface FaultSettings {
 export type Fault = 'none' | 'server_error' | 'timeout' | 'reset_before' | 'reset_after' | 'slow';
 
 export const NO_FAULTS: FaultSettings = { seed: 1, serverError: 0, timeout: 0, reset: 0, slow: 0, slowMs: 0, timeoutMs: 30_000 };
-
-/** mulberry32: a small, fast PRNG so a seed gives the same fault sequence every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class FaultInjector {
   settings: FaultSettings;
