@@ -39,6 +39,7 @@ export function budgetFor(shared: Map<string, unknown>, conn: HubSpotConnection)
   let b = shared.get(key) as RateBudget | undefined;
   if (!b) {
     b = new RateBudget({ tenSecondly: conn.tenSecondly, intervalMs: 10_000, daily: conn.daily, dailyReserve: conn.dailyReserve });
+    b.account = key.slice('hubspot:'.length);
     shared.set(key, b);
   }
   return b;

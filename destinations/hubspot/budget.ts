@@ -1,4 +1,5 @@
 import { BudgetExhaustedError } from '../../src/errors.ts';
+import { setRateBudgetUsed } from '../../src/metrics.ts';
 
 /**
  * One HubSpot account's request budget, shared by every mapping of the process (kept in ctx.shared): a rolling
@@ -31,6 +32,9 @@ export class RateBudget {
   intervalMs: number;
   dailyRemaining: number;
   readonly dailyReserve: number;
+  private dailyLimit: number;
+  /** The account for metrics (API host and a hash of the token, never the token). */
+  account = 'hubspot';
   /** Answer times of calls still inside the window (plus calls others made, learnt from the headers). */
   private stamps: number[] = [];
   private inFlight = 0;
@@ -46,6 +50,7 @@ export class RateBudget {
     this.max = s.tenSecondly;
     this.intervalMs = s.intervalMs;
     this.dailyRemaining = s.daily;
+    this.dailyLimit = s.daily;
     this.dailyReserve = s.dailyReserve;
   }
 
@@ -105,6 +110,8 @@ export class RateBudget {
     const max = num('x-hubspot-ratelimit-max');
     const remaining = num('x-hubspot-ratelimit-remaining');
     const dailyRemaining = num('x-hubspot-ratelimit-daily-remaining');
+    const daily = num('x-hubspot-ratelimit-daily');
+    if (daily !== undefined && daily > 0) this.dailyLimit = daily;
     if (interval !== undefined && interval > 0) this.intervalMs = interval;
     if (max !== undefined && max > 0) this.max = max;
     if (dailyRemaining !== undefined) this.dailyRemaining = dailyRemaining;
@@ -115,7 +122,9 @@ export class RateBudget {
       // HubSpot counted more calls in the window than we made: another app of the account is busy.
       const theirs = max - remaining - this.stamps.length - this.inFlight;
       for (let i = 0; i < theirs; i++) this.stamps.push(now);
+      setRateBudgetUsed('hubspot', this.account, (max - remaining) / max, 'ten_secondly');
     }
+    if (this.dailyLimit > 0) setRateBudgetUsed('hubspot', this.account, 1 - this.dailyRemaining / this.dailyLimit, 'daily');
   }
 
   /** A TEN_SECONDLY_ROLLING 429 despite the budget: hold every caller for one interval. */

@@ -3,6 +3,7 @@ import pRetry, { AbortError } from 'p-retry';
 import { BudgetExhaustedError, capBody, DestinationError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Connection } from './auth.ts';
+import { setRateBudgetUsed } from '../../src/metrics.ts';
 
 /**
  * Every Salesforce call goes through `SfApi.call`: it refuses to spend past the configured share of the
@@ -18,13 +19,15 @@ export interface OrgBudget {
   /** Calls sent and not yet answered: counted against the budget before their usage header arrives. */
   inFlight: number;
   exhausted: string | null;
+  /** The org for metrics: its instance URL (no credential). */
+  account: string;
 }
 
 export function sharedBudget(shared: Map<string, unknown>, instanceUrl: string, credential: string): OrgBudget {
   const key = `salesforce:${instanceUrl}:${createHash('sha256').update(credential).digest('hex').slice(0, 12)}`;
   let b = shared.get(key) as OrgBudget | undefined;
   if (!b) {
-    b = { used: 0, limit: 0, inFlight: 0, exhausted: null };
+    b = { used: 0, limit: 0, inFlight: 0, exhausted: null, account: instanceUrl };
     shared.set(key, b);
   }
   return b;
@@ -97,6 +100,7 @@ export class SfApi {
       // The latest reading wins, so a new day's lower count lifts the guard in a long-lived process.
       this.budget.used = usage.used;
       this.budget.limit = usage.limit;
+      if (usage.limit > 0) setRateBudgetUsed('salesforce', this.budget.account, usage.used / usage.limit, 'daily');
     }
   }
 
