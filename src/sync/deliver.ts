@@ -57,7 +57,6 @@ const CIRCUIT_LIMIT = 3;
 export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> {
   const result: DeliverResult = { delivered: 0, failed: 0, stoppedBy: null, stopReason: null };
   let consecutiveBatchFailures = 0;
-  let lastKey: string | null = null;
   let done = 0;
   const stop = (by: NonNullable<DeliverResult['stoppedBy']>, reason: string) => {
     if (!result.stoppedBy) Object.assign(result, { stoppedBy: by, stopReason: reason });
@@ -84,23 +83,36 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
     o.onProgress?.(done);
   };
 
-  while (!result.stoppedBy) {
-    if (o.signal.aborted) {
-      stop('abort', 'the run was stopped (shutdown or signal)');
-      break;
+  // Workers pull batches as they finish, so a slow batch or the next page's read never idles the others.
+  const batches = readBatches(o, () => result.stoppedBy !== null);
+  const worker = async () => {
+    for (;;) {
+      if (result.stoppedBy) return;
+      if (o.signal.aborted) return stop('abort', 'the run was stopped (shutdown or signal)');
+      const next = await batches.next();
+      if (next.done) return;
+      await sendBatch(next.value);
     }
+  };
+  await Promise.all(Array.from({ length: o.concurrency }, worker));
+  // The reader also ends on an abort; what it did not hand out is then interrupted, not merely unsent.
+  if (o.signal.aborted) stop('abort', 'the run was stopped (shutdown or signal)');
+  return result;
+}
+
+/** The run's planned items in key order, a page at a time (keyset pagination), cut into batches. */
+async function* readBatches(o: DeliverOptions, stopped: () => boolean): AsyncGenerator<ItemRow[]> {
+  let lastKey: string | null = null;
+  while (!stopped() && !o.signal.aborted) {
     const { rows }: { rows: ItemRow[] } = await o.pool.query<ItemRow>(
       `SELECT key, op, after, before, payload_hash, destination_id FROM ${o.schema}.run_items
        WHERE run_id = $1 AND ($2::text IS NULL OR key > $2) ORDER BY key LIMIT $3`,
       [o.runId, lastKey, o.batchSize * o.concurrency],
     );
-    if (!rows.length) break;
+    if (!rows.length) return;
     lastKey = rows[rows.length - 1]!.key;
-    const batches: ItemRow[][] = [];
-    for (let i = 0; i < rows.length; i += o.batchSize) batches.push(rows.slice(i, i + o.batchSize));
-    await Promise.all(batches.map(sendBatch));
+    for (let i = 0; i < rows.length; i += o.batchSize) yield rows.slice(i, i + o.batchSize);
   }
-  return result;
 }
 
 function toChange(r: ItemRow, attempt: number): Change {
