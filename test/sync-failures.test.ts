@@ -176,3 +176,26 @@ test('receipts keep error messages byte for byte (tabs, newlines, backslashes, q
     }
   }
 });
+
+test('reconcile --all walks every delivered record page by page and finds the ones changed or gone downstream', async () => {
+  const env = await memoryProject('pages');
+  const store = memoryStore('pages');
+  try {
+    await env.project.app(async (app) => {
+      await seedSegments(app.warehouse.pool, 120);
+      assert.equal((await runMapping(app, 'seg-to-memory')).counts.delivered, 120);
+      store.records.delete('u0007');
+      store.records.set('u0111', { rfm_segment: 'Edited in the CRM' });
+      const { reconcileMapping } = await import('../src/sync/reconcile.ts');
+      const all = await reconcileMapping(app, 'seg-to-memory', { all: true });
+      assert.equal(all.checked, 120, 'three read-back pages of at most 50');
+      assert.deepEqual(all.counts, { verified: 118, drifted: 1, missing: 1, unverifiable: 0 });
+      const sample = await reconcileMapping(app, 'seg-to-memory', { sample: 30 });
+      assert.equal(sample.checked, 30);
+      const stored = await app.warehouse.pool.query(`SELECT reconcile_status, count(*)::int AS n FROM segsync.delivered GROUP BY 1 ORDER BY 1`);
+      assert.deepEqual(stored.rows, [{ reconcile_status: 'drifted', n: 1 }, { reconcile_status: 'missing', n: 1 }, { reconcile_status: 'verified', n: 118 }]);
+    });
+  } finally {
+    await env.cleanup();
+  }
+});

@@ -1,3 +1,4 @@
+import type { Pool } from 'pg';
 import type { App } from '../app.ts';
 import type { Payload, ReconcileStatus } from '../../destinations/types.ts';
 import { withTransaction } from '../db/transaction.ts';
@@ -24,6 +25,29 @@ export interface ReconcileOptions {
   signal?: AbortSignal;
 }
 
+type DeliveredRow = { key: string; payload: Payload; payload_hash: string; destination_id: string | null };
+
+/**
+ * The delivered records to read back, a chunk at a time: with `all`, keyset pages in key order, so memory
+ * stays flat however large the mapping; otherwise one random sample of the requested size.
+ */
+async function* delivered(pool: Pool, schema: string, mapping: string, size: number, opts: ReconcileOptions): AsyncGenerator<DeliveredRow[]> {
+  const columns = `key, payload, payload_hash, destination_id FROM ${schema}.delivered WHERE mapping = $1 AND payload_hash IS NOT NULL`;
+  if (!opts.all) {
+    const { rows } = await pool.query<DeliveredRow>(`SELECT ${columns} ORDER BY random() LIMIT $2`, [mapping, opts.sample ?? 100]);
+    for (let i = 0; i < rows.length; i += size) yield rows.slice(i, i + size);
+    return;
+  }
+  let last: string | null = null;
+  for (;;) {
+    const { rows }: { rows: DeliveredRow[] } = await pool.query<DeliveredRow>(
+      `SELECT ${columns} AND ($2::text IS NULL OR key > $2) ORDER BY key LIMIT $3`, [mapping, last, size]);
+    if (!rows.length) return;
+    last = rows[rows.length - 1]!.key;
+    yield rows;
+  }
+}
+
 /**
  * Read-back: asks the destination what it holds for records the ledger says were delivered, and stores a
  * verdict per record: verified, drifted (edited in the destination since), missing, or unverifiable (a CDP
@@ -40,15 +64,9 @@ export async function reconcileMapping(app: App, name: string, opts: ReconcileOp
   try {
     const dest = await openDestination(app.config, file, { log: app.log, shared: opts.shared ?? new Map() });
     try {
-      const { rows } = await pool.query<{ key: string; payload: Payload; payload_hash: string; destination_id: string | null }>(
-        `SELECT key, payload, payload_hash, destination_id FROM ${schema}.delivered
-         WHERE mapping = $1 AND payload_hash IS NOT NULL
-         ORDER BY ${opts.all ? 'key' : 'random()'} ${opts.all ? '' : 'LIMIT $2'}`,
-        opts.all ? [mapping.name] : [mapping.name, opts.sample ?? 100]);
       const size = dest.session.limits.readBackBatchSize;
-      for (let i = 0; i < rows.length; i += size) {
+      for await (const chunk of delivered(pool, schema, mapping.name, size, opts)) {
         if (opts.signal?.aborted) break;
-        const chunk = rows.slice(i, i + size);
         const results = await dest.session.readBack(chunk.map((r) => ({ key: r.key, expected: r.payload, destinationId: r.destination_id })), opts.signal ?? new AbortController().signal);
         const byKey = new Map(results.map((r) => [r.key, r]));
         const verdicts = chunk.map((r) => byKey.get(r.key) ?? { key: r.key, status: 'missing' as const, detail: 'no read-back result' });
