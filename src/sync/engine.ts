@@ -55,11 +55,12 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
   const schema = app.config.settings.state.schema;
   const pool = app.warehouse.pool;
   const signal = opts.signal ?? new AbortController().signal;
-  await ensureState(app);
+  // The lock first: whoever asks first runs first (the in-process lock is taken before any await).
   const lock = await acquireRunLock(app.warehouse, mapping.name, { wait: opts.wait ?? false });
   const startedAt = new Date();
   let runId = 0;
   try {
+    await ensureState(app);
     // We hold the lock: any run of this mapping still marked active was left by a process that died.
     await pool.query(
       `UPDATE ${schema}.runs SET status = 'interrupted', finished_at = now(), error = coalesce(error, 'the process running it stopped before it finished')

@@ -58,10 +58,10 @@ export async function reconcileMapping(app: App, name: string, opts: ReconcileOp
   const mapping = file.value;
   const schema = app.config.settings.state.schema;
   const pool = app.warehouse.pool;
-  await ensureState(app);
   const lock = await acquireRunLock(app.warehouse, mapping.name, { wait: true, waitTimeoutMs: 60_000 });
   const summary: ReconcileSummary = { mapping: mapping.name, checked: 0, counts: { verified: 0, drifted: 0, missing: 0, unverifiable: 0 }, repaired: 0, examples: [] };
   try {
+    await ensureState(app);
     const dest = await openDestination(app.config, file, { log: app.log, shared: opts.shared ?? new Map() });
     try {
       const size = dest.session.limits.readBackBatchSize;
