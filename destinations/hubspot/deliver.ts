@@ -93,7 +93,7 @@ async function write(ctx: SessionContext, kind: 'upsert' | 'update', inputs: Wri
     for (const key of keys) {
       if (!sent.has(key)) continue;
       if (e.category === 'OBJECT_NOT_FOUND') {
-        out.set(key, notFoundIsOk ? { key, status: 'delivered', destinationId: null } : failed(key, 'NOT_IN_HUBSPOT', `mode update: HubSpot has no ${ctx.objectType} with ${ctx.idProperty}=${key}`, false));
+        out.set(key, notFoundIsOk ? { key, status: 'delivered', destinationId: null } : failed(key, 'NOT_IN_HUBSPOT', `mode update: HubSpot has no ${ctx.objectType} with this ${ctx.idProperty}`, false));
       } else {
         // Validation errors (and conflicts) are about the record's values: sending it again cannot help.
         out.set(key, failed(key, code, detail, TRANSIENT.test(e.category ?? ''), requestId));

@@ -26,7 +26,7 @@ export async function readBack(ctx: SessionContext, requests: ReadBackRequest[],
     for (const req of part) {
       const found = byKey.get(req.key);
       if (!found) {
-        out.push({ key: req.key, status: 'missing', destinationId: req.destinationId, detail: `no ${ctx.objectType} with ${ctx.idProperty}=${req.key} (deleted or archived in HubSpot)` });
+        out.push({ key: req.key, status: 'missing', destinationId: req.destinationId, detail: `no ${ctx.objectType} with this ${ctx.idProperty} (deleted or archived in HubSpot)` });
         continue;
       }
       const actual: Payload = {};
@@ -40,7 +40,7 @@ export async function readBack(ctx: SessionContext, requests: ReadBackRequest[],
       }
       out.push(drifted.length === 0
         ? { key: req.key, status: 'verified', actual, destinationId: found.id }
-        : { key: req.key, status: 'drifted', actual, driftedFields: drifted, destinationId: found.id, detail: drifted.map((f) => `${f}: expected ${JSON.stringify(req.expected[f])}, HubSpot has ${JSON.stringify(actual[f])}`).join('; ') });
+        : { key: req.key, status: 'drifted', actual, driftedFields: drifted, destinationId: found.id, detail: `changed in HubSpot: ${drifted.join(', ')}` });
     }
   }
   return out;

@@ -53,7 +53,9 @@ export function classify(err: unknown, what: string): DestinationError {
   if (err instanceof DestinationError) return err;
   const e = err as { errorCode?: unknown; name?: unknown; message?: unknown; data?: unknown };
   const code = typeof e.errorCode === 'string' ? e.errorCode : undefined;
-  const message = `${what}: ${code ?? String(e.name ?? 'Error')}: ${capBody(String(e.message ?? ''))}`;
+  // Query errors quote the SOQL, whose IN (...) list holds record keys (often e-mail addresses): literals go.
+  const text = what.startsWith('query') ? String(e.message ?? '').replace(/'(?:[^'\\]|\\.)*'/g, "'…'") : String(e.message ?? '');
+  const message = `${what}: ${code ?? String(e.name ?? 'Error')}: ${capBody(text)}`;
   if (code === 'REQUEST_LIMIT_EXCEEDED') {
     return new BudgetExhaustedError('SALESFORCE_REQUEST_LIMIT_EXCEEDED', `${message} (the org's daily API request limit is spent)`, { cause: err, status: 403 });
   }

@@ -97,7 +97,7 @@ export async function readBack(api: SfApi, object: string, matchKey: string, req
   const rows = byExternalId(await selectIn(api, object, [...fields], matchKey, requests.map((r) => r.key)), matchKey);
   return requests.map((req): ReadBackResult => {
     const row = rows.get(req.key.toLowerCase());
-    if (!row) return { key: req.key, status: 'missing', destinationId: req.destinationId, detail: `no ${object} with ${matchKey} = ${req.key}` };
+    if (!row) return { key: req.key, status: 'missing', destinationId: req.destinationId, detail: `no ${object} with this ${matchKey}` };
     const actual: Payload = {};
     const drifted: string[] = [];
     for (const [f, want] of Object.entries(req.expected)) {

@@ -105,7 +105,7 @@ export class SalesforceSession implements DestinationSession {
     if (this.mapping.mode === 'update') {
       toSend = upserts.filter((u) => existing.has(u.key.toLowerCase()));
       for (const u of upserts) {
-        if (!existing.has(u.key.toLowerCase())) outcomes.set(u.key, { key: u.key, status: 'failed', errorCode: 'NOT_IN_SALESFORCE', errorMessage: `mode update: no ${this.object} with ${this.matchKey} = ${u.key}; not created`, retryable: false });
+        if (!existing.has(u.key.toLowerCase())) outcomes.set(u.key, { key: u.key, status: 'failed', errorCode: 'NOT_IN_SALESFORCE', errorMessage: `mode update: no ${this.object} has this ${this.matchKey}; not created`, retryable: false });
       }
     }
     const deletes: Array<{ key: string; id: string }> = [];

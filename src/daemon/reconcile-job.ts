@@ -1,5 +1,6 @@
 import type { Mapping } from '../config/mapping.ts';
 import { describeError } from '../errors.ts';
+import { maskPii } from '../log.ts';
 import { observeStage, reconciledTotal, runsInFlight } from '../metrics.ts';
 import { reconcileMapping } from '../sync/reconcile.ts';
 import { setStatus, type DaemonContext } from './context.ts';
@@ -40,7 +41,8 @@ async function readBack(ctx: DaemonContext, name: string, trigger: Trigger): Pro
       await ctx.events.record({
         kind: 'reconcile_drift', severity: summary.counts.missing > 0 ? 'error' : 'warning', mapping: name,
         message: `${name}: ${summary.counts.missing} missing and ${summary.counts.drifted} drifted of ${summary.checked} records read back${repair ? `; ${summary.repaired} queued for the next run` : ''}`,
-        details: { counts: summary.counts, repaired: summary.repaired, examples: summary.examples },
+        // Event details reach logs and alert channels: record keys (often e-mail addresses) are masked.
+        details: { counts: summary.counts, repaired: summary.repaired, examples: summary.examples.map((e) => ({ ...e, key: maskPii(e.key) })) },
         dedupKey: `reconcile_drift:${name}`,
       });
     }
