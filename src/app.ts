@@ -12,11 +12,13 @@ export interface App {
 export interface AppOptions extends LoadOptions {
   /** Folder for the embedded database (default .segsync/pgdata). */
   dataDir?: string;
+  /** Configuration already loaded by the caller (not read again). */
+  config?: ProjectConfig;
 }
 
 /** Loads config, opens the warehouse, runs `fn`, and always closes the warehouse. */
 export async function withApp<T>(opts: AppOptions, fn: (app: App) => Promise<T>): Promise<T> {
-  const config = await loadProject(opts);
+  const config = opts.config ?? (await loadProject(opts));
   const logger = log();
   const warehouse = await openWarehouse({ url: warehouseUrl(config.settings.warehouse.url), dataDir: opts.dataDir, log: logger });
   logger.debug({ warehouse: warehouse.description }, 'warehouse open');

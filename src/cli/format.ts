@@ -1,10 +1,11 @@
 import { stringify } from 'csv-stringify/sync';
+import { UsageError } from '../errors.ts';
 
 export type Format = 'table' | 'json' | 'csv';
 
 export function parseFormat(value: string): Format {
   if (value === 'table' || value === 'json' || value === 'csv') return value;
-  throw new Error(`--format must be table, json or csv (got '${value}')`);
+  throw new UsageError(`--format must be table, json or csv (got '${value}')`);
 }
 
 /** Plain aligned columns for a terminal; numbers right-aligned. */

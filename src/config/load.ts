@@ -1,4 +1,5 @@
-import { readFile, readdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { access, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
@@ -206,7 +207,6 @@ export async function loadProject(opts: LoadOptions = {}): Promise<ProjectConfig
   }
 
   if (problems.length) throw new ConfigError(problems);
-  const { createHash } = await import('node:crypto');
   const hash = createHash('sha256').update(hashInput.join('\0')).digest('hex');
   return { root, settingsFile, settings, mappings, hash };
 }
@@ -233,13 +233,5 @@ export function findMapping(config: ProjectConfig, name: string): LoadedFile<Map
 }
 
 async function exists(p: string): Promise<boolean> {
-  try {
-    await readFile(p).catch(async (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EISDIR') return;
-      throw e;
-    });
-    return true;
-  } catch {
-    return false;
-  }
+  return access(p).then(() => true, () => false);
 }

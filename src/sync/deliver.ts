@@ -64,16 +64,14 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
 
   const sendBatch = async (items: ItemRow[]) => {
     if (result.stoppedBy) return;
-    const outcomes = await sendWithRetries(o, items, (err) => {
-      if (err instanceof BudgetExhaustedError) stop('budget', err.message);
-    });
+    const outcomes = await sendWithRetries(o, items);
     if (outcomes.every((x) => x.status === 'failed') && outcomes.length > 0) {
       if (++consecutiveBatchFailures >= CIRCUIT_LIMIT) stop('circuit', `${CIRCUIT_LIMIT} batches in a row failed entirely; last error: ${outcomes[0]?.errorCode}: ${outcomes[0]?.errorMessage}`);
     } else if (outcomes.some((x) => x.status === 'delivered')) {
       consecutiveBatchFailures = 0;
     }
-    // A destination may answer some records `deferred` itself (its budget ran out inside the batch): that
-    // ends the run the same way a BudgetExhaustedError does.
+    // Deferred records end the run: the budget ran out (a BudgetExhaustedError defers the whole batch, and a
+    // destination may defer some records itself). After an abort they are interrupted instead, further down.
     const deferred = outcomes.find((x) => x.status === 'deferred');
     if (deferred && !o.signal.aborted) stop('budget', deferred.errorMessage ?? 'the destination deferred the rest of the run');
     const final = outcomes.filter((x) => x.status !== 'deferred');
@@ -124,7 +122,7 @@ function toChange(r: ItemRow, attempt: number): Change {
  * Retry-After), then records the destination calls retryable sent again, up to recordAttempts. Returns one
  * outcome per item; never throws for destination errors.
  */
-async function sendWithRetries(o: DeliverOptions, items: ItemRow[], onFatal: (err: unknown) => void): Promise<FinalOutcome[]> {
+async function sendWithRetries(o: DeliverOptions, items: ItemRow[]): Promise<FinalOutcome[]> {
   const final = new Map<string, Omit<FinalOutcome, 'op' | 'payloadHash'>>();
   let pending = items;
   const maxAttempts = o.recordAttempts ?? 3;
@@ -147,7 +145,6 @@ async function sendWithRetries(o: DeliverOptions, items: ItemRow[], onFatal: (er
         },
       })).outcomes;
     } catch (err) {
-      onFatal(err);
       const status = err instanceof BudgetExhaustedError || o.signal.aborted ? 'deferred' : 'failed';
       const s = errSummary(err);
       for (const r of pending) final.set(r.key, { key: r.key, status, errorCode: s.code, errorMessage: s.message, attempt, sentAt });
@@ -168,7 +165,10 @@ async function sendWithRetries(o: DeliverOptions, items: ItemRow[], onFatal: (er
     pending = retry;
     if (pending.length) await sleep((o.minRetryDelayMs ?? 500) * attempt, undefined, { signal: o.signal }).catch(() => {});
   }
-  return items.map((r) => ({ ...final.get(r.key)!, op: r.op, payloadHash: r.payload_hash, destinationId: final.get(r.key)!.destinationId ?? r.destination_id }));
+  return items.map((r) => {
+    const x = final.get(r.key)!;
+    return { ...x, op: r.op, payloadHash: r.payload_hash, destinationId: x.destinationId ?? r.destination_id };
+  });
 }
 
 function isRetryable(err: unknown): boolean {

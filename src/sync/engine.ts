@@ -38,6 +38,15 @@ export interface RunOptions {
 
 const sharedDefault = new Map<string, unknown>();
 
+/** Clears the dead mark of a mapping's records so the next run sends them again; returns how many. */
+export async function reviveDead(app: App, name: string): Promise<number> {
+  await ensureState(app);
+  const { rowCount } = await app.warehouse.pool.query(
+    `UPDATE ${app.config.settings.state.schema}.delivered SET dead_at = NULL, fail_count = 0 WHERE mapping = $1 AND dead_at IS NOT NULL`,
+    [getMapping(app.config, name).value.name]);
+  return rowCount ?? 0;
+}
+
 /** Makes sure the state schema exists and is current. Cheap when it is. */
 export async function ensureState(app: App): Promise<void> {
   await migrate(app.warehouse.pool, app.config.settings.state.schema);

@@ -115,11 +115,17 @@ export async function planDetail(client: pg.ClientBase, schema: string, mapping:
     [runId, samplesPerOp],
   );
   const field = segmentField(mapping);
-  const transitions = field === null ? [] : (await client.query<{ from: string; to: string; count: number }>(
-    `SELECT coalesce(before ->> $2, '(none)') AS "from", coalesce(after ->> $2, '(removed)') AS "to", count(*)::int AS count
-     FROM ${schema}.run_items WHERE run_id = $1 AND (before ->> $2) IS DISTINCT FROM (after ->> $2)
-     GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2`,
-    [runId, field],
-  )).rows;
+  const transitions = field === null ? [] : await segmentTransitions(client, schema, runId, field);
   return { samples: samples.rows, transitions, transitionField: field };
+}
+
+/** How the run moves records between segments: "(new) -> Champions: 40", "At Risk -> (removed): 2". */
+export async function segmentTransitions(db: Pick<pg.Pool, 'query'> | pg.ClientBase, schema: string, runId: number, field: string, limit = 100): Promise<Array<{ from: string; to: string; count: number }>> {
+  const { rows } = await db.query<{ from: string; to: string; count: number }>(
+    `SELECT coalesce(before ->> $2, '(new)') AS "from", coalesce(after ->> $2, '(removed)') AS "to", count(*)::int AS count
+     FROM ${schema}.run_items WHERE run_id = $1 AND (before ->> $2) IS DISTINCT FROM (after ->> $2)
+     GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT $3`,
+    [runId, field, limit],
+  );
+  return rows;
 }

@@ -5,7 +5,9 @@ import { DEMO_PREFIX, loadDemoPayments } from '../../demo/load.ts';
 import { UsageError } from '../../errors.ts';
 import { ensurePaymentsTable, paymentsRelation, type Relation } from '../../load/payments-table.ts';
 import { buildModels } from '../../models/index.ts';
+import { getMapping } from '../../sync/connect.ts';
 import { runMapping } from '../../sync/engine.ts';
+import { segmentField, segmentTransitions } from '../../sync/plan.ts';
 import { table } from '../format.ts';
 import { appOptions } from '../options.ts';
 
@@ -85,11 +87,9 @@ segsync reconcile rfm-to-file --all, segsync plan rfm-to-file.`)
         const c = run.counts;
         out(`3. sync ${DEMO_MAPPING} (run ${run.runId}): ${run.status}: ${c.create} created, ${c.update} updated, ${c.remove} removed, ${c.unchanged} unchanged -> ${c.delivered} delivered, ${c.failed} failed\n`);
         if (c.delivered === 0 && c.failed === 0) out('   nothing changed since the last confirmed delivery, so nothing was sent\n');
-        const { rows } = await app.warehouse.pool.query<{ from: string; to: string; n: number }>(
-          `SELECT coalesce(before ->> 'rfm_segment', '(new)') AS "from", coalesce(after ->> 'rfm_segment', '(removed)') AS "to", count(*)::int AS n
-           FROM ${app.config.settings.state.schema}.run_items WHERE run_id = $1 AND (before ->> 'rfm_segment') IS DISTINCT FROM (after ->> 'rfm_segment')
-           GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 8`, [run.runId]);
-        if (rows.length) out(`   segment moves: ${rows.map((r) => `${r.from} -> ${r.to}: ${r.n}`).join('; ')}\n`);
+        const field = segmentField(getMapping(app.config, DEMO_MAPPING).value);
+        const moves = field === null ? [] : await segmentTransitions(app.warehouse.pool, app.config.settings.state.schema, run.runId, field, 8);
+        if (moves.length) out(`   segment moves: ${moves.map((m) => `${m.from} -> ${m.to}: ${m.count}`).join('; ')}\n`);
         out(`   files: out/${DEMO_MAPPING}/ (NDJSON batches, each with a .manifest.json)\n`);
         out(`next: run it again (nothing to deliver), or: segsync demo --next-month; segsync receipts --mapping ${DEMO_MAPPING} --limit 5; segsync reconcile ${DEMO_MAPPING} --all\n`);
         if (run.status !== 'succeeded') process.exitCode = 1;

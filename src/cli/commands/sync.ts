@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { withApp } from '../../app.ts';
 import { UsageError } from '../../errors.ts';
-import { planMapping, runMapping, type RunSummary } from '../../sync/engine.ts';
+import { ensureState, planMapping, reviveDead, runMapping, type RunSummary } from '../../sync/engine.ts';
 import { reconcileMapping } from '../../sync/reconcile.ts';
 import { parseFormat, render, table } from '../format.ts';
 import { appOptions } from '../options.ts';
@@ -81,12 +81,7 @@ export function registerSync(program: Command): void {
     .option('--dead', 'clear the dead mark (records that failed dead_after runs in a row) first')
     .action(async (name: string, o: { dead?: boolean }, cmd: Command) => {
       if (o.dead) {
-        const n = await withApp(appOptions(cmd), async (app) => {
-          const { ensureState } = await import('../../sync/engine.ts');
-          await ensureState(app);
-          const r = await app.warehouse.pool.query(`UPDATE ${app.config.settings.state.schema}.delivered SET dead_at = NULL, fail_count = 0 WHERE mapping = $1 AND dead_at IS NOT NULL`, [name]);
-          return r.rowCount ?? 0;
-        });
+        const n = await withApp(appOptions(cmd), (app) => reviveDead(app, name));
         process.stdout.write(`${n} dead record(s) re-queued\n`);
       }
       const s = await runOne(cmd, name, { failedOnly: !o.dead }, 'retry');
@@ -122,7 +117,6 @@ export function registerSync(program: Command): void {
     .action(async (o: { mapping?: string; key?: string; run?: string; status?: string; limit: string; format: string }, cmd: Command) => {
       const format = parseFormat(o.format);
       const rows = await withApp(appOptions(cmd), async (app) => {
-        const { ensureState } = await import('../../sync/engine.ts');
         await ensureState(app);
         const s = app.config.settings.state.schema;
         const { rows } = await app.warehouse.pool.query(

@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { withApp } from '../../app.ts';
 import { loadProject } from '../../config/load.ts';
-import { ConfigError, describeError } from '../../errors.ts';
+import { ConfigError, describeError, UsageError } from '../../errors.ts';
 import { log } from '../../log.ts';
 import { ensureState } from '../../sync/engine.ts';
-import { openDestination } from '../../sync/connect.ts';
+import { getMapping, openDestination } from '../../sync/connect.ts';
+import { jsonSchemas, markdownReference } from '../../config/reference.ts';
+import { table } from '../format.ts';
 import { checkSource } from '../../sync/source.ts';
 import { appOptions } from '../options.ts';
 
@@ -24,7 +26,7 @@ export function registerValidate(program: Command): void {
       if (only && !mappings.length) throw new ConfigError([{ file: opts.mappingsDir ?? 'mappings', line: 1, column: 1, path: '', message: `no mapping named '${only}'` }]);
       const problems: string[] = [];
       if (!o.offline) {
-        await withApp(opts, async (app) => {
+        await withApp({ ...opts, config }, async (app) => {
           await ensureState(app);
           for (const m of mappings) {
             try {
@@ -59,7 +61,6 @@ export function registerValidate(program: Command): void {
     .option('--apply', 'create what is missing where the destination allows it')
     .action(async (name: string, o: { apply?: boolean }, cmd: Command) => {
       await withApp(appOptions(cmd), async (app) => {
-        const { getMapping } = await import('../../sync/connect.ts');
         const dest = await openDestination(app.config, getMapping(app.config, name), { log: app.log, shared: new Map() });
         try {
           if (!dest.session.setup) {
@@ -79,7 +80,6 @@ export function registerValidate(program: Command): void {
     .option('--mapping <name>', 'only this mapping')
     .option('--limit <n>', 'at most this many', '20')
     .action(async (o: { mapping?: string; limit: string }, cmd: Command) => {
-      const { table } = await import('../format.ts');
       const rows = await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
         const s = app.config.settings.state.schema;
@@ -96,9 +96,8 @@ export function registerConfigSchema(program: Command): void {
     .description('print the configuration reference generated from the schemas: JSON Schema (for editors) or Markdown')
     .option('--format <format>', 'json or markdown', 'json')
     .action(async (o: { format: string }) => {
-      const { jsonSchemas, markdownReference } = await import('../../config/reference.ts');
       if (o.format === 'markdown') process.stdout.write(markdownReference());
       else if (o.format === 'json') process.stdout.write(JSON.stringify(jsonSchemas(), null, 2) + '\n');
-      else throw new ConfigError([{ file: '(command line)', line: 1, column: 1, path: '--format', message: `--format must be json or markdown (got '${o.format}')` }]);
+      else throw new UsageError(`--format must be json or markdown (got '${o.format}')`);
     });
 }
