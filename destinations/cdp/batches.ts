@@ -17,13 +17,7 @@ export interface PackLimits {
 }
 
 /** `{"batch":[` + `],"sentAt":"2026-01-01T00:00:00.000Z"}` with room to spare. */
-export const REQUEST_OVERHEAD_BYTES = 64;
-
-export function requestBytes(events: CdpEvent[]): number {
-  let n = REQUEST_OVERHEAD_BYTES + Math.max(0, events.length - 1);
-  for (const e of events) n += Buffer.byteLength(JSON.stringify(e));
-  return n;
-}
+const REQUEST_OVERHEAD_BYTES = 64;
 
 export function pack(items: PackItem[], limits: PackLimits): PackItem[][] {
   const groups: PackItem[][] = [];

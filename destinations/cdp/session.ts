@@ -122,7 +122,8 @@ export class CdpSession implements DestinationSession {
     const toSend: PackItem[] = [];
     for (const change of changes) {
       const events = eventsFor(change, ctx);
-      const big = events.map(eventBytes).find((b) => b > flavour.maxEventBytes);
+      const sizes = events.map(eventBytes);
+      const big = sizes.find((b) => b > flavour.maxEventBytes);
       if (big !== undefined) {
         outcomes.push({ key: change.key, status: 'failed', errorCode: 'EVENT_TOO_LARGE', retryable: false,
           errorMessage: `the ${flavour.label} event for this record is ${big} bytes; the limit is ${flavour.maxEventBytes} bytes per event (shorten or drop large traits)` });
@@ -133,7 +134,7 @@ export class CdpSession implements DestinationSession {
         outcomes.push(this.delivered(change.key, events, done.at(-1)?.requestId));
         continue;
       }
-      toSend.push({ key: change.key, events, bytes: events.reduce((n, e) => n + eventBytes(e), 0) });
+      toSend.push({ key: change.key, events, bytes: sizes.reduce((n, b) => n + b, 0) });
     }
 
     const groups = pack(toSend, flavour);

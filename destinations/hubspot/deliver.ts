@@ -105,11 +105,10 @@ async function write(ctx: SessionContext, kind: 'upsert' | 'update', inputs: Wri
   }
 }
 
-function upsertProperties(ctx: SessionContext, c: Change, today: string): Record<string, string> {
+function upsertProperties(ctx: SessionContext, c: Change, today: string, seg: string | undefined): Record<string, string> {
   const props: Record<string, string> = {};
   for (const [k, v] of Object.entries(c.after ?? {})) props[k] = toHubSpot(v);
   props[ctx.idProperty] = c.key;
-  const seg = segmentField(ctx)?.to;
   if (ctx.options.since_property && seg !== undefined && c.after && seg in c.after && (c.before === null || c.before[seg] !== c.after[seg])) {
     props[ctx.options.since_property] = today;
   }
@@ -164,12 +163,13 @@ export async function deliver(ctx: SessionContext, changes: Change[], signal: Ab
   const today = new Date().toISOString().slice(0, 10);
   const writes = unique.filter((c) => c.op !== 'remove' && c.after !== null);
   const kind = ctx.mapping.mode === 'update' ? 'update' : 'upsert';
+  // Once per batch, not per record: which mapped property carries the segment.
+  const seg = segmentField(ctx)?.to;
   for (const part of chunks(writes, MAX_INPUTS)) {
-    await write(ctx, kind, part.map((c) => ({ key: c.key, properties: upsertProperties(ctx, c, today) })), out, false, signal);
+    await write(ctx, kind, part.map((c) => ({ key: c.key, properties: upsertProperties(ctx, c, today, seg) })), out, false, signal);
   }
   await removeAll(ctx, unique.filter((c) => c.op === 'remove' || c.after === null), out, signal);
   if (ctx.tickets) {
-    const seg = segmentField(ctx)?.to;
     const delivered = writes.flatMap((c) => {
       const o = out.get(c.key);
       const value = seg !== undefined ? c.after?.[seg] : undefined;

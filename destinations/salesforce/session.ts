@@ -101,7 +101,7 @@ export class SalesforceSession implements DestinationSession {
     const existing = lookupKeys.length > 0
       ? byExternalId(await selectIn(this.api, this.object, ['Id', this.matchKey], this.matchKey, lookupKeys), this.matchKey)
       : new Map<string, Record<string, unknown>>();
-    let toSend = upserts;
+    let toSend = [...upserts];
     if (this.mapping.mode === 'update') {
       toSend = upserts.filter((u) => existing.has(u.key.toLowerCase()));
       for (const u of upserts) {
@@ -113,7 +113,7 @@ export class SalesforceSession implements DestinationSession {
       const row = existing.get(r.key.toLowerCase());
       if (!row) { outcomes.set(r.key, { key: r.key, status: 'delivered', destinationId: null }); continue; }
       if (this.mapping.on_removed === 'delete') deletes.push({ key: r.key, id: String(row.Id) });
-      else toSend = [...toSend, { key: r.key, values: Object.fromEntries(Object.keys(r.before ?? {}).filter((f) => f !== this.matchKey).map((f) => [f, null])) }];
+      else toSend.push({ key: r.key, values: Object.fromEntries(Object.keys(r.before ?? {}).filter((f) => f !== this.matchKey).map((f) => [f, null])) });
     }
     for (const [k, o] of await this.send(toSend, signal)) outcomes.set(k, o);
     for (const [k, o] of await this.destroy(deletes, signal)) outcomes.set(k, o);
