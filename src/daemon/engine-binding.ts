@@ -5,19 +5,18 @@ import { acquireRunLock } from '../state/locks.ts';
 import { listMigrations, migrate } from '../state/migrate.ts';
 import { runMapping } from '../sync/engine.ts';
 import type { LastRun, RunSummary, SyncEngine } from './engine.ts';
+import { quoteIdent } from '../sync/sql.ts';
 
 /**
  * The real engine behind the daemon's SyncEngine interface: the sync engine (src/sync), the state
  * migrations and run locks (src/state), and the models build (src/models).
  */
 
-const quote = (ident: string) => `"${ident.replace(/"/g, '""')}"`;
-
 export const syncEngine: SyncEngine = {
   async runMapping(app, name, opts): Promise<RunSummary> {
     const summary = await runMapping(app, name, opts);
     // Stage timings come from the run row: planned_at splits planning from delivery.
-    const schema = quote(app.config.settings.state.schema);
+    const schema = quoteIdent(app.config.settings.state.schema);
     const { rows } = await app.warehouse.pool.query<{ plan: number | null; deliver: number | null }>(
       `SELECT extract(epoch FROM planned_at - started_at)::float8 AS plan, extract(epoch FROM finished_at - planned_at)::float8 AS deliver
          FROM ${schema}.runs WHERE id = $1`, [summary.runId]);
@@ -41,21 +40,21 @@ export const syncEngine: SyncEngine = {
 
   async pendingMigrations(app) {
     const all = await listMigrations();
-    const { rows } = await app.warehouse.pool.query<{ version: number }>(`SELECT version FROM ${quote(app.config.settings.state.schema)}.migrations`);
+    const { rows } = await app.warehouse.pool.query<{ version: number }>(`SELECT version FROM ${quoteIdent(app.config.settings.state.schema)}.migrations`);
     const done = new Set(rows.map((r) => r.version));
     return all.filter((m) => !done.has(m.version)).map((m) => m.name);
   },
 
   async lastRun(app, mapping): Promise<LastRun | null> {
     const { rows } = await app.warehouse.pool.query<{ id: string; status: string; started_at: Date; finished_at: Date | null }>(
-      `SELECT id, status, started_at, finished_at FROM ${quote(app.config.settings.state.schema)}.runs
+      `SELECT id, status, started_at, finished_at FROM ${quoteIdent(app.config.settings.state.schema)}.runs
         WHERE mapping = $1 AND trigger <> 'plan' ORDER BY started_at DESC LIMIT 1`, [mapping]);
     const r = rows[0];
     return r ? { runId: Number(r.id), status: r.status, startedAt: r.started_at, finishedAt: r.finished_at } : null;
   },
 
   async markInterrupted(app) {
-    const schema = quote(app.config.settings.state.schema);
+    const schema = quoteIdent(app.config.settings.state.schema);
     const { rows } = await app.warehouse.pool.query<{ mapping: string }>(`SELECT DISTINCT mapping FROM ${schema}.runs WHERE status IN ('planning', 'running')`);
     const marked: string[] = [];
     for (const { mapping } of rows) {
@@ -82,7 +81,7 @@ export const syncEngine: SyncEngine = {
   async recordBlocked(app, mapping, reason) {
     const m = app.config.mappings.find((x) => x.value.name === mapping)?.value;
     const { rows } = await app.warehouse.pool.query<{ id: string }>(
-      `INSERT INTO ${quote(app.config.settings.state.schema)}.runs (mapping, trigger, status, config_hash, destination, error, finished_at)
+      `INSERT INTO ${quoteIdent(app.config.settings.state.schema)}.runs (mapping, trigger, status, config_hash, destination, error, finished_at)
        VALUES ($1, 'daemon', 'blocked', $2, $3, $4, now()) RETURNING id`,
       [mapping, app.config.hash, m?.destination.connection ?? '', reason]);
     return Number(rows[0]!.id);

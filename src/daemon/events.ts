@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Logger } from '../log.ts';
+import { quoteIdent } from '../sync/sql.ts';
 
 /**
  * The events table (migration 020): a durable record of what an operator must hear about. Written by the
@@ -25,8 +26,6 @@ export interface EventRow extends Required<Omit<EventInput, 'details'>> {
   details: Record<string, unknown>;
 }
 
-const quote = (ident: string) => `"${ident.replace(/"/g, '""')}"`;
-
 export interface EventLog {
   record(ev: EventInput): Promise<number | null>;
 }
@@ -36,7 +35,7 @@ export interface EventLog {
  * must not fail the run it describes (the log line still carries it).
  */
 export function eventLog(pool: pg.Pool, schema: string, log: Logger): EventLog {
-  const table = `${quote(schema)}.events`;
+  const table = `${quoteIdent(schema)}.events`;
   return {
     async record(ev) {
       const level = ev.severity === 'info' ? 'info' : ev.severity === 'warning' ? 'warn' : 'error';
@@ -58,7 +57,7 @@ export function eventLog(pool: pg.Pool, schema: string, log: Logger): EventLog {
 /** Recent events, newest first (for /status and tests). */
 export async function recentEvents(pool: pg.Pool, schema: string, opts: { mapping?: string; limit?: number } = {}): Promise<EventRow[]> {
   const r = await pool.query(
-    `SELECT id, at, kind, severity, mapping, run_id, message, details, dedup_key FROM ${quote(schema)}.events
+    `SELECT id, at, kind, severity, mapping, run_id, message, details, dedup_key FROM ${quoteIdent(schema)}.events
       WHERE ($1::text IS NULL OR mapping = $1) ORDER BY id DESC LIMIT $2`,
     [opts.mapping ?? null, opts.limit ?? 50],
   );

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { withTransaction } from '../db/transaction.ts';
 import type { Warehouse } from '../db/warehouse.ts';
 import { DataError } from '../errors.ts';
 import { ensurePaymentsTable, parseRelation, type Relation } from '../load/payments-table.ts';
@@ -34,10 +35,7 @@ const TARGET: StageColumn[] = [
  */
 export async function loadDemoPayments(warehouse: Warehouse, opts: LoadDemoOptions): Promise<{ payments: number; users: number }> {
   const relation = typeof opts.relation === 'string' ? parseRelation(opts.relation) : opts.relation;
-  const client = await warehouse.pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('begin');
+  return withTransaction(warehouse.pool, async (client) => {
     await ensurePaymentsTable(client, relation);
     let from: Date | undefined;
     if (opts.append) {
@@ -65,14 +63,8 @@ export async function loadDemoPayments(warehouse: Warehouse, opts: LoadDemoOptio
       }
     }
     await stageRows(client, warehouse.embedded, relation.sql, TARGET, rows());
-    await client.query('commit');
     return { payments, users };
-  } catch (err) {
-    await client.query('rollback').catch((e: Error) => { broken = e; });
-    throw err;
-  } finally {
-    client.release(broken);
-  }
+  });
 }
 
 async function clearDemoRows(client: pg.PoolClient, relation: Relation): Promise<void> {

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { withTransaction } from '../db/transaction.ts';
 import { LockedError, SegsyncError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { carriedSnapshot, ensureBookkeeping, readState, recordSnapshots, saveFingerprints, staleSnapshots, tables, writeState, type ModelTables } from './bookkeeping.ts';
@@ -77,10 +78,7 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
   const t = tables(opts.schema);
   const payments = qualify(opts.payments, opts.schema);
 
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
+  const result = await withTransaction(pool, async (client) => {
     const locked = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS ok', [`segsync:models:${opts.schema}`]);
     if (!locked.rows[0]?.ok) {
       throw new LockedError('MODELS_LOCKED', `another models build is running on schema ${opts.schema}`, { hint: 'wait for it to finish and run again', retryable: true });
@@ -143,17 +141,11 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
     const summary = await summarize(client, t, recomputedFrom);
 
     progress(4);
-    await client.query('COMMIT');
-    const result: BuildSummary = { asOf, mode: plan.mode, ...summary, durationMs: Math.round(performance.now() - started), warnings, reason };
-    log.info({ mode: result.mode, users: result.users, snapshots: result.snapshots, recomputed: result.snapshotsRecomputed, ms: result.durationMs }, 'models built');
-    return result;
-  } catch (err) {
-    // A connection that cannot even roll back is not handed back to the pool.
-    await client.query('ROLLBACK').catch((rollbackErr: Error) => { broken = rollbackErr; });
-    throw err;
-  } finally {
-    client.release(broken);
-  }
+    return { asOf, mode: plan.mode, ...summary, warnings, reason };
+  });
+  const built: BuildSummary = { ...result, durationMs: Math.round(performance.now() - started) };
+  log.info({ mode: built.mode, users: built.users, snapshots: built.snapshots, recomputed: built.snapshotsRecomputed, ms: built.durationMs }, 'models built');
+  return built;
 }
 
 function warningsFor(profile: PaymentsProfile, relation: string, asOf: Date): string[] {

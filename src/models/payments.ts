@@ -1,12 +1,11 @@
 import pg from 'pg';
 import { DataError } from '../errors.ts';
+import { quoteIdent } from '../sync/sql.ts';
 
 /** Anything that runs a query: a pool or the one client a build holds for its transaction. */
 export type Queryable = Pick<pg.ClientBase, 'query'>;
 
-export function quoteIdent(name: string): string {
-  return pg.escapeIdentifier(name);
-}
+export { quoteIdent };
 
 /** `schema.table` (or a bare `table`, which lives in `defaultSchema`), quoted part by part. */
 export function qualify(relation: string, defaultSchema: string): { sql: string; display: string } {

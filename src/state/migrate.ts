@@ -13,7 +13,15 @@ export interface Migration {
   sql: string;
 }
 
-export async function listMigrations(): Promise<Migration[]> {
+let shipped: Promise<Migration[]> | undefined;
+
+/** The migrations this build ships, read from disk once per process (every run and readiness probe asks). */
+export function listMigrations(): Promise<Migration[]> {
+  shipped ??= readMigrations();
+  return shipped;
+}
+
+async function readMigrations(): Promise<Migration[]> {
   const files = (await readdir(MIGRATIONS_DIR)).filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f)).sort();
   return Promise.all(files.map(async (f) => ({ version: Number(f.slice(0, 3)), name: f.replace(/\.sql$/, ''), sql: await readFile(path.join(MIGRATIONS_DIR, f), 'utf8') })));
 }
