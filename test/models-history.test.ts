@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type pg from 'pg';
 import { renderModel } from '../src/models/index.ts';
 import { build, historyRows, seedSchema } from './helpers/models.ts';
 import { randomPayments } from './helpers/payments.ts';
-import { freshWarehouse, WAREHOUSE_KINDS } from './helpers/pg.ts';
+import { useFreshWarehouse, WAREHOUSE_KINDS } from './helpers/pg.ts';
 
 const SEED_SQL = await readFile(new URL('../bench/seed_baseline.sql', import.meta.url), 'utf8');
 
@@ -42,13 +42,7 @@ async function modelRowsLikeSeed(pool: pg.Pool, schema: string): Promise<string[
 for (const kind of WAREHOUSE_KINDS) {
   describe(`RFM history against the seed's SQL (${kind})`, () => {
     let pool: pg.Pool;
-    let cleanup: () => Promise<void>;
-    before(async () => {
-      const w = await freshWarehouse(kind);
-      pool = w.warehouse.pool;
-      cleanup = () => w.cleanup();
-    });
-    after(() => cleanup());
+    useFreshWarehouse(kind, (w) => { pool = w.pool; });
 
     for (const seed of [7, 2024]) {
       test(`equals the seed's history SQL with PARTITION BY fixed, row for row (random data, seed ${seed})`, async () => {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type pg from 'pg';
 import { DataError, LockedError, SegsyncError } from '../src/errors.ts';
 import { createRootLogger } from '../src/log.ts';
 import { buildModels, modelFreshness, renderModel } from '../src/models/index.ts';
 import { build, currentByUser, seedSchema } from './helpers/models.ts';
-import { freshWarehouse, WAREHOUSE_KINDS } from './helpers/pg.ts';
+import { freshWarehouse, useFreshWarehouse, WAREHOUSE_KINDS } from './helpers/pg.ts';
 
 function dataError(code: string, ...patterns: RegExp[]) {
   return (err: unknown) => {
@@ -32,13 +32,7 @@ function capturingLogger() {
 for (const kind of WAREHOUSE_KINDS) {
   describe(`models on bad or unusual input (${kind})`, () => {
     let pool: pg.Pool;
-    let cleanup: () => Promise<void>;
-    before(async () => {
-      const w = await freshWarehouse(kind);
-      pool = w.warehouse.pool;
-      cleanup = () => w.cleanup();
-    });
-    after(() => cleanup());
+    useFreshWarehouse(kind, (w) => { pool = w.pool; });
 
     test('a missing payments relation is an error naming it', async () => {
       await pool.query('CREATE SCHEMA nothing');

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type pg from 'pg';
 import { build, currentByUser, SEGMENT_MATRIX, seedSchema } from './helpers/models.ts';
 import type { Payment } from './helpers/payments.ts';
-import { freshWarehouse, WAREHOUSE_KINDS } from './helpers/pg.ts';
+import { useFreshWarehouse, WAREHOUSE_KINDS } from './helpers/pg.ts';
 
 const AS_OF = '2023-12-15T00:00:00Z';
 
@@ -32,13 +32,7 @@ function score(p: number): number {
 for (const kind of WAREHOUSE_KINDS) {
   describe(`RFM scores and segments (${kind})`, () => {
     let pool: pg.Pool;
-    let cleanup: () => Promise<void>;
-    before(async () => {
-      const w = await freshWarehouse(kind);
-      pool = w.warehouse.pool;
-      cleanup = () => w.cleanup();
-    });
-    after(() => cleanup());
+    useFreshWarehouse(kind, (w) => { pool = w.pool; });
 
     test('all 25 (recency, frequency) score pairs map to the seed\'s segments', async () => {
       // 25 users, five to a recency group and five to a frequency group, one user per (group, group) cell.

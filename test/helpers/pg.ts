@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import pg from 'pg';
 import { openWarehouse, type Warehouse } from '../../src/db/warehouse.ts';
 import { createRootLogger } from '../../src/log.ts';
@@ -68,4 +69,17 @@ export async function freshWarehouse(kind: WarehouseKind): Promise<{ warehouse: 
     async cleanup() { await handle.warehouse.close(); await rm(dir, { recursive: true, force: true }); },
   };
   return handle;
+}
+
+/**
+ * A fresh warehouse of `kind` for the enclosing describe block: created before its tests (handed to `onReady`),
+ * removed after them.
+ */
+export function useFreshWarehouse(kind: WarehouseKind, onReady: (w: Warehouse) => void): void {
+  let handle: Awaited<ReturnType<typeof freshWarehouse>> | undefined;
+  before(async () => {
+    handle = await freshWarehouse(kind);
+    onReady(handle.warehouse);
+  });
+  after(() => handle?.cleanup());
 }
