@@ -1,6 +1,6 @@
 import { createSign } from 'node:crypto';
 import type jsforce from 'jsforce';
-import { DestinationError } from '../../src/errors.ts';
+import { capBody, DestinationError } from '../../src/errors.ts';
 import type { SalesforceConnection } from './config.ts';
 
 /**
@@ -33,7 +33,7 @@ function grantParams(c: SalesforceConnection): { grant_type: string; [name: stri
 
 function authError(c: SalesforceConnection, err: unknown): DestinationError {
   const e = err as { name?: string; message?: string };
-  return new DestinationError('AUTH_FAILED', `Salesforce ${c.auth} login at ${c.loginUrl} failed: ${e.name ?? 'error'}: ${e.message ?? ''}`.trim(), {
+  return new DestinationError('AUTH_FAILED', `Salesforce ${c.auth} login at ${c.loginUrl} failed: ${e.name ?? 'error'}: ${capBody(e.message ?? '')}`.trim(), {
     cause: err, retryable: false,
   });
 }

@@ -1,4 +1,4 @@
-import { BudgetExhaustedError } from '../../src/errors.ts';
+import { BudgetExhaustedError, describeError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
 import type { SfApi } from './api.ts';
 import { chunk, pool, saveOutcome, COLLECTIONS_MAX } from './collections.ts';
@@ -49,7 +49,7 @@ export async function updateOpenCases(api: SfApi, cfg: CasesConfig, segments: Ma
       });
     } catch (err) {
       summary.failed += part.length;
-      log.warn({ err, cases: part.length }, 'salesforce case update call failed');
+      log.warn({ err: describeError(err), cases: part.length }, 'salesforce case update call failed');
       if (err instanceof BudgetExhaustedError) throw err;
     }
   });

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BudgetExhaustedError, DestinationError } from '../../src/errors.ts';
 import type { Payload, RecordOutcome } from '../types.ts';
-import type { SfApi } from './api.ts';
+import { classify, type SfApi } from './api.ts';
 
 /**
  * Upserts by external ID through sObject Collections: 200 records a call, allOrNone false, a bounded number
@@ -76,7 +76,7 @@ export async function upsertViaCollections(api: SfApi, object: string, matchKey:
           for (const it of part) outcomes.set(it.key, { key: it.key, status: 'deferred', errorCode: err.code, errorMessage: err.message });
           return;
         }
-        const e = err instanceof DestinationError ? err : new DestinationError('SALESFORCE_ERROR', String(err), { cause: err });
+        const e = classify(err, `upsert ${object}`);
         for (const it of part) outcomes.set(it.key, { key: it.key, status: 'failed', errorCode: e.code, errorMessage: e.message, retryable: e.retryable });
       }
     });

@@ -1,3 +1,4 @@
+import { DestinationError } from '../../src/errors.ts';
 import type { Payload, ReadBackRequest, ReadBackResult } from '../types.ts';
 import type { SfApi } from './api.ts';
 
@@ -18,7 +19,7 @@ export function soqlString(v: string): string {
 }
 
 function fieldName(name: string): string {
-  if (!/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)?$/.test(name)) throw new Error(`not a Salesforce field name: ${JSON.stringify(name)}`);
+  if (!/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)?$/.test(name)) throw new DestinationError('SALESFORCE_BAD_FIELD', `not a Salesforce field name: ${JSON.stringify(name)} (check the mapping's fields and match_key)`);
   return name;
 }
 

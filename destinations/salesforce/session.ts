@@ -1,4 +1,4 @@
-import { BudgetExhaustedError, DestinationError } from '../../src/errors.ts';
+import { BudgetExhaustedError, describeError, DestinationError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Mapping } from '../../src/config/mapping.ts';
 import type {
@@ -179,7 +179,7 @@ export class SalesforceSession implements DestinationSession {
     try {
       await updateOpenCases(this.api, cfg, segments, this.log, signal);
     } catch (err) {
-      this.log.warn({ err }, 'salesforce open cases not updated this batch');
+      this.log.warn({ err: describeError(err) }, 'salesforce open cases not updated this batch');
     }
   }
 

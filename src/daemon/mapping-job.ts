@@ -1,3 +1,4 @@
+import { describeError } from '../errors.ts';
 import type { Mapping } from '../config/mapping.ts';
 import { countRecords, lastSuccess, observeStage, runsInFlight, runsTotal, skippedTicks } from '../metrics.ts';
 import { setStatus, type DaemonContext } from './context.ts';
@@ -61,7 +62,7 @@ async function runOnce(ctx: DaemonContext, name: string, trigger: Trigger): Prom
       setStatus(ctx, name, { state: 'skipped', reason: 'running on another replica', trigger });
       return;
     }
-    const message = (err as Error)?.message ?? String(err);
+    const message = describeError(err);
     runsTotal.inc({ mapping: name, status: 'failed' });
     setStatus(ctx, name, { state: 'idle', trigger, lastRun: { runId: null, status: 'failed', startedAt, finishedAt: new Date(), error: message } });
     await ctx.events.record({ kind: 'run_failed', severity: 'error', mapping: name, message: `${name} failed to run: ${message}`, details: { trigger, code: (err as { code?: string }).code }, dedupKey: `run_failed:${name}` });

@@ -1,3 +1,4 @@
+import { describeError } from '../errors.ts';
 import { modelFreshnessLag, observeStage, runsInFlight, skippedTicks } from '../metrics.ts';
 import { MODELS_JOB, setStatus, type DaemonContext } from './context.ts';
 import type { Job, Trigger } from './scheduler.ts';
@@ -40,7 +41,7 @@ async function build(ctx: DaemonContext, trigger: Trigger): Promise<void> {
     const fresh = await ctx.engine.modelFreshness(ctx.app.warehouse.pool, settings.models.schema).catch(() => null);
     if (fresh) modelFreshnessLag.set({ model: 'rfm_current_segments' }, Math.max(0, (Date.now() - fresh.getTime()) / 1000));
   } catch (err) {
-    const message = (err as Error)?.message ?? String(err);
+    const message = describeError(err);
     const finishedAt = new Date();
     ctx.lastBuild = { ok: false, at: finishedAt, error: message };
     setStatus(ctx, MODELS_JOB, { state: 'idle', trigger, lastRun: { runId: null, status: 'failed', startedAt, finishedAt, error: message } });

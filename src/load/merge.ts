@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import Cursor from 'pg-cursor';
-import { readCsv, type CsvRecord } from './csv-source.ts';
+import { LoadFileError, readCsv, type CsvRecord } from './csv-source.ts';
 import type { Relation } from './payments-table.ts';
 import type { RejectWriter } from './rejects.ts';
 import type { StageColumn } from './stage.ts';
@@ -88,7 +88,7 @@ export async function writeConflictRejects(client: pg.PoolClient, file: string, 
       let rec = await records.next();
       while (!rec.done && rec.value.line < want.line) rec = await records.next();
       if (rec.done || rec.value.line !== want.line) {
-        throw new Error(`${file} changed during the load: line ${want.line} is no longer where it was; load it again`);
+        throw new LoadFileError('LOAD_FILE_CHANGED', `${file} changed during the load: line ${want.line} is no longer where it was; load it again`);
       }
       // One input line can be refused once only (CONFLICTS is keyed by line), so the cursor moves on with it.
       await rejects.write(want.line, want.reason, rec.value.fields);

@@ -67,7 +67,7 @@ const PHASES: ReadonlyArray<[BuildProgress['phase'], string]> = [
 export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<BuildSummary> {
   const started = performance.now();
   const asOf = opts.asOf ?? new Date();
-  if (Number.isNaN(asOf.getTime())) throw new SegsyncError('MODELS_AS_OF_INVALID', 'the as-of instant is not a valid date');
+  if (Number.isNaN(asOf.getTime())) throw new SegsyncError('MODELS_AS_OF_INVALID', `the as-of instant is not a valid date (${String(opts.asOf)})`);
   const log = opts.log.child({ component: 'models', schema: opts.schema });
   const progress = (i: number) => {
     const [phase, label] = PHASES[i] ?? ['commit', ''];
