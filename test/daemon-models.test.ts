@@ -90,3 +90,25 @@ test('a model built since its last scheduled time is not rebuilt at start; each 
   assert.match(await registry.metrics(), /segsync_stage_duration_seconds_count\{stage="build",mapping="models"\} 2\n/);
   assert.equal((await committedRecords(path.join(project.outDir, 'after-build'))).length, 5, 'the same segments were not sent again');
 });
+
+test('a build already running elsewhere (its lock held) makes this replica skip the tick: no failure, no dependent run', async () => {
+  const other = await warehouse.pool.connect();
+  try {
+    await other.query('BEGIN');
+    await other.query(`SELECT pg_advisory_xact_lock(hashtext('segsync:models:public'))`);
+    await withDaemon(async (daemon) => {
+      const before = (await runsOf()).length;
+      await daemon.context.scheduler.fire('models', 'manual');
+      await until('the tick was skipped', async () => (daemon.context.status.get('models') as { state?: string } | undefined)?.state === 'skipped');
+      assert.deepEqual(daemon.context.status.get('models'), { ...daemon.context.status.get('models'), state: 'skipped', reason: 'running on another replica' });
+      assert.match(await registry.metrics(), /segsync_skipped_ticks_total\{job="models",reason="replica"\} [1-9]/);
+      const failed = await warehouse.pool.query(`SELECT count(*)::int AS n FROM segsync.events WHERE kind = 'build_failed'`);
+      assert.equal(failed.rows[0].n, 0, 'a skipped build is not a failed one');
+      await sleep(300);
+      assert.equal((await runsOf()).length, before, 'no dependent run without a build');
+    });
+  } finally {
+    await other.query('ROLLBACK');
+    other.release();
+  }
+});

@@ -1,4 +1,4 @@
-import { describeError } from '../errors.ts';
+import { describeError, LockedError } from '../errors.ts';
 import { modelFreshnessLag, observeStage, runsInFlight, skippedTicks } from '../metrics.ts';
 import { MODELS_JOB, setStatus, type DaemonContext } from './context.ts';
 import type { Job, Trigger } from './scheduler.ts';
@@ -20,13 +20,6 @@ export function modelsJob(ctx: DaemonContext): Job {
 async function build(ctx: DaemonContext, trigger: Trigger): Promise<void> {
   const { settings } = ctx.app.config;
   const log = ctx.app.log.child({ job: MODELS_JOB });
-  const release = await tryBuildLock(ctx);
-  if (!release) {
-    skippedTicks.inc({ job: MODELS_JOB, reason: 'replica' });
-    log.info({ trigger }, 'model build running on another replica; this tick is skipped');
-    setStatus(ctx, MODELS_JOB, { state: 'skipped', reason: 'running on another replica', trigger });
-    return;
-  }
   const startedAt = new Date();
   const watch = watchStage(ctx.events, { stage: 'build', limitMs: slaLimits(settings).build, mapping: MODELS_JOB });
   setStatus(ctx, MODELS_JOB, { state: 'running', trigger });
@@ -41,6 +34,13 @@ async function build(ctx: DaemonContext, trigger: Trigger): Promise<void> {
     const fresh = await ctx.engine.modelFreshness(ctx.app.warehouse.pool, settings.models.schema).catch(() => null);
     if (fresh) modelFreshnessLag.set({ model: 'rfm_current_segments' }, Math.max(0, (Date.now() - fresh.getTime()) / 1000));
   } catch (err) {
+    // The build takes its own lock and refuses at once when another replica (or process) is building.
+    if (err instanceof LockedError && err.code === 'MODELS_LOCKED') {
+      skippedTicks.inc({ job: MODELS_JOB, reason: 'replica' });
+      log.info({ trigger }, 'model build running on another replica; this tick is skipped');
+      setStatus(ctx, MODELS_JOB, { state: 'skipped', reason: 'running on another replica', trigger });
+      return;
+    }
     const message = describeError(err);
     const finishedAt = new Date();
     ctx.lastBuild = { ok: false, at: finishedAt, error: message };
@@ -50,36 +50,9 @@ async function build(ctx: DaemonContext, trigger: Trigger): Promise<void> {
   } finally {
     runsInFlight.dec();
     watch.stop();
-    await release();
   }
   if (ctx.signal.aborted) return;
   for (const m of ctx.app.config.mappings) {
     if (m.value.after?.includes(MODELS_JOB) && !m.value.schedule) void ctx.scheduler.fire(m.value.name, 'after-models');
   }
-}
-
-async function tryBuildLock(ctx: DaemonContext): Promise<(() => Promise<void>) | null> {
-  const { warehouse, config } = ctx.app;
-  if (warehouse.embedded) return async () => {};
-  const client = await warehouse.pool.connect();
-  const key = `segsync:models:${config.settings.state.schema}:${config.settings.models.schema}`;
-  try {
-    const r = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [key]);
-    if (!r.rows[0]?.ok) {
-      client.release();
-      return null;
-    }
-  } catch (err) {
-    client.release(err as Error);
-    throw err;
-  }
-  return async () => {
-    try {
-      await client.query('SELECT pg_advisory_unlock(hashtext($1))', [key]);
-      client.release();
-    } catch (err) {
-      // A broken connection is dropped from the pool; its session, and the lock, end with it.
-      client.release(err as Error);
-    }
-  };
 }
