@@ -3,6 +3,7 @@ import { HubSpotBadRequest } from './api.ts';
 import { segmentField, type SessionContext } from './context.ts';
 import { syncTickets } from './tickets.ts';
 import { toHubSpot } from './values.ts';
+import { chunk } from '../chunk.ts';
 
 /**
  * One deliver() call: upserts (or updates, in mode `update`) by idProperty in batches of at most 100 with
@@ -24,12 +25,6 @@ interface BatchError { category?: string; message?: string; context?: Record<str
 interface BatchData {
   results: Array<{ id: string; _new?: boolean; objectWriteTraceId?: string; properties: Record<string, string | null> }>;
   errors?: BatchError[];
-}
-
-function chunks<T>(xs: T[], n: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
-  return out;
 }
 
 function failed(key: string, code: string, message: string, retryable: boolean, requestId?: string): RecordOutcome {
@@ -121,7 +116,7 @@ async function hubspotIds(ctx: SessionContext, changes: Change[], signal: AbortS
   const ids = new Map<string, string>();
   const unknown = changes.filter((c) => c.destinationId === null).map((c) => c.key);
   for (const c of changes) if (c.destinationId !== null) ids.set(c.key, c.destinationId);
-  for (const part of chunks(unknown, MAX_INPUTS)) {
+  for (const part of chunk(unknown, MAX_INPUTS)) {
     const info = await ctx.api.call(`${ctx.objectType} batch read`, (cl) => cl.crm.objects.batchApi.readWithHttpInfo(ctx.objectType, { idProperty: ctx.idProperty, inputs: part.map((id) => ({ id })), properties: [ctx.idProperty], propertiesWithHistory: [] }), signal);
     for (const r of (info.data as unknown as BatchData).results ?? []) {
       const key = r.properties[ctx.idProperty];
@@ -135,7 +130,7 @@ async function removeAll(ctx: SessionContext, removes: Change[], out: Outcomes, 
   if (removes.length === 0) return;
   if (ctx.mapping.on_removed === 'delete') {
     const ids = await hubspotIds(ctx, removes, signal);
-    for (const part of chunks(removes.filter((c) => ids.has(c.key)), MAX_INPUTS)) {
+    for (const part of chunk(removes.filter((c) => ids.has(c.key)), MAX_INPUTS)) {
       await ctx.api.call(`${ctx.objectType} batch archive`, (cl) => cl.crm.objects.batchApi.archiveWithHttpInfo(ctx.objectType, { inputs: part.map((c) => ({ id: ids.get(c.key)! })) }), signal);
     }
     // Archived now, or already gone from HubSpot: either way the record is not there any more.
@@ -151,7 +146,7 @@ async function removeAll(ctx: SessionContext, removes: Change[], out: Outcomes, 
     if (ctx.options.run_property) properties[ctx.options.run_property] = ctx.runStamp;
     return { key: c.key, properties };
   });
-  for (const part of chunks(inputs, MAX_INPUTS)) await write(ctx, 'update', part, out, true, signal);
+  for (const part of chunk(inputs, MAX_INPUTS)) await write(ctx, 'update', part, out, true, signal);
 }
 
 export async function deliver(ctx: SessionContext, changes: Change[], signal: AbortSignal): Promise<BatchResult> {
@@ -165,7 +160,7 @@ export async function deliver(ctx: SessionContext, changes: Change[], signal: Ab
   const kind = ctx.mapping.mode === 'update' ? 'update' : 'upsert';
   // Once per batch, not per record: which mapped property carries the segment.
   const seg = segmentField(ctx)?.to;
-  for (const part of chunks(writes, MAX_INPUTS)) {
+  for (const part of chunk(writes, MAX_INPUTS)) {
     await write(ctx, kind, part.map((c) => ({ key: c.key, properties: upsertProperties(ctx, c, today, seg) })), out, false, signal);
   }
   await removeAll(ctx, unique.filter((c) => c.op === 'remove' || c.after === null), out, signal);

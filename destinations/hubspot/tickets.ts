@@ -1,5 +1,6 @@
 import type { TicketsBlock } from './config.ts';
 import type { SessionContext } from './context.ts';
+import { chunk } from '../chunk.ts';
 
 /**
  * The segment (and a priority derived from it) onto the open tickets of contacts just delivered: one v4
@@ -14,12 +15,6 @@ interface Delivered { key: string; contactId: string; segment: string }
 interface AssocData { results: Array<{ _from: { id: string }; to: Array<{ toObjectId: string | number }>; paging?: { next?: { after?: string } } }> }
 interface TicketData { results: Array<{ id: string; properties: Record<string, string | null> }>; errors?: Array<{ message?: string; context?: Record<string, string[]> }> }
 
-function chunks<T>(xs: T[], n: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
-  return out;
-}
-
 /** Returns, per contact key, why its tickets could not be written (empty when all went well). */
 export async function syncTickets(ctx: SessionContext, t: TicketsBlock, delivered: Delivered[], signal: AbortSignal): Promise<Map<string, string>> {
   const failures = new Map<string, string>();
@@ -31,7 +26,7 @@ export async function syncTickets(ctx: SessionContext, t: TicketsBlock, delivere
   let pending: Array<{ id: string; after?: string }> = delivered.map((d) => ({ id: d.contactId }));
   while (pending.length > 0) {
     const next: Array<{ id: string; after: string }> = [];
-    for (const part of chunks(pending, MAX)) {
+    for (const part of chunk(pending, MAX)) {
       const info = await ctx.api.call('contact->ticket associations batch read', (c) => c.crm.associations.v4.batchApi.getPageWithHttpInfo('contacts', 'tickets', { inputs: part }), signal);
       for (const r of (info.data as unknown as AssocData).results ?? []) {
         const d = byContact.get(String(r._from.id));
@@ -46,7 +41,7 @@ export async function syncTickets(ctx: SessionContext, t: TicketsBlock, delivere
   if (owner.size === 0) return failures;
   const props = ['hs_pipeline', 'hs_pipeline_stage', t.segment_property, t.priority_property];
   const updates: Array<{ id: string; properties: Record<string, string>; owner: Delivered }> = [];
-  for (const part of chunks([...owner.keys()], MAX)) {
+  for (const part of chunk([...owner.keys()], MAX)) {
     const info = await ctx.api.call('tickets batch read', (c) => c.crm.tickets.batchApi.readWithHttpInfo({ inputs: part.map((id) => ({ id })), properties: props, propertiesWithHistory: [] }), signal);
     for (const ticket of (info.data as unknown as TicketData).results ?? []) {
       const p = ticket.properties;
@@ -60,7 +55,7 @@ export async function syncTickets(ctx: SessionContext, t: TicketsBlock, delivere
       if (Object.entries(want).some(([k, v]) => p[k] !== v)) updates.push({ id: ticket.id, properties: want, owner: d });
     }
   }
-  for (const part of chunks(updates, MAX)) {
+  for (const part of chunk(updates, MAX)) {
     const info = await ctx.api.call('tickets batch update', (c) => c.crm.tickets.batchApi.updateWithHttpInfo({ inputs: part.map((u) => ({ id: u.id, properties: u.properties })) }), signal);
     for (const e of (info.data as unknown as TicketData).errors ?? []) {
       for (const id of e.context?.ids ?? e.context?.id ?? []) {

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BudgetExhaustedError, DestinationError } from '../../src/errors.ts';
 import type { Payload, RecordOutcome } from '../types.ts';
 import { classify, type SfApi } from './api.ts';
+import { chunk } from '../chunk.ts';
 
 /**
  * Upserts by external ID through sObject Collections: 200 records a call, allOrNone false, a bounded number
@@ -49,12 +50,6 @@ export async function pool<T>(items: T[], limit: number, fn: (item: T) => Promis
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
-export function chunk<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 export async function upsertViaCollections(api: SfApi, object: string, matchKey: string, items: SendItem[], opts: CollectionsOptions): Promise<Map<string, RecordOutcome>> {

@@ -7,7 +7,8 @@ import type {
 import type { SfApi } from './api.ts';
 import { upsertViaBulk } from './bulk.ts';
 import { updateOpenCases } from './cases.ts';
-import { chunk, COLLECTIONS_MAX, saveOutcome, upsertViaCollections, type SendItem } from './collections.ts';
+import { chunk } from '../chunk.ts';
+import { COLLECTIONS_MAX, saveOutcome, upsertViaCollections, type SendItem } from './collections.ts';
 import type { CasesConfig, SalesforceOptions } from './config.ts';
 import { byExternalId, readBack, selectIn } from './query.ts';
 import { checkMapping, fieldDescriptions, setupLines, type SfDescribe } from './schema.ts';
