@@ -23,11 +23,9 @@ export const syncEngine: SyncEngine = {
     const stages: RunSummary['stages'] = {};
     if (rows[0]?.plan != null) stages.plan = rows[0].plan;
     if (rows[0]?.deliver != null) stages.deliver = rows[0].deliver;
-    // Per-op outcomes from the receipts (one row per record and attempt; the last attempt per key wins).
+    // Per-op outcomes from the receipts (one per record and run: their key is (run_id, key)).
     const outcomes = await app.warehouse.pool.query<{ op: string; status: string; n: number }>(
-      `SELECT op, status, count(*)::int AS n FROM (
-         SELECT DISTINCT ON (key) op, status FROM ${schema}.receipts WHERE run_id = $1 ORDER BY key, id DESC) last
-        GROUP BY op, status`, [summary.runId]);
+      `SELECT op, status, count(*)::int AS n FROM ${schema}.receipts WHERE run_id = $1 GROUP BY op, status`, [summary.runId]);
     return { ...summary, stages, outcomes: outcomes.rows };
   },
 

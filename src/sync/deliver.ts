@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { Change, DestinationSession, RecordOutcome } from '../../destinations/types.ts';
 import { BudgetExhaustedError, SegsyncError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { withTransaction } from '../db/transaction.ts';
 import { recordBatch, type FinalOutcome } from './ledger.ts';
 
 export interface DeliverOptions {
@@ -42,6 +43,7 @@ interface ItemRow {
   before: Change['before'];
   payload_hash: string;
   destination_id: string | null;
+  state_exists: boolean;
 }
 
 /** Whole batches failing in a row before the run stops instead of burning the destination's budget. */
@@ -74,10 +76,13 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
     // destination may defer some records itself). After an abort they are interrupted instead, further down.
     const deferred = outcomes.find((x) => x.status === 'deferred');
     if (deferred && !o.signal.aborted) stop('budget', deferred.errorMessage ?? 'the destination deferred the rest of the run');
-    const final = outcomes.filter((x) => x.status !== 'deferred');
-    await recordBatch(o.pool, { schema: o.schema, mapping: o.mapping, runId: o.runId, deadAfter: o.deadAfter, outcomes: final, copy: o.copy });
-    for (const x of final) x.status === 'delivered' ? result.delivered++ : result.failed++;
-    done += final.length;
+    await recordBatch(o.pool, { schema: o.schema, mapping: o.mapping, runId: o.runId, deadAfter: o.deadAfter, outcomes, copy: o.copy });
+    for (const x of outcomes) {
+      if (x.status === 'delivered') result.delivered++;
+      else if (x.status === 'failed') result.failed++;
+      else continue;
+      done++;
+    }
     o.onProgress?.(done);
   };
 
@@ -102,11 +107,18 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
 async function* readBatches(o: DeliverOptions, stopped: () => boolean): AsyncGenerator<ItemRow[]> {
   let lastKey: string | null = null;
   while (!stopped() && !o.signal.aborted) {
-    const { rows }: { rows: ItemRow[] } = await o.pool.query<ItemRow>(
-      `SELECT key, op, after, before, payload_hash, destination_id FROM ${o.schema}.run_items
-       WHERE run_id = $1 AND ($2::text IS NULL OR key > $2) ORDER BY key LIMIT $3`,
-      [o.runId, lastKey, o.batchSize * o.concurrency],
-    );
+    // The run's items were just written, so the planner's statistics still describe a far smaller table: it
+    // would sort every remaining item of the run (an external sort at 1M) to return one page. Walking the
+    // primary key is the right plan at any size, and no sort is needed for it.
+    const after: string | null = lastKey;
+    const { rows }: { rows: ItemRow[] } = await withTransaction(o.pool, async (client): Promise<pg.QueryResult<ItemRow>> => {
+      await client.query('SET LOCAL enable_sort = off');
+      return client.query<ItemRow>(
+        `SELECT key, op, after, before, payload_hash, destination_id, state_exists FROM ${o.schema}.run_items
+         WHERE run_id = $1 AND ($2::text IS NULL OR key > $2) ORDER BY key LIMIT $3`,
+        [o.runId, after, o.batchSize * o.concurrency],
+      );
+    });
     if (!rows.length) return;
     lastKey = rows[rows.length - 1]!.key;
     for (let i = 0; i < rows.length; i += o.batchSize) yield rows.slice(i, i + o.batchSize);
@@ -123,7 +135,7 @@ function toChange(r: ItemRow, attempt: number): Change {
  * outcome per item; never throws for destination errors.
  */
 async function sendWithRetries(o: DeliverOptions, items: ItemRow[]): Promise<FinalOutcome[]> {
-  const final = new Map<string, Omit<FinalOutcome, 'op' | 'payloadHash'>>();
+  const final = new Map<string, Omit<FinalOutcome, 'op' | 'payloadHash' | 'stateExists'>>();
   let pending = items;
   const maxAttempts = o.recordAttempts ?? 3;
   for (let attempt = 1; pending.length && attempt <= maxAttempts; attempt++) {
@@ -167,7 +179,7 @@ async function sendWithRetries(o: DeliverOptions, items: ItemRow[]): Promise<Fin
   }
   return items.map((r) => {
     const x = final.get(r.key)!;
-    return { ...x, op: r.op, payloadHash: r.payload_hash, destinationId: x.destinationId ?? r.destination_id };
+    return { ...x, op: r.op, payloadHash: r.payload_hash, stateExists: r.state_exists, destinationId: x.destinationId ?? r.destination_id };
   });
 }
 

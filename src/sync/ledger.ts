@@ -12,9 +12,26 @@ export interface FinalOutcome extends RecordOutcome {
   /** From the planned item, so the receipt needs no lookup of the intent. */
   op: 'create' | 'update' | 'remove';
   payloadHash: string | null;
+  /** From the planned item: the delivered state had a row for this key when the run was planned. */
+  stateExists: boolean;
 }
 
 const MESSAGE_CAP = 1000;
+
+export interface RecordBatchOptions {
+  schema: string;
+  mapping: string;
+  runId: number;
+  deadAfter: number;
+  /**
+   * One outcome for every item of the batch, in key order. A batch is a contiguous key range of the run's
+   * planned items, so the state rows are read from run_items by that range, not looked up key by key.
+   * Deferred records get no receipt here (the caller closes them) and do not move the state.
+   */
+  outcomes: FinalOutcome[];
+  /** COPY the receipts (a PostgreSQL server); false on embedded PGlite, whose socket cannot carry COPY. */
+  copy: boolean;
+}
 
 /**
  * Writes one batch's receipts and advances the delivered state, in ONE transaction: a receipt without its
@@ -22,32 +39,48 @@ const MESSAGE_CAP = 1000;
  * a failure bumps the record's consecutive-failure count and marks it dead at `deadAfter`. The WHERE clauses
  * keep a stale writer (an older run finishing late) from overwriting a newer run's state.
  */
-export interface RecordBatchOptions {
-  schema: string;
-  mapping: string;
-  runId: number;
-  deadAfter: number;
-  outcomes: FinalOutcome[];
-  /** COPY the receipts (a PostgreSQL server); false on embedded PGlite, whose socket cannot carry COPY. */
-  copy: boolean;
+export async function recordBatch(pool: pg.Pool, opts: RecordBatchOptions): Promise<void> {
+  if (!opts.outcomes.length) return;
+  try {
+    await withTransaction(pool, (client) => writeBatch(client, opts, true));
+  } catch (err) {
+    // A key the plan saw without state has a state row now: only a run that outlived its lock writes one.
+    // The whole batch is written again with upserts, which are always right (and guarded against stale runs).
+    if ((err as { code?: string; constraint?: string }).code !== '23505' || (err as { constraint?: string }).constraint !== 'delivered_pkey') throw err;
+    await withTransaction(pool, (client) => writeBatch(client, opts, false));
+  }
 }
 
-export async function recordBatch(pool: pg.Pool, opts: RecordBatchOptions): Promise<void> {
+async function writeBatch(client: pg.PoolClient, opts: RecordBatchOptions, plainInserts: boolean): Promise<void> {
   const { schema, mapping, runId, outcomes } = opts;
-  if (!outcomes.length) return;
-  await withTransaction(pool, async (client) => {
-    await insertReceipts(client, opts);
-    const delivered = outcomes.filter((o) => o.status === 'delivered');
-    if (delivered.length) {
-      await client.query(
-        `INSERT INTO ${schema}.delivered AS d (mapping, key, payload, payload_hash, destination_id, delivered_at, last_run_id, removed_at, fail_count)
-         SELECT $1, ri.key,
+  const final = outcomes.filter((o) => o.status !== 'deferred');
+  if (final.length) await insertReceipts(client, opts, final);
+  const delivered = outcomes.filter((o) => o.status === 'delivered');
+  if (delivered.length) {
+    const skip = outcomes.filter((o) => o.status !== 'delivered').map((o) => o.key);
+    // One destination id for the whole batch (a file, a bulk job) travels as one value, not one per record.
+    const firstId = delivered[0]!.destinationId ?? null;
+    const common = firstId !== null && delivered.every((o) => o.destinationId === firstId) ? firstId : null;
+    const own = common === null ? delivered.filter((o) => o.destinationId != null) : [];
+    const select = `SELECT $1, ri.key,
                 CASE WHEN ri.op = 'remove' THEN NULL ELSE ri.after END,
                 CASE WHEN ri.op = 'remove' THEN NULL ELSE ri.payload_hash END,
-                coalesce(u.destination_id, ri.destination_id), now(), $2,
+                coalesce(u.destination_id, $6, ri.destination_id), now(), $2,
                 CASE WHEN ri.op = 'remove' THEN now() END, 0
-         FROM unnest($3::text[], $4::text[]) AS u(key, destination_id)
-         JOIN ${schema}.run_items ri ON ri.run_id = $2 AND ri.key = u.key
+         FROM ${schema}.run_items ri LEFT JOIN unnest($7::text[], $8::text[]) AS u(key, destination_id) ON u.key = ri.key
+         WHERE ri.run_id = $2 AND ri.key BETWEEN $3 AND $4 AND NOT (ri.key = ANY($5::text[])) AND ($9::boolean IS NULL OR ri.state_exists = $9)`;
+    const params = (stateExists: boolean | null) => [mapping, runId, outcomes[0]!.key, outcomes[outcomes.length - 1]!.key, skip, common,
+      own.map((o) => o.key), own.map((o) => o.destinationId), stateExists];
+    const fresh = delivered.filter((o) => !o.stateExists).length;
+    if (plainInserts && fresh > 0) {
+      const { rowCount } = await client.query(
+        `INSERT INTO ${schema}.delivered (mapping, key, payload, payload_hash, destination_id, delivered_at, last_run_id, removed_at, fail_count) ${select}`,
+        params(false));
+      if (rowCount !== fresh) throw new Error(`ledger: the key range of run ${runId}'s batch matched ${rowCount} new state rows, expected ${fresh}`);
+    }
+    if (!plainInserts || fresh < delivered.length) {
+      await client.query(
+        `INSERT INTO ${schema}.delivered AS d (mapping, key, payload, payload_hash, destination_id, delivered_at, last_run_id, removed_at, fail_count) ${select}
          ON CONFLICT (mapping, key) DO UPDATE SET
            payload = EXCLUDED.payload, payload_hash = EXCLUDED.payload_hash,
            destination_id = coalesce(EXCLUDED.destination_id, d.destination_id),
@@ -55,25 +88,24 @@ export async function recordBatch(pool: pg.Pool, opts: RecordBatchOptions): Prom
            fail_count = 0, failed_hash = NULL, last_error_code = NULL, last_error = NULL, dead_at = NULL,
            reconcile_status = NULL, reconciled_at = NULL
          WHERE d.last_run_id IS NULL OR d.last_run_id <= EXCLUDED.last_run_id`,
-        [mapping, runId, delivered.map((o) => o.key), delivered.map((o) => o.destinationId ?? null)],
-      );
+        params(plainInserts ? true : null));
     }
-    const failed = outcomes.filter((o) => o.status === 'failed');
-    if (failed.length) {
-      await client.query(
-        `INSERT INTO ${schema}.delivered AS d (mapping, key, last_run_id, fail_count, failed_hash, last_error_code, last_error, dead_at)
-         SELECT $1, ri.key, $2, 1, ri.payload_hash, u.code, u.message, CASE WHEN $5 <= 1 THEN now() END
-         FROM unnest($3::text[], $4::text[], $6::text[]) AS u(key, code, message)
-         JOIN ${schema}.run_items ri ON ri.run_id = $2 AND ri.key = u.key
-         ON CONFLICT (mapping, key) DO UPDATE SET
-           last_run_id = EXCLUDED.last_run_id, fail_count = d.fail_count + 1, failed_hash = EXCLUDED.failed_hash,
-           last_error_code = EXCLUDED.last_error_code, last_error = EXCLUDED.last_error,
-           dead_at = CASE WHEN d.fail_count + 1 >= $5 THEN coalesce(d.dead_at, now()) END
-         WHERE d.last_run_id IS NULL OR d.last_run_id <= EXCLUDED.last_run_id`,
-        [mapping, runId, failed.map((o) => o.key), failed.map((o) => o.errorCode ?? 'UNKNOWN'), opts.deadAfter, failed.map((o) => (o.errorMessage ?? '').slice(0, MESSAGE_CAP))],
-      );
-    }
-  });
+  }
+  const failed = outcomes.filter((o) => o.status === 'failed');
+  if (failed.length) {
+    await client.query(
+      `INSERT INTO ${schema}.delivered AS d (mapping, key, last_run_id, fail_count, failed_hash, last_error_code, last_error, dead_at)
+       SELECT $1, ri.key, $2, 1, ri.payload_hash, u.code, u.message, CASE WHEN $5 <= 1 THEN now() END
+       FROM unnest($3::text[], $4::text[], $6::text[]) AS u(key, code, message)
+       JOIN ${schema}.run_items ri ON ri.run_id = $2 AND ri.key = u.key
+       ON CONFLICT (mapping, key) DO UPDATE SET
+         last_run_id = EXCLUDED.last_run_id, fail_count = d.fail_count + 1, failed_hash = EXCLUDED.failed_hash,
+         last_error_code = EXCLUDED.last_error_code, last_error = EXCLUDED.last_error,
+         dead_at = CASE WHEN d.fail_count + 1 >= $5 THEN coalesce(d.dead_at, now()) END
+       WHERE d.last_run_id IS NULL OR d.last_run_id <= EXCLUDED.last_run_id`,
+      [mapping, runId, failed.map((o) => o.key), failed.map((o) => o.errorCode ?? 'UNKNOWN'), opts.deadAfter, failed.map((o) => (o.errorMessage ?? '').slice(0, MESSAGE_CAP))],
+    );
+  }
 }
 
 const RECEIPT_COLUMNS = 'run_id, mapping, key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at';
@@ -81,23 +113,25 @@ const RECEIPT_COLUMNS = 'run_id, mapping, key, op, status, payload_hash, destina
 /** One value in COPY's text format: \N for NULL; backslash, tab, newline and carriage return escaped. */
 function copyValue(v: string | number | boolean | Date | null | undefined): string {
   if (v === null || v === undefined) return '\\N';
-  const text = v instanceof Date ? v.toISOString() : String(v);
-  return text.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  const text = v instanceof Date ? v.toISOString() : v;
+  return COPY_SPECIAL.test(text) ? text.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r')) : text;
 }
+const COPY_SPECIAL = /[\\\t\n\r]/;
 
 /**
  * Receipts are the ledger's bulk: one row per record per run. COPY writes them about twice as fast as an
  * INSERT from arrays, which is most of a batch's bookkeeping cost.
  */
-async function insertReceipts(client: pg.PoolClient, o: RecordBatchOptions): Promise<void> {
+async function insertReceipts(client: pg.PoolClient, o: RecordBatchOptions, outcomes: FinalOutcome[]): Promise<void> {
   const message = (x: FinalOutcome) => (x.errorMessage ? x.errorMessage.slice(0, MESSAGE_CAP) : null);
   if (o.copy) {
-    const lines = o.outcomes.map((x) => [o.runId, o.mapping, x.key, x.op, x.status, x.payloadHash, x.destinationId, x.created, x.errorCode, message(x), x.attempt, x.requestId, x.sentAt]
+    const lines = outcomes.map((x) => [o.runId, o.mapping, x.key, x.op, x.status, x.payloadHash, x.destinationId, x.created, x.errorCode, message(x), x.attempt, x.requestId, x.sentAt]
       .map(copyValue).join('\t')).join('\n') + '\n';
     await pipeline(Readable.from([lines]), client.query(copyFrom(`COPY ${o.schema}.receipts (${RECEIPT_COLUMNS}) FROM STDIN`)));
     return;
   }
-  const col = <T>(f: (x: FinalOutcome) => T) => o.outcomes.map(f);
+  const col = <T>(f: (x: FinalOutcome) => T) => outcomes.map(f);
   await client.query(
     `INSERT INTO ${o.schema}.receipts (${RECEIPT_COLUMNS})
      SELECT $1, $2, u.*

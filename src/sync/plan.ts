@@ -16,6 +16,7 @@ export interface PlanCounts {
 
 /** Duplicate or NULL keys would make "the record" ambiguous: the plan fails, with examples, and nothing is sent. */
 export async function checkKeys(client: pg.ClientBase, mapping: Mapping, q: SourceQuery): Promise<void> {
+  if (await keyEnforced(client, q)) return;
   const { rows } = await client.query<{ k: string | null; n: number }>(
     `SELECT k, count(*)::int AS n FROM (SELECT ${q.key} AS k FROM ${q.from}) x GROUP BY k HAVING count(*) > 1 OR k IS NULL ORDER BY k NULLS FIRST LIMIT 11`,
   );
@@ -31,6 +32,25 @@ export async function checkKeys(client: pg.ClientBase, mapping: Mapping, q: Sour
   throw new DataError('INVALID_KEYS', `mapping '${mapping.name}': the source has ${parts.join('; ')}. Nothing was sent.`, {
     hint: `source.key must identify one record; fix the model or choose another key column`,
   });
+}
+
+/**
+ * True when the database itself rules out duplicate and NULL keys: the source is a table or materialized view
+ * with a valid, immediate, non-partial unique index on the key column alone, and the column is NOT NULL
+ * (a primary key is both). Then the GROUP BY over the whole source (0.6 s at 1M rows) proves nothing new.
+ * Only for key types whose text form is as distinct as the values themselves.
+ */
+async function keyEnforced(client: pg.ClientBase, q: SourceQuery): Promise<boolean> {
+  if (!q.relation) return false;
+  const { rows } = await client.query<{ enforced: boolean }>(
+    `SELECT EXISTS (
+       SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+       WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid AND i.indimmediate AND i.indnkeyatts = 1
+         AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2 AND a.attnotnull
+         AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'uuid'::regtype)
+     ) AS enforced`,
+    [q.relation.name, q.relation.key]);
+  return rows[0]!.enforced;
 }
 
 export interface PlanOptions {
@@ -57,15 +77,17 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
   await client.query(`SET LOCAL work_mem = '${process.env.SEGSYNC_PLAN_WORK_MEM ?? '64MB'}'`);
   const { rows: inserted } = await client.query<{ create: number; update: number; remove: number }>(
     `WITH ins AS (
-       INSERT INTO ${schema}.run_items (run_id, key, op, after, before, payload_hash, destination_id)
+       INSERT INTO ${schema}.run_items (run_id, key, op, after, before, payload_hash, destination_id, state_exists)
        SELECT $2, coalesce(n.key, d.key),
               CASE WHEN n.key IS NULL THEN 'remove' WHEN d.payload_hash IS NULL THEN 'create' ELSE 'update' END,
               n.payload,
               -- 'before' only for the changed rows: carrying every delivered payload through the join would
               -- make the hash table as large as the state.
               CASE WHEN d.key IS NOT NULL THEN (SELECT b.payload FROM ${schema}.delivered b WHERE b.mapping = $1 AND b.key = d.key) END,
-              n.hash, d.destination_id
-       FROM (SELECT key, payload, md5(payload::text) AS hash FROM (SELECT ${q.key} AS key, ${q.payload} AS payload FROM ${q.from}) x) n
+              n.hash, d.destination_id, d.key IS NOT NULL
+       -- OFFSET 0 keeps the subquery whole: flattened, PostgreSQL would build each payload and its md5 once per
+       -- reference (the insert and both filters), three times a row.
+       FROM (SELECT key, payload, md5(payload::text) AS hash FROM (SELECT ${q.key} AS key, ${q.payload} AS payload FROM ${q.from}) x OFFSET 0) n
        FULL JOIN (SELECT key, payload_hash, destination_id, dead_at, failed_hash, fail_count FROM ${schema}.delivered WHERE mapping = $1) d
          ON d.key = n.key
        WHERE (CASE WHEN n.key IS NULL THEN d.payload_hash IS NOT NULL AND $3 ELSE d.payload_hash IS DISTINCT FROM n.hash END)

@@ -14,6 +14,8 @@ export interface SourceQuery {
   from: string;
   key: string;
   payload: string;
+  /** The quoted relation when the source is a model (not SQL), and the key column's name in it. */
+  relation?: { name: string; key: string };
 }
 
 export function transformSql(column: string, transform: Transform | undefined): string {
@@ -45,7 +47,9 @@ export function sourceQuery(mapping: Mapping, modelsSchema: string): SourceQuery
   const pairs = mapping.fields.map((f) => `${quoteLiteral(f.to)}, ${transformSql(f.from, f.transform)}`);
   const chunks: string[] = [];
   for (let i = 0; i < pairs.length; i += 40) chunks.push(`jsonb_build_object(${pairs.slice(i, i + 40).join(', ')})`);
-  return { from: `(${inner}) src`, key: `${quoteIdent(mapping.source.key)}::text`, payload: chunks.join(' || ') };
+  const q: SourceQuery = { from: `(${inner}) src`, key: `${quoteIdent(mapping.source.key)}::text`, payload: chunks.join(' || ') };
+  if (mapping.source.model !== undefined) q.relation = { name: quoteRelation(mapping.source.model, modelsSchema), key: mapping.source.key };
+  return q;
 }
 
 export interface SourceColumn {

@@ -107,7 +107,7 @@ export function registerSync(program: Command): void {
     });
 
   program.command('receipts')
-    .description('per-record delivery receipts, newest first, with the latest reconciliation verdict')
+    .description('per-record delivery receipts, newest run first, with the latest reconciliation verdict')
     .option('--mapping <name>', 'only this mapping')
     .option('--key <key>', 'only this record key')
     .option('--run <id>', 'only this run')
@@ -119,13 +119,17 @@ export function registerSync(program: Command): void {
       const rows = await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
         const s = app.config.settings.state.schema;
+        // Receipts are keyed by (run, key): newest run first. One record's history is found through the runs
+        // (one index probe per run), which stays fast however many receipts the ledger holds.
         const { rows } = await app.warehouse.pool.query(
           `SELECT r.run_id, r.mapping, r.key, r.op, r.status, r.attempt, r.destination_id, r.created, r.error_code, r.error_message, r.request_id,
                   r.payload_hash, r.recorded_at, d.reconcile_status, d.dead_at IS NOT NULL AS dead
-           FROM ${s}.receipts r LEFT JOIN ${s}.delivered d ON d.mapping = r.mapping AND d.key = r.key
-           WHERE ($1::text IS NULL OR r.mapping = $1) AND ($2::text IS NULL OR r.key = $2) AND ($3::bigint IS NULL OR r.run_id = $3)
+           FROM ${s}.runs ru
+           JOIN ${s}.receipts r ON r.run_id = ru.id${o.key === undefined ? '' : ' AND r.key = $2'}
+           LEFT JOIN ${s}.delivered d ON d.mapping = r.mapping AND d.key = r.key
+           WHERE ($1::text IS NULL OR ru.mapping = $1) AND ($2::text IS NULL OR r.key = $2) AND ($3::bigint IS NULL OR ru.id = $3)
              AND ($4::text IS NULL OR r.status = $4)
-           ORDER BY r.id DESC LIMIT $5`,
+           ORDER BY r.run_id DESC, r.key DESC LIMIT $5`,
           [o.mapping ?? null, o.key ?? null, o.run ?? null, o.status ?? null, Number(o.limit)]);
         return rows;
       });
