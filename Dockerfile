@@ -31,5 +31,6 @@ STOPSIGNAL SIGTERM
 # Liveness only (the process answers); readiness (/readyz) is for orchestrators that route or roll out.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.SEGSYNC_HTTP_PORT || 9464) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-ENTRYPOINT ["node", "/app/src/cli/main.ts"]
+# --max-semi-space-size=8: the V8 setting scripts/dev.sh gives the CLI, tests and benchmarks (see there).
+ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/src/cli/main.ts"]
 CMD ["daemon"]

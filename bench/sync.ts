@@ -53,6 +53,7 @@ fields:
       FROM generate_series(1, $2::int) i`, [segs, ROWS]);
     await pool.query('ALTER TABLE rfm_current_segments ADD PRIMARY KEY (user_id)');
     await pool.query('ANALYZE rfm_current_segments');
+    console.log(`node ${process.version}, V8 flags: ${[process.env.NODE_OPTIONS ?? '', ...process.execArgv].join(' ').trim() || '(none)'}`);
     console.log(`model: ${ROWS.toLocaleString()} rows; rss ${mb()} MB`);
 
     let t = performance.now();

@@ -58,6 +58,11 @@ export interface BatchResult {
 export interface DestinationLimits {
   /** Records per deliver() call, at most. */
   maxBatchSize: number;
+  /**
+   * Records per deliver() call when the mapping sets no batch_size (default: maxBatchSize). Lower than the
+   * maximum where a smaller batch costs nothing in throughput but holds fewer records in memory at once.
+   */
+  defaultBatchSize?: number;
   /** Concurrent deliver() calls, at most, and the default when the mapping says nothing. */
   maxConcurrency: number;
   defaultConcurrency: number;

@@ -30,6 +30,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# segsync's V8 setting, the same for the CLI, the tests and the benchmarks (and in the Dockerfile): a sync holds
+# a few batches of records across I/O, and with the default young generation (up to 64 MB a semi-space) V8 keeps
+# ~100 MB more resident at 1M records for no gain in speed (docs/benchmarks.md, bench:sync).
+NODE_OPTIONS="--max-semi-space-size=8${NODE_OPTIONS:+ $NODE_OPTIONS}"
+export NODE_OPTIONS
+
 cmd=${1:-demo}
 [ $# -gt 0 ] && shift
 case "$cmd" in

@@ -92,7 +92,9 @@ export const fileDestination = {
     };
 
     return {
-      limits: { maxBatchSize: 10_000, maxConcurrency: 4, defaultConcurrency: 2, readBackBatchSize: 10_000 },
+      // 5,000 records a file by default: at 1M records it delivers as fast as 10,000 (bench:sync) with half
+      // the records in memory at once.
+      limits: { maxBatchSize: 10_000, defaultBatchSize: 5_000, maxConcurrency: 4, defaultConcurrency: 2, readBackBatchSize: 10_000 },
       async check() {
         try {
           await mkdir(dir, { recursive: true });

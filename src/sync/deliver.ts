@@ -103,7 +103,10 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
   return result;
 }
 
-/** The run's planned items in key order, a page at a time (keyset pagination), cut into batches. */
+/**
+ * The run's planned items in key order, one batch per query (keyset pagination): a worker that is free takes
+ * the next batch, and no more than one batch per worker plus the one being read is held in memory.
+ */
 async function* readBatches(o: DeliverOptions, stopped: () => boolean): AsyncGenerator<ItemRow[]> {
   let lastKey: string | null = null;
   while (!stopped() && !o.signal.aborted) {
@@ -116,12 +119,12 @@ async function* readBatches(o: DeliverOptions, stopped: () => boolean): AsyncGen
       return client.query<ItemRow>(
         `SELECT key, op, after, before, payload_hash, destination_id, state_exists FROM ${o.schema}.run_items
          WHERE run_id = $1 AND ($2::text IS NULL OR key > $2) ORDER BY key LIMIT $3`,
-        [o.runId, after, o.batchSize * o.concurrency],
+        [o.runId, after, o.batchSize],
       );
     });
     if (!rows.length) return;
     lastKey = rows[rows.length - 1]!.key;
-    for (let i = 0; i < rows.length; i += o.batchSize) yield rows.slice(i, i + o.batchSize);
+    yield rows;
   }
 }
 

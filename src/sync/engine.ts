@@ -111,7 +111,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
       const limits = dest.session.limits;
       const result = await deliverPlanned({
         pool, schema, mapping: mapping.name, runId, session: dest.session, signal, log,
-        batchSize: Math.min(mapping.batch_size ?? limits.maxBatchSize, limits.maxBatchSize),
+        batchSize: Math.min(mapping.batch_size ?? limits.defaultBatchSize ?? limits.maxBatchSize, limits.maxBatchSize),
         concurrency: Math.min(mapping.concurrency ?? limits.defaultConcurrency, limits.maxConcurrency),
         deadAfter: mapping.dead_after ?? app.config.settings.defaults.dead_after,
         copy: !app.warehouse.embedded,

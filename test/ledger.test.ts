@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { openWarehouse, type Warehouse } from '../src/db/warehouse.ts';
+import { DataError } from '../src/errors.ts';
+import { migrate } from '../src/state/migrate.ts';
+import { runMapping } from '../src/sync/engine.ts';
+import { recordBatch, type FinalOutcome } from '../src/sync/ledger.ts';
+import { createTestDatabase, testLog, type TestDatabase } from './helpers/pg.ts';
+import { createProject, FILE_MAPPING, seedSegments } from './helpers/project.ts';
+
+/** The ledger's write path against real PostgreSQL: recordBatch on hand-made intents, then the CLI on a real run. */
+describe('ledger: receipts and delivered state per batch', () => {
+  let db: TestDatabase;
+  let warehouse: Warehouse;
+  before(async () => {
+    db = await createTestDatabase();
+    warehouse = await openWarehouse({ url: db.url, log: testLog });
+    await migrate(warehouse.pool, 'segsync');
+  });
+  after(async () => { await warehouse.close(); await db.drop(); });
+
+  /** A run row and its planned items, as planInto writes them. */
+  async function plannedRun(items: Array<{ key: string; op?: FinalOutcome['op']; stateExists: boolean }>): Promise<number> {
+    const pool = warehouse.pool;
+    const { rows } = await pool.query<{ id: string }>(`INSERT INTO segsync.runs (mapping, status, config_hash, destination) VALUES ('m', 'running', 'h', 'files') RETURNING id`);
+    const runId = Number(rows[0]!.id);
+    await pool.query(
+      `INSERT INTO segsync.run_items (run_id, key, op, after, payload_hash, state_exists)
+       SELECT $1, k, op, jsonb_build_object('seg', 'S-' || k), 'hash-' || k, e FROM unnest($2::text[], $3::text[], $4::boolean[]) AS u(k, op, e)`,
+      [runId, items.map((i) => i.key), items.map((i) => i.op ?? 'create'), items.map((i) => i.stateExists)]);
+    return runId;
+  }
+
+  const outcome = (key: string, status: FinalOutcome['status'], stateExists: boolean, destinationId: string | null = 'file-1'): FinalOutcome =>
+    ({ key, status, op: 'create', payloadHash: `hash-${key}`, stateExists, attempt: 1, sentAt: new Date(), destinationId,
+      ...(status === 'failed' ? { errorCode: 'REJECTED', errorMessage: 'no' } : {}) });
+
+  const state = async (keys: string[]) => (await warehouse.pool.query(
+    `SELECT key, payload ->> 'seg' AS seg, payload_hash, destination_id, last_run_id::int AS run, fail_count FROM segsync.delivered WHERE mapping = 'm' AND key = ANY($1) ORDER BY key`, [keys])).rows;
+
+  test('a batch with delivered, failed and deferred records moves only the delivered ones; deferred get no receipt', async () => {
+    const keys = ['a1', 'a2', 'a3', 'a4', 'a5'];
+    const runId = await plannedRun(keys.map((key) => ({ key, stateExists: false })));
+    // The batch is the whole key range a1..a5; a2 failed and a4 was deferred in the middle of it.
+    await recordBatch(warehouse.pool, { schema: 'segsync', mapping: 'm', runId, deadAfter: 3, copy: true,
+      outcomes: [outcome('a1', 'delivered', false), outcome('a2', 'failed', false), outcome('a3', 'delivered', false), outcome('a4', 'deferred', false), outcome('a5', 'delivered', false)] });
+    const rows = await state(keys);
+    assert.deepEqual(rows.map((r) => [r.key, r.seg, r.fail_count]), [['a1', 'S-a1', 0], ['a2', null, 1], ['a3', 'S-a3', 0], ['a5', 'S-a5', 0]]);
+    assert.ok(rows.filter((r) => r.key !== 'a2').every((r) => r.run === runId && r.destination_id === 'file-1' && r.payload_hash === `hash-${r.key}`));
+    const receipts = (await warehouse.pool.query(`SELECT key, status FROM segsync.receipts WHERE run_id = $1 ORDER BY key`, [runId])).rows;
+    assert.deepEqual(receipts.map((r) => `${r.key}:${r.status}`), ['a1:delivered', 'a2:failed', 'a3:delivered', 'a5:delivered']);
+  });
+
+  test('per-record destination ids are kept; a second receipt for one record in one run is refused', async () => {
+    const runId = await plannedRun([{ key: 'b1', stateExists: false }, { key: 'b2', stateExists: false }]);
+    await recordBatch(warehouse.pool, { schema: 'segsync', mapping: 'm', runId, deadAfter: 3, copy: false,
+      outcomes: [outcome('b1', 'delivered', false, 'crm-001'), outcome('b2', 'delivered', false, 'crm-002')] });
+    assert.deepEqual((await state(['b1', 'b2'])).map((r) => r.destination_id), ['crm-001', 'crm-002']);
+    await assert.rejects(
+      recordBatch(warehouse.pool, { schema: 'segsync', mapping: 'm', runId, deadAfter: 3, copy: true, outcomes: [outcome('b1', 'delivered', true)] }),
+      (err: { code?: string; constraint?: string }) => err.code === '23505' && err.constraint === 'receipts_pkey');
+    const n = (await warehouse.pool.query(`SELECT count(*)::int AS n FROM segsync.receipts WHERE run_id = $1`, [runId])).rows[0].n;
+    assert.equal(n, 2, 'the refused batch left nothing behind');
+  });
+
+  test('a state row that appeared after planning (a run that outlived its lock): the batch is written with upserts, and a newer run\'s state wins', async () => {
+    const runId = await plannedRun(['c1', 'c2', 'c3'].map((key) => ({ key, stateExists: false })));
+    // c2 got a state row from an older run, c3 from a newer one, both after this run was planned.
+    await warehouse.pool.query(
+      `INSERT INTO segsync.delivered (mapping, key, payload, payload_hash, last_run_id) VALUES ('m', 'c2', '{"seg":"old"}', 'old', $1), ('m', 'c3', '{"seg":"newer"}', 'newer', $2)`,
+      [runId - 1, runId + 1000]);
+    await recordBatch(warehouse.pool, { schema: 'segsync', mapping: 'm', runId, deadAfter: 3, copy: true,
+      outcomes: ['c1', 'c2', 'c3'].map((k) => outcome(k, 'delivered', false)) });
+    assert.deepEqual((await state(['c1', 'c2', 'c3'])).map((r) => [r.key, r.seg]), [['c1', 'S-c1'], ['c2', 'S-c2'], ['c3', 'newer']]);
+    const receipts = (await warehouse.pool.query(`SELECT count(*)::int AS n FROM segsync.receipts WHERE run_id = $1`, [runId])).rows[0].n;
+    assert.equal(receipts, 3);
+  });
+});
+
+test('the key check is skipped only when the database enforces the key: a unique index that allows NULLs still gets the check', async () => {
+  const db = await createTestDatabase();
+  const project = await createProject({ url: db.url });
+  try {
+    await project.write('mappings/m.yaml', FILE_MAPPING());
+    await project.app(async (app) => {
+      const pool = app.warehouse.pool;
+      await seedSegments(pool, 4);
+      await pool.query(`CREATE UNIQUE INDEX segments_user ON segments (user_id)`);
+      await pool.query(`INSERT INTO segments (user_id, rfm_segment) VALUES (NULL, 'X')`);
+      await assert.rejects(runMapping(app, 'seg-to-file'), (err: unknown) => err instanceof DataError && err.code === 'INVALID_KEYS' && /1 row\(s\) with a NULL user_id/.test(err.message));
+      // A partial unique index does not cover every row either.
+      await pool.query(`DELETE FROM segments WHERE user_id IS NULL`);
+      await pool.query(`DROP INDEX segments_user`);
+      await pool.query(`CREATE UNIQUE INDEX segments_user ON segments (user_id) WHERE rfm_segment <> 'dup'`);
+      await pool.query(`ALTER TABLE segments ALTER COLUMN user_id SET NOT NULL`);
+      await pool.query(`INSERT INTO segments (user_id, rfm_segment) VALUES ('u0001', 'dup')`);
+      await assert.rejects(runMapping(app, 'seg-to-file'), (err: unknown) => err instanceof DataError && /'u0001' x2/.test(err.message));
+      // A primary key rules both out: the run goes ahead.
+      await pool.query(`DELETE FROM segments WHERE rfm_segment = 'dup'`);
+      await pool.query(`DROP INDEX segments_user`);
+      await pool.query(`ALTER TABLE segments ADD PRIMARY KEY (user_id)`);
+      const run = await runMapping(app, 'seg-to-file');
+      assert.deepEqual([run.status, run.counts.delivered], ['succeeded', 4]);
+    });
+  } finally {
+    await project.cleanup();
+    await db.drop();
+  }
+});
+
+test('segsync receipts: newest run first, and one record\'s history across runs with --key', async () => {
+  const db = await createTestDatabase();
+  const project = await createProject({ url: db.url });
+  try {
+    await project.write('mappings/m.yaml', FILE_MAPPING());
+    const runs = await project.app(async (app) => {
+      await seedSegments(app.warehouse.pool, 6);
+      const first = await runMapping(app, 'seg-to-file');
+      await app.warehouse.pool.query(`UPDATE segments SET rfm_segment = 'Hibernating' WHERE user_id IN ('u0002', 'u0005')`);
+      const second = await runMapping(app, 'seg-to-file');
+      return [first.runId, second.runId];
+    });
+    const env = { SEGSYNC_DATABASE_URL: db.url };
+    const byKey = await project.cli(['receipts', '--key', 'u0002', '--format', 'json'], { env });
+    assert.equal(byKey.code, 0, byKey.stderr);
+    assert.deepEqual(JSON.parse(byKey.stdout).map((r: { run_id: string; op: string }) => [Number(r.run_id), r.op]), [[runs[1], 'update'], [runs[0], 'create']]);
+    const latest = await project.cli(['receipts', '--mapping', 'seg-to-file', '--limit', '3', '--format', 'json'], { env });
+    assert.deepEqual(JSON.parse(latest.stdout).map((r: { run_id: string; key: string }) => [Number(r.run_id), r.key]), [[runs[1], 'u0005'], [runs[1], 'u0002'], [runs[0], 'u0006']]);
+  } finally {
+    await project.cleanup();
+    await db.drop();
+  }
+});
