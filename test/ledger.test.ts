@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { openWarehouse, type Warehouse } from '../src/db/warehouse.ts';
 import { DataError } from '../src/errors.ts';
 import { migrate } from '../src/state/migrate.ts';
-import { runMapping } from '../src/sync/engine.ts';
+import { planMapping, runMapping } from '../src/sync/engine.ts';
 import { recordBatch, type FinalOutcome } from '../src/sync/ledger.ts';
 import { createTestDatabase, testLog, type TestDatabase } from './helpers/pg.ts';
 import { createProject, FILE_MAPPING, seedSegments } from './helpers/project.ts';
@@ -126,6 +126,34 @@ test('segsync receipts: newest run first, and one record\'s history across runs 
     assert.deepEqual(JSON.parse(byKey.stdout).map((r: { run_id: string; op: string }) => [Number(r.run_id), r.op]), [[runs[1], 'update'], [runs[0], 'create']]);
     const latest = await project.cli(['receipts', '--mapping', 'seg-to-file', '--limit', '3', '--format', 'json'], { env });
     assert.deepEqual(JSON.parse(latest.stdout).map((r: { run_id: string; key: string }) => [Number(r.run_id), r.key]), [[runs[1], 'u0005'], [runs[1], 'u0002'], [runs[0], 'u0006']]);
+  } finally {
+    await project.cleanup();
+    await db.drop();
+  }
+});
+
+test('on PostgreSQL a run plans in two halves on two connections; together they equal the dry run\'s single plan', async () => {
+  const db = await createTestDatabase();
+  const project = await createProject({ url: db.url });
+  try {
+    await project.write('mappings/m.yaml', FILE_MAPPING({ on_removed: 'clear' }));
+    await project.app(async (app) => {
+      const pool = app.warehouse.pool;
+      await seedSegments(pool, 200);
+      assert.equal((await runMapping(app, 'seg-to-file')).counts.delivered, 200);
+      await pool.query(`UPDATE segments SET rfm_segment = 'Hibernating' WHERE user_id <= 'u0030'`);
+      await pool.query(`DELETE FROM segments WHERE user_id > 'u0180'`);
+      await pool.query(`INSERT INTO segments (user_id, rfm_segment) SELECT 'n' || i, 'New Customers' FROM generate_series(1, 10) i`);
+      const dry = await planMapping(app, 'seg-to-file');
+      const run = await runMapping(app, 'seg-to-file');
+      assert.deepEqual(run.planned, dry.counts);
+      // 30 updated minus the ones that were already Hibernating, 20 removed, 10 new: spread over both halves.
+      assert.deepEqual([run.planned.create, run.planned.remove, run.planned.source], [10, 20, 190]);
+      const halves = (await pool.query(`SELECT hashtext(key) & 1 AS half, count(*)::int AS n FROM segsync.run_items WHERE run_id = $1 GROUP BY 1 ORDER BY 1`, [run.runId])).rows;
+      assert.equal(halves.length, 2, 'both halves planned items');
+      assert.equal(halves[0].n + halves[1].n, run.planned.create + run.planned.update + run.planned.remove);
+      assert.equal(run.status, 'succeeded');
+    });
   } finally {
     await project.cleanup();
     await db.drop();

@@ -68,7 +68,7 @@ export const fileDestination = {
     let index: Map<string, Payload | null> | null = null;
 
     const recordOf = (c: Change): Payload => {
-      if (c.op !== 'remove') return { ...c.after };
+      if (c.op !== 'remove') return c.after ?? {};
       // A removal carries the last delivered fields emptied (clear) or nothing but the key (delete).
       return mapping.on_removed === 'clear' ? Object.fromEntries(Object.keys(c.before ?? {}).map((k) => [k, null])) : {};
     };
@@ -113,10 +113,12 @@ export const fileDestination = {
       async deliver(changes, signal) {
         if (ctx.options.throttle_ms) await sleep(ctx.options.throttle_ms, undefined, { signal });
         const name = `run-${runTag}-${String(++seq).padStart(6, '0')}.${format}`;
-        const rows = changes.map((c) => ({ _op: c.op, [matchKey]: c.key, ...recordOf(c) }));
-        const body = format === 'csv'
-          ? stringifyCsv(rows, { header: true, columns, cast: { boolean: (v) => String(v) } })
-          : rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+        const rowOf = (c: Change) => ({ _op: c.op, [matchKey]: c.key, ...recordOf(c) });
+        let text = '';
+        if (format === 'csv') text = stringifyCsv(changes.map(rowOf), { header: true, columns, cast: { boolean: (v) => String(v) } });
+        else for (const c of changes) text += JSON.stringify(rowOf(c)) + '\n';
+        // Encoded once: the same bytes are written and hashed.
+        const body = Buffer.from(text);
         const counts = { create: 0, update: 0, remove: 0 };
         for (const c of changes) counts[c.op]++;
         try {

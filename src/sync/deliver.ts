@@ -138,7 +138,10 @@ function toChange(r: ItemRow, attempt: number): Change {
  * outcome per item; never throws for destination errors.
  */
 async function sendWithRetries(o: DeliverOptions, items: ItemRow[]): Promise<FinalOutcome[]> {
-  const final = new Map<string, Omit<FinalOutcome, 'op' | 'payloadHash' | 'stateExists'>>();
+  const final = new Map<string, FinalOutcome>();
+  // The planned item's part of the outcome, so that each record's outcome is one object.
+  const settle = (r: ItemRow, x: RecordOutcome, attempt: number, sentAt: Date) => final.set(r.key,
+    { ...x, attempt, sentAt, op: r.op, payloadHash: r.payload_hash, stateExists: r.state_exists, destinationId: x.destinationId ?? r.destination_id });
   let pending = items;
   const maxAttempts = o.recordAttempts ?? 3;
   for (let attempt = 1; pending.length && attempt <= maxAttempts; attempt++) {
@@ -162,28 +165,26 @@ async function sendWithRetries(o: DeliverOptions, items: ItemRow[]): Promise<Fin
     } catch (err) {
       const status = err instanceof BudgetExhaustedError || o.signal.aborted ? 'deferred' : 'failed';
       const s = errSummary(err);
-      for (const r of pending) final.set(r.key, { key: r.key, status, errorCode: s.code, errorMessage: s.message, attempt, sentAt });
+      for (const r of pending) settle(r, { key: r.key, status, errorCode: s.code, errorMessage: s.message }, attempt, sentAt);
       break;
     }
-    const byKey = new Map(outcomes.map((x) => [x.key, x]));
+    // Outcomes may come in any order; most destinations keep the batch's, and then no lookup table is built.
+    let byKey: Map<string, RecordOutcome> | null = null;
     const retry: ItemRow[] = [];
-    for (const r of pending) {
-      const x = byKey.get(r.key);
+    for (const [i, r] of pending.entries()) {
+      const x = outcomes[i]?.key === r.key ? outcomes[i] : (byKey ??= new Map(outcomes.map((y) => [y.key, y]))).get(r.key);
       if (!x) {
-        final.set(r.key, { key: r.key, status: 'failed', errorCode: 'NO_OUTCOME', errorMessage: 'the destination returned no outcome for this record', attempt, sentAt });
+        settle(r, { key: r.key, status: 'failed', errorCode: 'NO_OUTCOME', errorMessage: 'the destination returned no outcome for this record' }, attempt, sentAt);
       } else if (x.status === 'failed' && x.retryable && attempt < maxAttempts) {
         retry.push(r);
       } else {
-        final.set(r.key, { ...x, attempt, sentAt });
+        settle(r, x, attempt, sentAt);
       }
     }
     pending = retry;
     if (pending.length) await sleep((o.minRetryDelayMs ?? 500) * attempt, undefined, { signal: o.signal }).catch(() => {});
   }
-  return items.map((r) => {
-    const x = final.get(r.key)!;
-    return { ...x, op: r.op, payloadHash: r.payload_hash, stateExists: r.state_exists, destinationId: x.destinationId ?? r.destination_id };
-  });
+  return items.map((r) => final.get(r.key)!);
 }
 
 function isRetryable(err: unknown): boolean {

@@ -86,8 +86,11 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
     const dest = await openDestination(app.config, file, { log: app.log, shared: opts.shared ?? sharedDefault, runId });
     try {
       const planned = await withTransaction(pool, async (client) => {
+        // One snapshot for the whole plan: the key check, the diff (both halves of it on a server) and the
+        // counts all see the same model, even while a models build commits beside the run.
+        await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
         await checkKeys(client, mapping, q);
-        const counts = await planInto(client, { schema, mapping, runId, source: q, failedOnly: opts.failedOnly ?? false });
+        const counts = await planInto(client, { schema, mapping, runId, source: q, failedOnly: opts.failedOnly ?? false, ...(app.warehouse.embedded ? {} : { parallel: pool }) });
         // The model snapshot this run delivers, so a receipt can be traced to the exact model state.
         const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(`SELECT max(snapshot_at) AS s FROM ${q.from}`)).rows[0]?.s ?? null : null;
         await client.query(`UPDATE ${schema}.runs SET status = 'running', planned = $2, planned_at = clock_timestamp(), snapshot_at = $3 WHERE id = $1`,

@@ -110,25 +110,36 @@ async function writeBatch(client: pg.PoolClient, opts: RecordBatchOptions, plain
 
 const RECEIPT_COLUMNS = 'run_id, mapping, key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at';
 
-/** One value in COPY's text format: \N for NULL; backslash, tab, newline and carriage return escaped. */
-function copyValue(v: string | number | boolean | Date | null | undefined): string {
-  if (v === null || v === undefined) return '\\N';
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  const text = v instanceof Date ? v.toISOString() : v;
+/** Text in COPY's text format: backslash, tab, newline and carriage return escaped. */
+function copyText(text: string): string {
   return COPY_SPECIAL.test(text) ? text.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r')) : text;
 }
 const COPY_SPECIAL = /[\\\t\n\r]/;
+/** Optional text: \N for NULL. */
+const copyOpt = (v: string | null | undefined): string => (v == null ? '\\N' : copyText(v));
 
 /**
  * Receipts are the ledger's bulk: one row per record per run. COPY writes them about twice as fast as an
- * INSERT from arrays, which is most of a batch's bookkeeping cost.
+ * INSERT from arrays, which is most of a batch's bookkeeping cost. One line per receipt, built directly:
+ * what is the same for the whole batch (run, mapping, a send time shared by one attempt) is formatted once.
  */
 async function insertReceipts(client: pg.PoolClient, o: RecordBatchOptions, outcomes: FinalOutcome[]): Promise<void> {
   const message = (x: FinalOutcome) => (x.errorMessage ? x.errorMessage.slice(0, MESSAGE_CAP) : null);
   if (o.copy) {
-    const lines = outcomes.map((x) => [o.runId, o.mapping, x.key, x.op, x.status, x.payloadHash, x.destinationId, x.created, x.errorCode, message(x), x.attempt, x.requestId, x.sentAt]
-      .map(copyValue).join('\t')).join('\n') + '\n';
-    await pipeline(Readable.from([lines]), client.query(copyFrom(`COPY ${o.schema}.receipts (${RECEIPT_COLUMNS}) FROM STDIN`)));
+    const prefix = `${o.runId}\t${copyText(o.mapping)}\t`;
+    let lastSent: Date | null = null;
+    let lastSentText = '\\N';
+    let text = '';
+    for (const x of outcomes) {
+      if (x.sentAt !== lastSent) {
+        lastSent = x.sentAt;
+        lastSentText = x.sentAt ? x.sentAt.toISOString() : '\\N';
+      }
+      // op and status are fixed words that never need escaping.
+      text += `${prefix}${copyText(x.key)}\t${x.op}\t${x.status}\t${copyOpt(x.payloadHash)}\t${copyOpt(x.destinationId)}\t${x.created == null ? '\\N' : x.created}\t`
+        + `${copyOpt(x.errorCode)}\t${copyOpt(message(x))}\t${x.attempt}\t${copyOpt(x.requestId)}\t${lastSentText}\n`;
+    }
+    await pipeline(Readable.from([text]), client.query(copyFrom(`COPY ${o.schema}.receipts (${RECEIPT_COLUMNS}) FROM STDIN`)));
     return;
   }
   const col = <T>(f: (x: FinalOutcome) => T) => outcomes.map(f);

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Mapping } from '../config/mapping.ts';
 import { DataError } from '../errors.ts';
 import type { SourceQuery } from './source.ts';
+import { quoteLiteral } from './sql.ts';
 
 export interface PlanCounts {
   create: number;
@@ -60,6 +61,13 @@ export interface PlanOptions {
   source: SourceQuery;
   /** Only keys whose last delivery failed (segsync retry). */
   failedOnly?: boolean;
+  /**
+   * Split the diff in two halves by key hash and plan the second on another connection of this pool, in the
+   * caller's snapshot: PostgreSQL runs an INSERT ... SELECT on one core, and the plan of a large first sync
+   * is all database work. Only on a PostgreSQL server, only when the caller's transaction is REPEATABLE READ
+   * (so that both halves read one snapshot), and never for a dry run (the second half commits on its own).
+   */
+  parallel?: pg.Pool;
 }
 
 /**
@@ -75,31 +83,59 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
   // is materialised); the counts the INSERT cannot return are derived or read from the small dead set.
   // The diff is one big hash join; the default 4 MB of work_mem would spill it to disk in batches.
   await client.query(`SET LOCAL work_mem = '${process.env.SEGSYNC_PLAN_WORK_MEM ?? '64MB'}'`);
-  const { rows: inserted } = await client.query<{ create: number; update: number; remove: number }>(
-    `WITH ins AS (
-       INSERT INTO ${schema}.run_items (run_id, key, op, after, before, payload_hash, destination_id, state_exists)
-       SELECT $2, coalesce(n.key, d.key),
-              CASE WHEN n.key IS NULL THEN 'remove' WHEN d.payload_hash IS NULL THEN 'create' ELSE 'update' END,
-              n.payload,
-              -- 'before' only for the changed rows: carrying every delivered payload through the join would
-              -- make the hash table as large as the state.
-              CASE WHEN d.key IS NOT NULL THEN (SELECT b.payload FROM ${schema}.delivered b WHERE b.mapping = $1 AND b.key = d.key) END,
-              n.hash, d.destination_id, d.key IS NOT NULL
-       -- OFFSET 0 keeps the subquery whole: flattened, PostgreSQL would build each payload and its md5 once per
-       -- reference (the insert and both filters), three times a row.
-       FROM (SELECT key, payload, md5(payload::text) AS hash FROM (SELECT ${q.key} AS key, ${q.payload} AS payload FROM ${q.from}) x OFFSET 0) n
-       FULL JOIN (SELECT key, payload_hash, destination_id, dead_at, failed_hash, fail_count FROM ${schema}.delivered WHERE mapping = $1) d
-         ON d.key = n.key
-       WHERE (CASE WHEN n.key IS NULL THEN d.payload_hash IS NOT NULL AND $3 ELSE d.payload_hash IS DISTINCT FROM n.hash END)
-         AND NOT (d.dead_at IS NOT NULL AND d.failed_hash IS NOT DISTINCT FROM n.hash)
-         AND ($4 = false OR coalesce(d.fail_count, 0) > 0)
-       RETURNING op
-     )
-     SELECT count(*) FILTER (WHERE op = 'create')::int AS "create", count(*) FILTER (WHERE op = 'update')::int AS "update",
-            count(*) FILTER (WHERE op = 'remove')::int AS "remove"
-     FROM ins`,
-    [mapping.name, opts.runId, removals, opts.failedOnly === true],
-  );
+  type Inserted = { create: number; update: number; remove: number };
+  // `half` 0 or 1 plans the keys whose hash falls in that half; null plans them all.
+  const diff = (db: pg.ClientBase, half: 0 | 1 | null) => {
+    const part = (key: string) => (half === null ? 'true' : `(hashtext(${key}) & 1) = ${half}`);
+    return db.query<Inserted>(
+      `WITH ins AS (
+         INSERT INTO ${schema}.run_items (run_id, key, op, after, before, payload_hash, destination_id, state_exists)
+         SELECT $2, coalesce(n.key, d.key),
+                CASE WHEN n.key IS NULL THEN 'remove' WHEN d.payload_hash IS NULL THEN 'create' ELSE 'update' END,
+                n.payload,
+                -- 'before' only for the changed rows: carrying every delivered payload through the join would
+                -- make the hash table as large as the state.
+                CASE WHEN d.key IS NOT NULL THEN (SELECT b.payload FROM ${schema}.delivered b WHERE b.mapping = $1 AND b.key = d.key) END,
+                n.hash, d.destination_id, d.key IS NOT NULL
+         -- OFFSET 0 keeps the subquery whole: flattened, PostgreSQL would build each payload and its md5 once per
+         -- reference (the insert and both filters), three times a row.
+         FROM (SELECT key, payload, md5(payload::text) AS hash FROM (SELECT ${q.key} AS key, ${q.payload} AS payload FROM ${q.from} WHERE ${part(q.key)}) x OFFSET 0) n
+         FULL JOIN (SELECT key, payload_hash, destination_id, dead_at, failed_hash, fail_count FROM ${schema}.delivered WHERE mapping = $1 AND ${part('key')}) d
+           ON d.key = n.key
+         WHERE (CASE WHEN n.key IS NULL THEN d.payload_hash IS NOT NULL AND $3 ELSE d.payload_hash IS DISTINCT FROM n.hash END)
+           AND NOT (d.dead_at IS NOT NULL AND d.failed_hash IS NOT DISTINCT FROM n.hash)
+           AND ($4 = false OR coalesce(d.fail_count, 0) > 0)
+         RETURNING op
+       )
+       SELECT count(*) FILTER (WHERE op = 'create')::int AS "create", count(*) FILTER (WHERE op = 'update')::int AS "update",
+              count(*) FILTER (WHERE op = 'remove')::int AS "remove"
+       FROM ins`,
+      [mapping.name, opts.runId, removals, opts.failedOnly === true],
+    ).then((r) => r.rows[0]!);
+  };
+  const helper = opts.parallel && (opts.parallel.idleCount > 0 || opts.parallel.totalCount < (opts.parallel.options.max ?? 10)) ? await opts.parallel.connect() : null;
+  let ins: Inserted;
+  if (!helper) {
+    ins = await diff(client, null);
+  } else {
+    let broken: Error | undefined;
+    try {
+      const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
+      await helper.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await helper.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(rows[0]!.snapshot)}`);
+      await helper.query(`SET LOCAL work_mem = '${process.env.SEGSYNC_PLAN_WORK_MEM ?? '64MB'}'`);
+      const [a, b] = await Promise.all([diff(client, 0), diff(helper, 1)]);
+      // Committed before the caller's transaction: should the caller then fail, the run is marked failed and
+      // its half-written intent is never delivered (runs are delivered only from the 'running' state).
+      await helper.query('COMMIT');
+      ins = { create: a.create + b.create, update: a.update + b.update, remove: a.remove + b.remove };
+    } catch (err) {
+      await helper.query('ROLLBACK').catch((e: Error) => { broken = e; });
+      throw err;
+    } finally {
+      helper.release(broken);
+    }
+  }
   const source = (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${q.from}`)).rows[0]!.n;
   // Dead records are rare: look for them only when the mapping has any, and hash only the joined rows
   // (the payload is built in the join filter, not in the scan).
@@ -112,7 +148,6 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
      WHERE md5((${q.payload})::text) = d.__segsync_failed AND d.__segsync_hash IS DISTINCT FROM d.__segsync_failed`,
     [mapping.name])).rows[0]!.n;
   const size = { source, dead };
-  const ins = inserted[0]!;
   // In a retry (failedOnly) "unchanged" counts every source record that was not retried.
   return { ...ins, dead: size.dead, source: size.source, unchanged: size.source - ins.create - ins.update - size.dead };
 }
