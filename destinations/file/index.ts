@@ -39,17 +39,26 @@ interface Manifest {
   written_at: string;
 }
 
-async function writeAtomically(file: string, data: string | Buffer): Promise<void> {
+/** Writes `chunks` to a temp file, fsyncs it and renames it to `file`; the file appears whole or not at all. */
+async function writeAtomically(file: string, chunks: Iterable<string | Buffer>): Promise<void> {
   const tmp = path.join(path.dirname(file), `.tmp-${randomBytes(6).toString('hex')}-${path.basename(file)}`);
   const handle = await open(tmp, 'w');
   try {
-    await handle.writeFile(data);
+    // writeFile on a handle writes all of the chunk, from where the previous one ended.
+    for (const chunk of chunks) await handle.writeFile(chunk);
     await handle.sync();
   } finally {
     await handle.close();
   }
   await rename(tmp, file);
 }
+
+/**
+ * Records per chunk of a batch file. A batch is formatted and written a chunk at a time: each chunk's text
+ * is short-lived and small (tens of KB), where one string for the whole file would be a megabyte-sized object
+ * that only a full garbage collection frees.
+ */
+const CHUNK_RECORDS = 500;
 
 export const fileDestination = {
   type: 'file',
@@ -98,7 +107,7 @@ export const fileDestination = {
       async check() {
         try {
           await mkdir(dir, { recursive: true });
-          await writeAtomically(path.join(dir, '.write-check'), 'ok');
+          await writeAtomically(path.join(dir, '.write-check'), ['ok']);
           await rm(path.join(dir, '.write-check'));
         } catch (err) {
           throw new DestinationError('FILE_NOT_WRITABLE', `cannot write to ${dir}: ${(err as Error).message}`, { cause: err });
@@ -114,21 +123,29 @@ export const fileDestination = {
         if (ctx.options.throttle_ms) await sleep(ctx.options.throttle_ms, undefined, { signal });
         const name = `run-${runTag}-${String(++seq).padStart(6, '0')}.${format}`;
         const rowOf = (c: Change) => ({ _op: c.op, [matchKey]: c.key, ...recordOf(c) });
-        let text = '';
-        if (format === 'csv') text = stringifyCsv(changes.map(rowOf), { header: true, columns, cast: { boolean: (v) => String(v) } });
-        else for (const c of changes) text += JSON.stringify(rowOf(c)) + '\n';
-        // Encoded once: the same bytes are written and hashed.
-        const body = Buffer.from(text);
+        const hash = createHash('sha256');
+        // Each chunk is encoded once: the same bytes are hashed and written.
+        function* body(): Generator<Buffer> {
+          for (let i = 0; i === 0 || i < changes.length; i += CHUNK_RECORDS) {
+            const part = changes.slice(i, i + CHUNK_RECORDS);
+            let text = '';
+            if (format === 'csv') text = stringifyCsv(part.map(rowOf), { header: i === 0, columns, cast: { boolean: (v) => String(v) } });
+            else for (const c of part) text += JSON.stringify(rowOf(c)) + '\n';
+            const bytes = Buffer.from(text);
+            hash.update(bytes);
+            yield bytes;
+          }
+        }
         const counts = { create: 0, update: 0, remove: 0 };
         for (const c of changes) counts[c.op]++;
         try {
           await mkdir(dir, { recursive: true });
-          await writeAtomically(path.join(dir, name), body);
+          await writeAtomically(path.join(dir, name), body());
           const manifest: Manifest = {
             mapping: mapping.name, run_id: ctx.runId ?? null, file: name, format, records: changes.length, counts,
-            sha256: createHash('sha256').update(body).digest('hex'), written_at: new Date().toISOString(),
+            sha256: hash.digest('hex'), written_at: new Date().toISOString(),
           };
-          await writeAtomically(path.join(dir, `${name}.manifest.json`), JSON.stringify(manifest, null, 2));
+          await writeAtomically(path.join(dir, `${name}.manifest.json`), [JSON.stringify(manifest, null, 2)]);
         } catch (err) {
           throw new DestinationError('FILE_WRITE_FAILED', `writing ${name} failed: ${(err as Error).message}`, { cause: err, retryable: true });
         }

@@ -129,17 +129,25 @@ async function insertReceipts(client: pg.PoolClient, o: RecordBatchOptions, outc
     const prefix = `${o.runId}\t${copyText(o.mapping)}\t`;
     let lastSent: Date | null = null;
     let lastSentText = '\\N';
-    let text = '';
-    for (const x of outcomes) {
-      if (x.sentAt !== lastSent) {
-        lastSent = x.sentAt;
-        lastSentText = x.sentAt ? x.sentAt.toISOString() : '\\N';
+    // A few hundred lines at a time: small strings the young generation collects, not one of megabytes.
+    function* lines(): Generator<string> {
+      let text = '';
+      for (const [i, x] of outcomes.entries()) {
+        if (x.sentAt !== lastSent) {
+          lastSent = x.sentAt;
+          lastSentText = x.sentAt ? x.sentAt.toISOString() : '\\N';
+        }
+        // op and status are fixed words that never need escaping.
+        text += `${prefix}${copyText(x.key)}\t${x.op}\t${x.status}\t${copyOpt(x.payloadHash)}\t${copyOpt(x.destinationId)}\t${x.created == null ? '\\N' : x.created}\t`
+          + `${copyOpt(x.errorCode)}\t${copyOpt(message(x))}\t${x.attempt}\t${copyOpt(x.requestId)}\t${lastSentText}\n`;
+        if (i % 500 === 499) {
+          yield text;
+          text = '';
+        }
       }
-      // op and status are fixed words that never need escaping.
-      text += `${prefix}${copyText(x.key)}\t${x.op}\t${x.status}\t${copyOpt(x.payloadHash)}\t${copyOpt(x.destinationId)}\t${x.created == null ? '\\N' : x.created}\t`
-        + `${copyOpt(x.errorCode)}\t${copyOpt(message(x))}\t${x.attempt}\t${copyOpt(x.requestId)}\t${lastSentText}\n`;
+      if (text) yield text;
     }
-    await pipeline(Readable.from([text]), client.query(copyFrom(`COPY ${o.schema}.receipts (${RECEIPT_COLUMNS}) FROM STDIN`)));
+    await pipeline(Readable.from(lines()), client.query(copyFrom(`COPY ${o.schema}.receipts (${RECEIPT_COLUMNS}) FROM STDIN`)));
     return;
   }
   const col = <T>(f: (x: FinalOutcome) => T) => outcomes.map(f);
