@@ -132,7 +132,7 @@ test('segsync receipts: newest run first, and one record\'s history across runs 
   }
 });
 
-test('on PostgreSQL a run plans in two halves on two connections; together they equal the dry run\'s single plan', async () => {
+test('on PostgreSQL a plan runs in two halves on two connections and merges into one: counts, samples, transitions; a dry run leaves nothing', async () => {
   const db = await createTestDatabase();
   const project = await createProject({ url: db.url });
   try {
@@ -145,10 +145,14 @@ test('on PostgreSQL a run plans in two halves on two connections; together they 
       await pool.query(`DELETE FROM segments WHERE user_id > 'u0180'`);
       await pool.query(`INSERT INTO segments (user_id, rfm_segment) SELECT 'n' || i, 'New Customers' FROM generate_series(1, 10) i`);
       const dry = await planMapping(app, 'seg-to-file');
+      // 10 new, 30 moved to Hibernating, 20 removed: spread over both halves, merged as one plan.
+      assert.deepEqual([dry.counts.create, dry.counts.update, dry.counts.remove, dry.counts.unchanged, dry.counts.source], [10, 30, 20, 150, 190]);
+      assert.deepEqual(dry.detail.samples.map((r) => `${r.op} ${r.key}`), ['create n1', 'create n10', 'create n2', 'remove u0181', 'remove u0182', 'remove u0183', 'update u0001', 'update u0002', 'update u0003']);
+      assert.deepEqual(dry.detail.transitions.map((t) => `${t.from} -> ${t.to}: ${t.count}`),
+        ['At Risk -> Hibernating: 15', 'Champions -> Hibernating: 15', '(new) -> New Customers: 10', 'At Risk -> (removed): 10', 'Champions -> (removed): 10']);
+      assert.equal((await pool.query(`SELECT count(*)::int AS n FROM segsync.run_items`)).rows[0].n, 200, 'the dry run left no intent on either connection');
       const run = await runMapping(app, 'seg-to-file');
       assert.deepEqual(run.planned, dry.counts);
-      // 30 updated minus the ones that were already Hibernating, 20 removed, 10 new: spread over both halves.
-      assert.deepEqual([run.planned.create, run.planned.remove, run.planned.source], [10, 20, 190]);
       const halves = (await pool.query(`SELECT hashtext(key) & 1 AS half, count(*)::int AS n FROM segsync.run_items WHERE run_id = $1 GROUP BY 1 ORDER BY 1`, [run.runId])).rows;
       assert.equal(halves.length, 2, 'both halves planned items');
       assert.equal(halves[0].n + halves[1].n, run.planned.create + run.planned.update + run.planned.remove);

@@ -74,7 +74,7 @@ export const Mapping = z.strictObject({
     repair: z.boolean().default(false).describe('queue drifted and missing records so the next run sends them again'),
   }).optional().describe('for the daemon: scheduled read-back reconciliation (docs/daemon.md)'),
   sla: MappingSla.optional().describe('time limits per stage, e.g. {run: 15m, deliver: 10m}; a breach records an event'),
-  batch_size: z.number().int().positive().optional().describe('records per destination call (capped by the destination limit)'),
+  batch_size: z.number().int().positive().optional().describe('records per destination call (default: the destination\'s own, 5,000 for file; capped by its limit)'),
   concurrency: z.number().int().positive().optional().describe('destination calls in flight (capped by the destination limit)'),
   dead_after: z.number().int().positive().optional().describe('a record that failed this many runs in a row is marked dead'),
   tickets: z.record(z.string(), z.unknown()).optional().describe('HubSpot: write the segment onto open tickets (see docs/destinations/hubspot.md)'),

@@ -7,7 +7,7 @@ import { migrate } from '../state/migrate.ts';
 import { getMapping, openDestination } from './connect.ts';
 import { closeUnsent } from './ledger.ts';
 import { deliverPlanned } from './deliver.ts';
-import { checkKeys, planDetail, planInto, type PlanCounts, type PlanDetail } from './plan.ts';
+import { checkKeys, planDetail, planInto, withPlanHelper, type PlanCounts, type PlanDetail } from './plan.ts';
 import { checkSource, sourceQuery } from './source.ts';
 
 export type RunStatus = 'succeeded' | 'partial' | 'failed' | 'deferred' | 'interrupted' | 'blocked';
@@ -90,7 +90,8 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
         // counts all see the same model, even while a models build commits beside the run.
         await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
         await checkKeys(client, mapping, q);
-        const counts = await planInto(client, { schema, mapping, runId, source: q, failedOnly: opts.failedOnly ?? false, ...(app.warehouse.embedded ? {} : { parallel: pool }) });
+        const counts = await withPlanHelper(app.warehouse.embedded ? null : pool, client, true,
+          (helper) => planInto(client, { schema, mapping, runId, source: q, failedOnly: opts.failedOnly ?? false, helper }));
         // The model snapshot this run delivers, so a receipt can be traced to the exact model state.
         const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(`SELECT max(snapshot_at) AS s FROM ${q.from}`)).rows[0]?.s ?? null : null;
         await client.query(`UPDATE ${schema}.runs SET status = 'running', planned = $2, planned_at = clock_timestamp(), snapshot_at = $3 WHERE id = $1`,
@@ -182,15 +183,18 @@ export async function planMapping(app: App, name: string, opts: { checkDestinati
   }
   const client = await app.warehouse.pool.connect();
   try {
-    await client.query('BEGIN');
+    // The same plan as a run (in two halves on a server), every write rolled back on both connections.
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     await checkKeys(client, mapping, q);
     const { rows } = await client.query<{ id: string }>(
       `INSERT INTO ${schema}.runs (mapping, trigger, status, config_hash, destination) VALUES ($1, 'plan', 'planning', $2, $3) RETURNING id`,
       [mapping.name, app.config.hash, mapping.destination.connection]);
     const runId = Number(rows[0]!.id);
-    const counts = await planInto(client, { schema, mapping, runId, source: q });
-    const detail = await planDetail(client, schema, mapping, runId, opts.samples ?? 3);
-    return { mapping: mapping.name, counts, detail, destinationProblems };
+    return await withPlanHelper(app.warehouse.embedded ? null : app.warehouse.pool, client, false, async (helper) => {
+      const counts = await planInto(client, { schema, mapping, runId, source: q, helper });
+      const detail = await planDetail(client, schema, mapping, runId, opts.samples ?? 3, helper);
+      return { mapping: mapping.name, counts, detail, destinationProblems };
+    });
   } finally {
     await client.query('ROLLBACK').catch(() => {});
     client.release();

@@ -62,12 +62,41 @@ export interface PlanOptions {
   /** Only keys whose last delivery failed (segsync retry). */
   failedOnly?: boolean;
   /**
-   * Split the diff in two halves by key hash and plan the second on another connection of this pool, in the
-   * caller's snapshot: PostgreSQL runs an INSERT ... SELECT on one core, and the plan of a large first sync
-   * is all database work. Only on a PostgreSQL server, only when the caller's transaction is REPEATABLE READ
-   * (so that both halves read one snapshot), and never for a dry run (the second half commits on its own).
+   * A second connection in the caller's snapshot (see withPlanHelper): the diff is split in two halves by key
+   * hash and the second half is planned there, at the same time.
    */
-  parallel?: pg.Pool;
+  helper?: pg.ClientBase | null;
+}
+
+/**
+ * Runs `fn` with a second connection whose transaction reads `client`'s snapshot, so that the diff can be
+ * planned in two halves at once: PostgreSQL runs an INSERT ... SELECT on one core, and the plan of a large sync
+ * is all database work. `client` must be in a REPEATABLE READ transaction (so that both halves read one
+ * snapshot). With no pool (embedded PGlite: one session) or no connection to spare, `fn` gets null and the
+ * plan runs whole on `client`. The helper's transaction is committed after `fn` when `commit` is true (a run:
+ * before the caller's own commit; should that then fail, the run is marked failed and its half-written intent
+ * is never delivered, as runs are delivered only from the 'running' state) and rolled back otherwise (a dry run).
+ */
+export async function withPlanHelper<T>(pool: pg.Pool | null, client: pg.ClientBase, commit: boolean, fn: (helper: pg.PoolClient | null) => Promise<T>): Promise<T> {
+  if (!pool || !(pool.idleCount > 0 || pool.totalCount < (pool.options.max ?? 10))) return fn(null);
+  const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
+  const helper = await pool.connect();
+  let broken: Error | undefined;
+  let open = false;
+  try {
+    await helper.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    open = true;
+    await helper.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(rows[0]!.snapshot)}`);
+    const result = await fn(helper);
+    open = false;
+    await helper.query(commit ? 'COMMIT' : 'ROLLBACK');
+    return result;
+  } catch (err) {
+    if (open) await helper.query('ROLLBACK').catch((e: Error) => { broken = e; });
+    throw err;
+  } finally {
+    helper.release(broken);
+  }
 }
 
 /**
@@ -113,28 +142,13 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
       [mapping.name, opts.runId, removals, opts.failedOnly === true],
     ).then((r) => r.rows[0]!);
   };
-  const helper = opts.parallel && (opts.parallel.idleCount > 0 || opts.parallel.totalCount < (opts.parallel.options.max ?? 10)) ? await opts.parallel.connect() : null;
   let ins: Inserted;
-  if (!helper) {
+  if (!opts.helper) {
     ins = await diff(client, null);
   } else {
-    let broken: Error | undefined;
-    try {
-      const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
-      await helper.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-      await helper.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(rows[0]!.snapshot)}`);
-      await helper.query(`SET LOCAL work_mem = '${process.env.SEGSYNC_PLAN_WORK_MEM ?? '64MB'}'`);
-      const [a, b] = await Promise.all([diff(client, 0), diff(helper, 1)]);
-      // Committed before the caller's transaction: should the caller then fail, the run is marked failed and
-      // its half-written intent is never delivered (runs are delivered only from the 'running' state).
-      await helper.query('COMMIT');
-      ins = { create: a.create + b.create, update: a.update + b.update, remove: a.remove + b.remove };
-    } catch (err) {
-      await helper.query('ROLLBACK').catch((e: Error) => { broken = e; });
-      throw err;
-    } finally {
-      helper.release(broken);
-    }
+    await opts.helper.query(`SET LOCAL work_mem = '${process.env.SEGSYNC_PLAN_WORK_MEM ?? '64MB'}'`);
+    const [a, b] = await Promise.all([diff(client, 0), diff(opts.helper, 1)]);
+    ins = { create: a.create + b.create, update: a.update + b.update, remove: a.remove + b.remove };
   }
   const source = (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${q.from}`)).rows[0]!.n;
   // Dead records are rare: look for them only when the mapping has any, and hash only the joined rows
@@ -164,16 +178,37 @@ export function segmentField(mapping: Mapping): string | null {
   return (mapping.fields.find((f) => f.from === 'rfm_segment') ?? mapping.fields[0])?.to ?? null;
 }
 
-export async function planDetail(client: pg.ClientBase, schema: string, mapping: Mapping, runId: number, samplesPerOp = 3): Promise<PlanDetail> {
-  const samples = await client.query<{ key: string; op: string; before: unknown; after: unknown }>(
-    `SELECT key, op, before, after FROM (
-       SELECT *, row_number() OVER (PARTITION BY op ORDER BY key) AS rn FROM ${schema}.run_items WHERE run_id = $1
-     ) x WHERE rn <= $2 ORDER BY op, key`,
-    [runId, samplesPerOp],
-  );
+/** The dry run's samples and transition matrix; with a plan helper, both halves' items are read and merged. */
+export async function planDetail(client: pg.ClientBase, schema: string, mapping: Mapping, runId: number, samplesPerOp = 3, helper: pg.ClientBase | null = null): Promise<PlanDetail> {
   const field = segmentField(mapping);
-  const transitions = field === null ? [] : await segmentTransitions(client, schema, runId, field);
-  return { samples: samples.rows, transitions, transitionField: field };
+  const halves = await Promise.all([client, ...(helper ? [helper] : [])].map(async (db) => ({
+    samples: (await db.query<PlanDetail['samples'][number]>(
+      `SELECT key, op, before, after FROM (
+         SELECT *, row_number() OVER (PARTITION BY op ORDER BY key) AS rn FROM ${schema}.run_items WHERE run_id = $1
+       ) x WHERE rn <= $2 ORDER BY op, key`,
+      [runId, samplesPerOp])).rows,
+    // Every pair of a half (a segment model has ~150 at most), so that the merged counts are whole.
+    transitions: field === null ? [] : await segmentTransitions(db, schema, runId, field, helper ? 10_000 : 100),
+  })));
+  if (halves.length === 1) return { ...halves[0]!, transitionField: field };
+  const byOrder = (a: { op: string; key: string }, b: { op: string; key: string }) => (a.op < b.op ? -1 : a.op > b.op ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  const taken = new Map<string, number>();
+  const samples = halves.flatMap((h) => h.samples).sort(byOrder).filter((r) => {
+    const n = (taken.get(r.op) ?? 0) + 1;
+    taken.set(r.op, n);
+    return n <= samplesPerOp;
+  });
+  const sums = new Map<string, { from: string; to: string; count: number }>();
+  for (const t of halves.flatMap((h) => h.transitions)) {
+    const k = `${t.from}\u0000${t.to}`;
+    const seen = sums.get(k);
+    if (seen) seen.count += t.count;
+    else sums.set(k, { ...t });
+  }
+  const transitions = [...sums.values()]
+    .sort((a, b) => b.count - a.count || (a.from < b.from ? -1 : a.from > b.from ? 1 : a.to < b.to ? -1 : a.to > b.to ? 1 : 0))
+    .slice(0, 100);
+  return { samples, transitions, transitionField: field };
 }
 
 /** How the run moves records between segments: "(new) -> Champions: 40", "At Risk -> (removed): 2". */
