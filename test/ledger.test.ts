@@ -6,7 +6,7 @@ import { migrate } from '../src/state/migrate.ts';
 import { planMapping, runMapping } from '../src/sync/engine.ts';
 import { recordBatch, type FinalOutcome } from '../src/sync/ledger.ts';
 import { createTestDatabase, testLog, type TestDatabase } from './helpers/pg.ts';
-import { createProject, FILE_MAPPING, seedSegments } from './helpers/project.ts';
+import { FILE_MAPPING, seedSegments, withMappingProject } from './helpers/project.ts';
 
 /** The ledger's write path against real PostgreSQL: recordBatch on hand-made intents, then the CLI on a real run. */
 describe('ledger: receipts and delivered state per batch', () => {
@@ -78,10 +78,7 @@ describe('ledger: receipts and delivered state per batch', () => {
 });
 
 test('the key check is skipped only when the database enforces the key: a unique index that allows NULLs still gets the check', async () => {
-  const db = await createTestDatabase();
-  const project = await createProject({ url: db.url });
-  try {
-    await project.write('mappings/m.yaml', FILE_MAPPING());
+  await withMappingProject(FILE_MAPPING(), async (project, db) => {
     await project.app(async (app) => {
       const pool = app.warehouse.pool;
       await seedSegments(pool, 4);
@@ -102,17 +99,11 @@ test('the key check is skipped only when the database enforces the key: a unique
       const run = await runMapping(app, 'seg-to-file');
       assert.deepEqual([run.status, run.counts.delivered], ['succeeded', 4]);
     });
-  } finally {
-    await project.cleanup();
-    await db.drop();
-  }
+  });
 });
 
 test('segsync receipts: newest run first, and one record\'s history across runs with --key', async () => {
-  const db = await createTestDatabase();
-  const project = await createProject({ url: db.url });
-  try {
-    await project.write('mappings/m.yaml', FILE_MAPPING());
+  await withMappingProject(FILE_MAPPING(), async (project, db) => {
     const runs = await project.app(async (app) => {
       await seedSegments(app.warehouse.pool, 6);
       const first = await runMapping(app, 'seg-to-file');
@@ -126,17 +117,11 @@ test('segsync receipts: newest run first, and one record\'s history across runs 
     assert.deepEqual(JSON.parse(byKey.stdout).map((r: { run_id: string; op: string }) => [Number(r.run_id), r.op]), [[runs[1], 'update'], [runs[0], 'create']]);
     const latest = await project.cli(['receipts', '--mapping', 'seg-to-file', '--limit', '3', '--format', 'json'], { env });
     assert.deepEqual(JSON.parse(latest.stdout).map((r: { run_id: string; key: string }) => [Number(r.run_id), r.key]), [[runs[1], 'u0005'], [runs[1], 'u0002'], [runs[0], 'u0006']]);
-  } finally {
-    await project.cleanup();
-    await db.drop();
-  }
+  });
 });
 
 test('on PostgreSQL a plan runs in two halves on two connections and merges into one: counts, samples, transitions; a dry run leaves nothing', async () => {
-  const db = await createTestDatabase();
-  const project = await createProject({ url: db.url });
-  try {
-    await project.write('mappings/m.yaml', FILE_MAPPING({ on_removed: 'clear' }));
+  await withMappingProject(FILE_MAPPING({ on_removed: 'clear' }), async (project, db) => {
     await project.app(async (app) => {
       const pool = app.warehouse.pool;
       await seedSegments(pool, 200);
@@ -158,8 +143,5 @@ test('on PostgreSQL a plan runs in two halves on two connections and merges into
       assert.equal(halves[0].n + halves[1].n, run.planned.create + run.planned.update + run.planned.remove);
       assert.equal(run.status, 'succeeded');
     });
-  } finally {
-    await project.cleanup();
-    await db.drop();
-  }
+  });
 });

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { withApp, type App } from '../../src/app.ts';
 import { setRootLogger } from '../../src/log.ts';
-import { testLog } from './pg.ts';
+import { createTestDatabase, testLog, type TestDatabase } from './pg.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(REPO_ROOT, 'src/cli/main.ts');
@@ -87,3 +87,16 @@ fields:
 on_removed: ${over.on_removed ?? 'keep'}
 ${over.extra ?? ''}
 `;
+
+/** A new database on the test server and a project on it with `mapping` as mappings/m.yaml; both are removed after `fn`. */
+export async function withMappingProject<T>(mapping: string, fn: (project: TestProject, db: TestDatabase) => Promise<T>): Promise<T> {
+  const db = await createTestDatabase();
+  const project = await createProject({ url: db.url });
+  try {
+    await project.write('mappings/m.yaml', mapping);
+    return await fn(project, db);
+  } finally {
+    await project.cleanup();
+    await db.drop();
+  }
+}
