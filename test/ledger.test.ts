@@ -5,6 +5,7 @@ import { DataError } from '../src/errors.ts';
 import { migrate } from '../src/state/migrate.ts';
 import { planMapping, runMapping } from '../src/sync/engine.ts';
 import { recordBatch, type FinalOutcome } from '../src/sync/ledger.ts';
+import { enterPlanSnapshot, snapshotRelation } from '../src/sync/plan.ts';
 import { createTestDatabase, testLog, type TestDatabase } from './helpers/pg.ts';
 import { FILE_MAPPING, seedSegments, withMappingProject } from './helpers/project.ts';
 
@@ -98,6 +99,10 @@ test('the key check is skipped only when the database enforces the key: a unique
       await pool.query(`ALTER TABLE segments ADD PRIMARY KEY (user_id)`);
       const run = await runMapping(app, 'seg-to-file');
       assert.deepEqual([run.status, run.counts.delivered], ['succeeded', 4]);
+      // ... but not for an inheritance child's rows, which the parent's key does not cover.
+      await pool.query(`CREATE TABLE segments_late () INHERITS (segments)`);
+      await pool.query(`INSERT INTO segments_late (user_id, rfm_segment) VALUES ('u0003', 'Late')`);
+      await assert.rejects(runMapping(app, 'seg-to-file'), (err: unknown) => err instanceof DataError && /'u0003' x2/.test(err.message));
     });
   });
 });
@@ -142,6 +147,77 @@ test('on PostgreSQL a plan runs in two halves on two connections and merges into
       assert.equal(halves.length, 2, 'both halves planned items');
       assert.equal(halves[0].n + halves[1].n, run.planned.create + run.planned.update + run.planned.remove);
       assert.equal(run.status, 'succeeded');
+    });
+  });
+});
+
+test('a plan in one snapshot waits for a models build that truncates and reloads the model, then sees it whole', async () => {
+  const db = await createTestDatabase();
+  const warehouse = await openWarehouse({ url: db.url, log: testLog });
+  const pool = warehouse.pool;
+  const [a, b] = [await pool.connect(), await pool.connect()];
+  const reload = `TRUNCATE m; INSERT INTO m SELECT 'u' || i, 'S' FROM generate_series(1, 50) i`;
+  try {
+    await pool.query(`CREATE TABLE m (user_id text PRIMARY KEY, seg text); INSERT INTO m SELECT 'u' || i, 'S' FROM generate_series(1, 50) i`);
+    await pool.query(`CREATE MATERIALIZED VIEW mv AS SELECT * FROM m; CREATE VIEW v AS SELECT * FROM m`);
+    const source = (name: string) => ({ from: `(SELECT * FROM ${name}) src`, key: 'user_id::text', payload: 'seg', relation: { name, key: 'user_id' } });
+    assert.equal(await snapshotRelation(pool, source('"public"."m"')), '"public"."m"');
+    assert.equal(await snapshotRelation(pool, source('"public"."v"')), '"public"."v"');
+    assert.equal(await snapshotRelation(pool, source('"public"."mv"')), null, 'LOCK TABLE cannot take a materialized view');
+    assert.equal(await snapshotRelation(pool, { from: '(SELECT 1) src', key: 'x', payload: 'x' }), null, 'an SQL source');
+
+    // The hazard: a REPEATABLE READ snapshot taken before a TRUNCATE commits sees the table empty.
+    await a.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    await a.query('SELECT 1');
+    await b.query(`BEGIN; ${reload}; COMMIT`);
+    assert.equal((await a.query('SELECT count(*)::int AS n FROM m')).rows[0].n, 0);
+    await a.query('ROLLBACK');
+
+    // The plan's way in: the lock first, so the snapshot is taken after the build commits.
+    for (const relation of ['"public"."m"', '"public"."v"']) {
+      await b.query(`BEGIN; ${reload}`);
+      await a.query('BEGIN');
+      const entered = enterPlanSnapshot(a, relation);
+      for (let i = 0; ; i++) {
+        const waiting = await pool.query(`SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'm' AND NOT l.granted`);
+        if (waiting.rowCount) break;
+        assert.ok(i < 200, 'the plan waits for the build\'s lock');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await b.query('COMMIT');
+      await entered;
+      assert.equal((await a.query('SELECT count(*)::int AS n FROM m')).rows[0].n, 50, `through ${relation}`);
+      await a.query('ROLLBACK');
+    }
+  } finally {
+    a.release();
+    b.release();
+    await warehouse.close();
+    await db.drop();
+  }
+});
+
+test('a plan never waits for a second connection: with the pool in use it runs whole; a killed plan\'s half-written intent is dropped by the next run', async () => {
+  await withMappingProject(FILE_MAPPING({ on_removed: 'clear' }), async (project) => {
+    await project.app(async (app) => {
+      const pool = app.warehouse.pool;
+      await seedSegments(pool, 40);
+      // The run takes one connection for its lock and one for its plan: hold all the others (8 in all).
+      const held = await Promise.all(Array.from({ length: pool.options.max! - 2 }, () => pool.connect()));
+      let run;
+      try {
+        run = await runMapping(app, 'seg-to-file');
+      } finally {
+        for (const c of held) c.release();
+      }
+      assert.deepEqual([run.status, run.planned.create, run.counts.delivered], ['succeeded', 40, 40]);
+      // What a kill between the helper's commit and the plan's own leaves: a run without planned_at, with items.
+      const { rows } = await pool.query(`INSERT INTO segsync.runs (mapping, status, config_hash, destination) VALUES ('seg-to-file', 'planning', 'h', 'files') RETURNING id`);
+      await pool.query(`INSERT INTO segsync.run_items (run_id, key, op, after, payload_hash, state_exists) SELECT $1, 'u' || i, 'update', '{}', 'x', true FROM generate_series(1, 5) i`, [rows[0].id]);
+      const next = await runMapping(app, 'seg-to-file');
+      assert.equal(next.counts.delivered, 0);
+      const left = await pool.query(`SELECT r.status, count(i.key)::int AS items FROM segsync.runs r LEFT JOIN segsync.run_items i ON i.run_id = r.id WHERE r.id = $1 GROUP BY 1`, [rows[0].id]);
+      assert.deepEqual(left.rows[0], { status: 'interrupted', items: 0 });
     });
   });
 });

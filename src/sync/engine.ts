@@ -7,7 +7,7 @@ import { migrate } from '../state/migrate.ts';
 import { getMapping, openDestination } from './connect.ts';
 import { closeUnsent } from './ledger.ts';
 import { deliverPlanned } from './deliver.ts';
-import { checkKeys, planDetail, planInto, withPlanHelper, type PlanCounts, type PlanDetail } from './plan.ts';
+import { checkKeys, dropUnplannedItems, enterPlanSnapshot, planDetail, planInto, snapshotRelation, withPlanHelper, type PlanCounts, type PlanDetail } from './plan.ts';
 import { checkSource, sourceQuery } from './source.ts';
 
 export type RunStatus = 'succeeded' | 'partial' | 'failed' | 'deferred' | 'interrupted' | 'blocked';
@@ -74,6 +74,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
     await pool.query(
       `UPDATE ${schema}.runs SET status = 'interrupted', finished_at = now(), error = coalesce(error, 'the process running it stopped before it finished')
        WHERE mapping = $1 AND status IN ('planning', 'running')`, [mapping.name]);
+    await dropUnplannedItems(pool, schema, mapping.name);
     const columns = await checkSource(pool, file, app.config.settings.models.schema);
     const hasSnapshot = columns.some((c) => c.name === 'snapshot_at');
     const q = sourceQuery(mapping, app.config.settings.models.schema);
@@ -85,12 +86,13 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
 
     const dest = await openDestination(app.config, file, { log: app.log, shared: opts.shared ?? sharedDefault, runId });
     try {
+      // A model table or view is planned in one snapshot (the key check, the diff, both halves of it on a
+      // server, and the counts all see the same model), taken after a models build in progress has committed.
+      const relation = await snapshotRelation(pool, q);
       const planned = await withTransaction(pool, async (client) => {
-        // One snapshot for the whole plan: the key check, the diff (both halves of it on a server) and the
-        // counts all see the same model, even while a models build commits beside the run.
-        await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+        await enterPlanSnapshot(client, relation);
         await checkKeys(client, mapping, q);
-        const counts = await withPlanHelper(app.warehouse.embedded ? null : pool, client, true,
+        const counts = await withPlanHelper(app.warehouse.embedded ? null : pool, relation, client, true,
           (helper) => planInto(client, { schema, mapping, runId, source: q, failedOnly: opts.failedOnly ?? false, helper }));
         // The model snapshot this run delivers, so a receipt can be traced to the exact model state.
         const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(`SELECT max(snapshot_at) AS s FROM ${q.from}`)).rows[0]?.s ?? null : null;
@@ -135,6 +137,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
     if (runId) {
       await pool.query(`UPDATE ${schema}.runs SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1 AND status IN ('planning', 'running')`,
         [runId, err instanceof Error ? err.message.slice(0, 2000) : String(err)]).catch(() => {});
+      await dropUnplannedItems(pool, schema, mapping.name).catch(() => {});
     }
     throw err;
   } finally {
@@ -184,13 +187,15 @@ export async function planMapping(app: App, name: string, opts: { checkDestinati
   const client = await app.warehouse.pool.connect();
   try {
     // The same plan as a run (in two halves on a server), every write rolled back on both connections.
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    const relation = await snapshotRelation(client, q);
+    await client.query('BEGIN');
+    await enterPlanSnapshot(client, relation);
     await checkKeys(client, mapping, q);
     const { rows } = await client.query<{ id: string }>(
       `INSERT INTO ${schema}.runs (mapping, trigger, status, config_hash, destination) VALUES ($1, 'plan', 'planning', $2, $3) RETURNING id`,
       [mapping.name, app.config.hash, mapping.destination.connection]);
     const runId = Number(rows[0]!.id);
-    return await withPlanHelper(app.warehouse.embedded ? null : app.warehouse.pool, client, false, async (helper) => {
+    return await withPlanHelper(app.warehouse.embedded ? null : app.warehouse.pool, relation, client, false, async (helper) => {
       const counts = await planInto(client, { schema, mapping, runId, source: q, helper });
       const detail = await planDetail(client, schema, mapping, runId, opts.samples ?? 3, helper);
       return { mapping: mapping.name, counts, detail, destinationProblems };

@@ -38,7 +38,8 @@ export async function checkKeys(client: pg.ClientBase, mapping: Mapping, q: Sour
 /**
  * True when the database itself rules out duplicate and NULL keys: the source is a table or materialized view
  * with a valid, immediate, non-partial unique index on the key column alone, and the column is NOT NULL
- * (a primary key is both). Then the GROUP BY over the whole source (0.6 s at 1M rows) proves nothing new.
+ * (a primary key is both), and no inheritance child escapes the index. Then the GROUP BY over the whole
+ * source (0.6 s at 1M rows) proves nothing new.
  * Only for key types whose text form is as distinct as the values themselves.
  */
 async function keyEnforced(client: pg.ClientBase, q: SourceQuery): Promise<boolean> {
@@ -46,12 +47,26 @@ async function keyEnforced(client: pg.ClientBase, q: SourceQuery): Promise<boole
   const { rows } = await client.query<{ enforced: boolean }>(
     `SELECT EXISTS (
        SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         -- a table's index does not cover its inheritance children (a partitioned table's does)
+         JOIN pg_class c ON c.oid = i.indrelid AND (c.relkind = 'p' OR NOT c.relhassubclass)
        WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid AND i.indimmediate AND i.indnkeyatts = 1
          AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2 AND a.attnotnull
          AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'uuid'::regtype)
      ) AS enforced`,
     [q.relation.name, q.relation.key]);
   return rows[0]!.enforced;
+}
+
+/**
+ * Deletes the planned items of this mapping's runs that never reached 'running' (no planned_at) and have
+ * ended: the half of a two-connection plan whose run failed or was killed before its commit. Never sent, so
+ * nothing refers to them. Call with the mapping's run lock held.
+ */
+export async function dropUnplannedItems(db: Pick<pg.Pool, 'query'>, schema: string, mapping: string): Promise<void> {
+  await db.query(
+    `DELETE FROM ${schema}.run_items WHERE run_id IN (
+       SELECT id FROM ${schema}.runs WHERE mapping = $1 AND planned_at IS NULL AND status IN ('failed', 'interrupted'))`,
+    [mapping]);
 }
 
 export interface PlanOptions {
@@ -69,24 +84,56 @@ export interface PlanOptions {
 }
 
 /**
+ * The relation a plan may read in one snapshot: the source model when it is a table or a view (of tables).
+ * The plan then runs REPEATABLE READ and takes `LOCK TABLE ... IN ACCESS SHARE MODE` before its first query:
+ * a models build that is truncating and reloading the model is waited for, and the snapshot, taken after the
+ * lock, sees the build whole. (A REPEATABLE READ snapshot taken before a concurrent TRUNCATE commits sees an
+ * empty table, and every record would be planned as removed.) Null for SQL sources, materialized views and
+ * foreign tables, which LOCK TABLE cannot take: their plan reads statement by statement (READ COMMITTED),
+ * each statement after its locks, on one connection.
+ */
+export async function snapshotRelation(db: Pick<pg.Pool, 'query'> | pg.ClientBase, q: SourceQuery): Promise<string | null> {
+  if (!q.relation) return null;
+  const { rows } = await db.query<{ kind: string | null }>('SELECT (SELECT relkind FROM pg_class WHERE oid = to_regclass($1))::text AS kind', [q.relation.name]);
+  return ['r', 'p', 'v'].includes(rows[0]?.kind ?? '') ? q.relation.name : null;
+}
+
+/** The plan transaction's first statements (see snapshotRelation); call right after BEGIN. */
+export async function enterPlanSnapshot(client: pg.ClientBase, relation: string | null): Promise<void> {
+  if (relation === null) return;
+  await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+  await client.query(`LOCK TABLE ${relation} IN ACCESS SHARE MODE`);
+}
+
+/**
  * Runs `fn` with a second connection whose transaction reads `client`'s snapshot, so that the diff can be
  * planned in two halves at once: PostgreSQL runs an INSERT ... SELECT on one core, and the plan of a large sync
- * is all database work. `client` must be in a REPEATABLE READ transaction (so that both halves read one
- * snapshot). With no pool (embedded PGlite: one session) or no connection to spare, `fn` gets null and the
- * plan runs whole on `client`. The helper's transaction is committed after `fn` when `commit` is true (a run:
- * before the caller's own commit; should that then fail, the run is marked failed and its half-written intent
- * is never delivered, as runs are delivered only from the 'running' state) and rolled back otherwise (a dry run).
+ * is all database work. Only for a plan in one snapshot (`relation` from snapshotRelation, entered with
+ * enterPlanSnapshot) on a PostgreSQL server (`pool`; embedded PGlite is one session). The helper is taken
+ * only when the pool can hand one out at once: a plan never waits for a connection, it runs whole on `client`
+ * instead (`fn` gets null). The helper's transaction is committed after `fn` when `commit` is true (a run:
+ * just before the caller's own commit) and rolled back otherwise (a dry run). Should the caller's commit not
+ * happen (a failure, a kill), the run never reaches 'running', is marked failed or interrupted, and its
+ * half-written intent is deleted (dropUnplannedItems); nothing of it is ever sent.
  */
-export async function withPlanHelper<T>(pool: pg.Pool | null, client: pg.ClientBase, commit: boolean, fn: (helper: pg.PoolClient | null) => Promise<T>): Promise<T> {
-  if (!pool || !(pool.idleCount > 0 || pool.totalCount < (pool.options.max ?? 10))) return fn(null);
-  const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
-  const helper = await pool.connect();
+export async function withPlanHelper<T>(pool: pg.Pool | null, relation: string | null, client: pg.ClientBase, commit: boolean, fn: (helper: pg.PoolClient | null) => Promise<T>): Promise<T> {
+  // Asked for in the same tick as the check: nobody queued before us, and an idle client or room for a new one.
+  const spare = pool !== null && relation !== null && pool.waitingCount === 0 && (pool.idleCount > 0 || pool.totalCount < (pool.options.max ?? 10));
+  const helper = spare ? await pool.connect().catch(() => null) : null;
+  if (!helper) return fn(null);
+  let exported: string;
+  try {
+    exported = (await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot')).rows[0]!.snapshot;
+  } catch (err) {
+    helper.release();
+    throw err;
+  }
   let broken: Error | undefined;
   let open = false;
   try {
     await helper.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     open = true;
-    await helper.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(rows[0]!.snapshot)}`);
+    await helper.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(exported)}`);
     const result = await fn(helper);
     open = false;
     await helper.query(commit ? 'COMMIT' : 'ROLLBACK');
