@@ -36,11 +36,11 @@ export async function checkKeys(client: pg.ClientBase, mapping: Mapping, q: Sour
 }
 
 /**
- * True when the database itself rules out duplicate and NULL keys: the source is a table or materialized view
- * with a valid, immediate, non-partial unique index on the key column alone, and the column is NOT NULL
- * (a primary key is both), and no inheritance child escapes the index. Then the GROUP BY over the whole
- * source (0.6 s at 1M rows) proves nothing new.
- * Only for key types whose text form is as distinct as the values themselves.
+ * True when the database itself rules out duplicate and NULL keys: the source is a table (partitioned or not)
+ * or materialized view with a valid, immediate, non-partial unique index on the key column alone, the column
+ * is NOT NULL (a primary key is both), and no inheritance child escapes the index. Then the GROUP BY over the
+ * whole source (0.6 s at 1M rows) proves nothing new. Only for key types whose text form is as distinct as the
+ * values themselves.
  */
 async function keyEnforced(client: pg.ClientBase, q: SourceQuery): Promise<boolean> {
   if (!q.relation) return false;
@@ -158,7 +158,8 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
   // One pass over the source, streamed through a hash join (no CTE is read twice, so nothing of 1M payloads
   // is materialised); the counts the INSERT cannot return are derived or read from the small dead set.
   // The diff is one big hash join; the default 4 MB of work_mem would spill it to disk in batches.
-  await client.query(`SET LOCAL work_mem = '${process.env.SEGSYNC_PLAN_WORK_MEM ?? '64MB'}'`);
+  const workMem = `SET LOCAL work_mem = ${quoteLiteral(process.env.SEGSYNC_PLAN_WORK_MEM ?? '64MB')}`;
+  await client.query(workMem);
   type Inserted = { create: number; update: number; remove: number };
   // `half` 0 or 1 plans the keys whose hash falls in that half; null plans them all.
   const diff = (db: pg.ClientBase, half: 0 | 1 | null) => {
@@ -193,7 +194,7 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
   if (!opts.helper) {
     ins = await diff(client, null);
   } else {
-    await opts.helper.query(`SET LOCAL work_mem = '${process.env.SEGSYNC_PLAN_WORK_MEM ?? '64MB'}'`);
+    await opts.helper.query(workMem);
     const [a, b] = await Promise.all([diff(client, 0), diff(opts.helper, 1)]);
     ins = { create: a.create + b.create, update: a.update + b.update, remove: a.remove + b.remove };
   }
