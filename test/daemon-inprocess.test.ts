@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadProject } from '../src/config/load.ts';
 import { Daemon } from '../src/daemon/daemon.ts';
 import { syncEngine } from '../src/daemon/engine-binding.ts';
 import type { SyncEngine } from '../src/daemon/engine.ts';
 import { recentEvents } from '../src/daemon/events.ts';
-import { openWarehouse, type Warehouse } from '../src/db/warehouse.ts';
+import type { Warehouse } from '../src/db/warehouse.ts';
 import { registry } from '../src/metrics.ts';
 import { committedRecords } from './helpers/files.ts';
-import { createTestDatabase, testLog, type TestDatabase } from './helpers/pg.ts';
+import { testLog, useFreshWarehouse } from './helpers/pg.ts';
 import { createProject, FILE_MAPPING, seedSegments, type TestProject } from './helpers/project.ts';
 
 /**
@@ -19,22 +19,18 @@ import { createProject, FILE_MAPPING, seedSegments, type TestProject } from './h
  * Spawned daemons (signals, two replicas, crash recovery) are in daemon-process.test.ts.
  */
 
-let db: TestDatabase;
 let warehouse: Warehouse;
+let dbUrl: string;
 let project: TestProject;
 
-before(async () => {
-  db = await createTestDatabase();
-  warehouse = await openWarehouse({ url: db.url, log: testLog });
-  project = await createProject({ url: db.url });
-  await project.write('config/segsync.yaml', `warehouse: {url: '${db.url}'}\nconnections:\n  files: {type: file, directory: '${project.outDir}'}\ndaemon: {port: 0, host: 127.0.0.1, drain_timeout: 10s}\n`);
+useFreshWarehouse('postgres', async (w, { url }) => {
+  warehouse = w;
+  dbUrl = url!;
+  project = await createProject({ url });
+  await project.write('config/segsync.yaml', `warehouse: {url: '${url}'}\nconnections:\n  files: {type: file, directory: '${project.outDir}'}\ndaemon: {port: 0, host: 127.0.0.1, drain_timeout: 10s}\n`);
   await seedSegments(warehouse.pool, 6);
 });
-after(async () => {
-  await warehouse.close();
-  await db.drop();
-  await project.cleanup();
-});
+after(() => project.cleanup());
 
 /** Each test writes its own mappings; the folder is emptied first so tests do not see each other's. */
 async function mappings(files: Record<string, string>): Promise<void> {
@@ -241,7 +237,7 @@ test('after downtime a mapping that missed its schedule runs once at start; one 
 });
 
 test('a failed model build blocks dependent mappings with that reason and records a build_failed event', async () => {
-  await project.write('config/segsync.yaml', `warehouse: {url: '${db.url}'}\nmodels: {schedule: "0 2 * * *", payments: no_such_payments}\nconnections:\n  files: {type: file, directory: '${project.outDir}'}\ndaemon: {port: 0, host: 127.0.0.1, drain_timeout: 10s, catch_up: false}\n`);
+  await project.write('config/segsync.yaml', `warehouse: {url: '${dbUrl}'}\nmodels: {schedule: "0 2 * * *", payments: no_such_payments}\nconnections:\n  files: {type: file, directory: '${project.outDir}'}\ndaemon: {port: 0, host: 127.0.0.1, drain_timeout: 10s, catch_up: false}\n`);
   await warehouse.pool.query('UPDATE segments SET snapshot_at = now()');
   await mappings({ dependent: mapping('dependent', 'after: [models]\nmax_staleness: 1h') });
   const daemon = await startDaemon();
@@ -251,7 +247,7 @@ test('a failed model build blocks dependent mappings with that reason and record
   } finally {
     await daemon.stop();
     await warehouse.pool.query(`UPDATE segments SET snapshot_at = '2024-01-01T00:00:00Z'`);
-    await project.write('config/segsync.yaml', `warehouse: {url: '${db.url}'}\nconnections:\n  files: {type: file, directory: '${project.outDir}'}\ndaemon: {port: 0, host: 127.0.0.1, drain_timeout: 10s}\n`);
+    await project.write('config/segsync.yaml', `warehouse: {url: '${dbUrl}'}\nconnections:\n  files: {type: file, directory: '${project.outDir}'}\ndaemon: {port: 0, host: 127.0.0.1, drain_timeout: 10s}\n`);
   }
   const events = await recentEvents(warehouse.pool, 'segsync', { limit: 5 });
   const built = events.find((e) => e.kind === 'build_failed');

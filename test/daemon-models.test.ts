@@ -1,27 +1,25 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadProject } from '../src/config/load.ts';
 import { Daemon } from '../src/daemon/daemon.ts';
 import { syncEngine } from '../src/daemon/engine-binding.ts';
-import { openWarehouse, type Warehouse } from '../src/db/warehouse.ts';
+import type { Warehouse } from '../src/db/warehouse.ts';
 import { registry } from '../src/metrics.ts';
 import { committedRecords } from './helpers/files.ts';
-import { createTestDatabase, testLog, type TestDatabase } from './helpers/pg.ts';
+import { testLog, useFreshWarehouse } from './helpers/pg.ts';
 import { createProject, type TestProject } from './helpers/project.ts';
 
 /** The daemon with the real models build: a successful build triggers the mappings that wait for it. */
 
-let db: TestDatabase;
 let warehouse: Warehouse;
 let project: TestProject;
 
-before(async () => {
-  db = await createTestDatabase();
-  warehouse = await openWarehouse({ url: db.url, log: testLog });
-  project = await createProject({ url: db.url });
-  await project.write('config/segsync.yaml', `warehouse: {url: '${db.url}'}\nmodels: {schedule: "0 2 * * *"}\nconnections:\n  files: {type: file, directory: '${project.outDir}'}\ndaemon: {port: 0, host: 127.0.0.1}\n`);
+useFreshWarehouse('postgres', async (w, { url }) => {
+  warehouse = w;
+  project = await createProject({ url });
+  await project.write('config/segsync.yaml', `warehouse: {url: '${url}'}\nmodels: {schedule: "0 2 * * *"}\nconnections:\n  files: {type: file, directory: '${project.outDir}'}\ndaemon: {port: 0, host: 127.0.0.1}\n`);
   await project.write('mappings/after-build.yaml', `name: after-build
 source: {model: rfm_current_segments, key: user_id}
 destination: {connection: files, object: customers, match_key: customer_id}
@@ -36,11 +34,7 @@ max_staleness: 1h
     SELECT 'c' || u, 'p' || u || '-' || k, now() - (k * 17 + u) * interval '1 day', 10 * u + k
       FROM generate_series(1, 5) u, generate_series(1, 5) k WHERE k <= u`);
 });
-after(async () => {
-  await warehouse.close();
-  await db.drop();
-  await project.cleanup();
-});
+after(() => project.cleanup());
 
 async function runsOf(): Promise<Array<{ trigger: string; status: string; snapshot_at: Date }>> {
   return (await warehouse.pool.query(`SELECT trigger, status, snapshot_at FROM segsync.runs WHERE mapping = 'after-build' ORDER BY id`)).rows;

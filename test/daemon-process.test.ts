@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { openWarehouse, type Warehouse } from '../src/db/warehouse.ts';
+import type { Warehouse } from '../src/db/warehouse.ts';
 import { spawnDaemon } from './helpers/daemon-process.ts';
 import { committedRecords } from './helpers/files.ts';
-import { createTestDatabase, testLog, type TestDatabase } from './helpers/pg.ts';
+import { useFreshWarehouse } from './helpers/pg.ts';
 import { createProject, FILE_MAPPING, seedSegments, type TestProject } from './helpers/project.ts';
 
 /**
@@ -14,22 +14,18 @@ import { createProject, FILE_MAPPING, seedSegments, type TestProject } from './h
  * recovery after kill -9, and two replicas sharing one state database.
  */
 
-let db: TestDatabase;
+let dbUrl: string;
 let warehouse: Warehouse;
 
-before(async () => {
-  db = await createTestDatabase();
-  warehouse = await openWarehouse({ url: db.url, log: testLog });
+useFreshWarehouse('postgres', async (w, { url }) => {
+  warehouse = w;
+  dbUrl = url!;
   await seedSegments(warehouse.pool, 12);
-});
-after(async () => {
-  await warehouse.close();
-  await db.drop();
 });
 
 async function project(mappings: Record<string, string>, daemon = 'drain_timeout: 20s'): Promise<TestProject> {
-  const p = await createProject({ url: db.url });
-  await p.write('config/segsync.yaml', `warehouse: {url: '${db.url}'}\nconnections:\n  files: {type: file, directory: '${p.outDir}'}\ndaemon: {host: 127.0.0.1, ${daemon}}\n`);
+  const p = await createProject({ url: dbUrl });
+  await p.write('config/segsync.yaml', `warehouse: {url: '${dbUrl}'}\nconnections:\n  files: {type: file, directory: '${p.outDir}'}\ndaemon: {host: 127.0.0.1, ${daemon}}\n`);
   for (const [name, text] of Object.entries(mappings)) await p.write(`mappings/${name}.yaml`, text);
   return p;
 }

@@ -1,24 +1,21 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { openWarehouse, type Warehouse } from '../src/db/warehouse.ts';
+import { describe, test } from 'node:test';
+import type { Warehouse } from '../src/db/warehouse.ts';
 import { DataError } from '../src/errors.ts';
 import { migrate } from '../src/state/migrate.ts';
 import { planMapping, runMapping } from '../src/sync/engine.ts';
 import { recordBatch, type FinalOutcome } from '../src/sync/ledger.ts';
 import { enterPlanSnapshot, snapshotRelation } from '../src/sync/plan.ts';
-import { createTestDatabase, testLog, type TestDatabase } from './helpers/pg.ts';
+import { freshWarehouse, useFreshWarehouse } from './helpers/pg.ts';
 import { FILE_MAPPING, seedSegments, withMappingProject } from './helpers/project.ts';
 
 /** The ledger's write path against real PostgreSQL: recordBatch on hand-made intents, then the CLI on a real run. */
 describe('ledger: receipts and delivered state per batch', () => {
-  let db: TestDatabase;
   let warehouse: Warehouse;
-  before(async () => {
-    db = await createTestDatabase();
-    warehouse = await openWarehouse({ url: db.url, log: testLog });
+  useFreshWarehouse('postgres', async (w) => {
+    warehouse = w;
     await migrate(warehouse.pool, 'segsync');
   });
-  after(async () => { await warehouse.close(); await db.drop(); });
 
   /** A run row and its planned items, as planInto writes them. */
   async function plannedRun(items: Array<{ key: string; op?: FinalOutcome['op']; stateExists: boolean }>): Promise<number> {
@@ -152,9 +149,8 @@ test('on PostgreSQL a plan runs in two halves on two connections and merges into
 });
 
 test('a plan in one snapshot waits for a models build that truncates and reloads the model, then sees it whole', async () => {
-  const db = await createTestDatabase();
-  const warehouse = await openWarehouse({ url: db.url, log: testLog });
-  const pool = warehouse.pool;
+  const fresh = await freshWarehouse('postgres');
+  const pool = fresh.warehouse.pool;
   const [a, b] = [await pool.connect(), await pool.connect()];
   const reload = `TRUNCATE m; INSERT INTO m SELECT 'u' || i, 'S' FROM generate_series(1, 50) i`;
   try {
@@ -192,8 +188,7 @@ test('a plan in one snapshot waits for a models build that truncates and reloads
   } finally {
     a.release();
     b.release();
-    await warehouse.close();
-    await db.drop();
+    await fresh.cleanup();
   }
 });
 

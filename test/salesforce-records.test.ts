@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { ReadBackRequest } from '../destinations/types.ts';
-import type { SalesforceEmulator } from './emulators/salesforce/index.ts';
-import { contactMapping, contacts, emulator, openSession, remove, upsert } from './helpers/salesforce.ts';
+import { contactMapping, contacts, openSession, remove, upsert, useOrgs } from './helpers/salesforce.ts';
 
 const signal = new AbortController().signal;
-const emulators: SalesforceEmulator[] = [];
-async function org(opts: Parameters<typeof emulator>[0] = {}): Promise<SalesforceEmulator> {
-  const sf = await emulator(opts);
-  emulators.push(sf);
-  return sf;
-}
-after(async () => { await Promise.all(emulators.map((e) => e.close())); });
+const org = useOrgs();
 
 describe('read-back through SOQL', () => {
   test('verified, drifted (with the fields) and missing, in chunks of IN-lists', async () => {

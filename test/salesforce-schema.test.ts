@@ -1,15 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import type { SalesforceEmulator } from './emulators/salesforce/index.ts';
-import { contactMapping, emulator, openSession } from './helpers/salesforce.ts';
+import { test } from 'node:test';
+import { contactMapping, openSession, useOrgs } from './helpers/salesforce.ts';
 
-const emulators: SalesforceEmulator[] = [];
-after(async () => { await Promise.all(emulators.map((e) => e.close())); });
-async function org(): Promise<SalesforceEmulator> {
-  const sf = await emulator();
-  emulators.push(sf);
-  return sf;
-}
+const org = useOrgs();
 
 test('validateMapping passes a good mapping and names every bad field', async () => {
   const sf = await org();

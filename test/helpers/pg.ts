@@ -72,14 +72,14 @@ export async function freshWarehouse(kind: WarehouseKind): Promise<{ warehouse: 
 }
 
 /**
- * A fresh warehouse of `kind` for the enclosing describe block: created before its tests (handed to `onReady`),
- * removed after them.
+ * A fresh warehouse of `kind` for the enclosing describe block (or file): created before its tests (handed to
+ * `onReady` with its URL or data folder), removed after them.
  */
-export function useFreshWarehouse(kind: WarehouseKind, onReady: (w: Warehouse) => void): void {
+export function useFreshWarehouse(kind: WarehouseKind, onReady: (w: Warehouse, where: { url?: string; dataDir?: string }) => void | Promise<void>): void {
   let handle: Awaited<ReturnType<typeof freshWarehouse>> | undefined;
   before(async () => {
     handle = await freshWarehouse(kind);
-    onReady(handle.warehouse);
+    await onReady(handle.warehouse, handle);
   });
   after(() => handle?.cleanup());
 }

@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { after } from 'node:test';
 import { salesforce } from '../../destinations/salesforce/index.ts';
 import { SalesforceConnection, SalesforceOptions } from '../../destinations/salesforce/config.ts';
 import type { Change, DestinationSession, Payload } from '../../destinations/types.ts';
@@ -16,6 +17,17 @@ export const { publicKey: JWT_PUBLIC_KEY, privateKey: JWT_PRIVATE_KEY } = genera
 
 export async function emulator(opts: EmulatorOptions = {}): Promise<SalesforceEmulator> {
   return startSalesforceEmulator({ bulkProcessingMs: 5, ...opts, auth: { jwtPublicKey: JWT_PUBLIC_KEY, ...opts.auth } });
+}
+
+/** An emulator starter for one test file: every org it starts is closed after the file's tests. */
+export function useOrgs(): (opts?: EmulatorOptions) => Promise<SalesforceEmulator> {
+  const started: SalesforceEmulator[] = [];
+  after(async () => { await Promise.all(started.map((e) => e.close())); });
+  return async (opts = {}) => {
+    const sf = await emulator(opts);
+    started.push(sf);
+    return sf;
+  };
 }
 
 export function contactMapping(over: Record<string, unknown> = {}): Mapping {
