@@ -75,7 +75,12 @@ export class DestinationError extends SegsyncError {
  * The destination's budget for today is spent (HubSpot DAILY 429, Salesforce REQUEST_LIMIT_EXCEEDED or the
  * configured share of the daily limit). The run ends cleanly; what was not sent is deferred, not failed.
  */
-export class BudgetExhaustedError extends DestinationError {}
+export class BudgetExhaustedError extends DestinationError {
+  /** Never retryable within the run, whatever the call site says: retrying cannot refill today's budget. */
+  constructor(code: string, message: string, opts: ConstructorParameters<typeof DestinationError>[2] = {}) {
+    super(code, message, { ...opts, retryable: false });
+  }
+}
 
 const BODY_CAP = 500;
 

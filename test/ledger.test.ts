@@ -89,7 +89,7 @@ test('the key check is skipped only when the database enforces the key: a unique
       await pool.query(`CREATE UNIQUE INDEX segments_user ON segments (user_id) WHERE rfm_segment <> 'dup'`);
       await pool.query(`ALTER TABLE segments ALTER COLUMN user_id SET NOT NULL`);
       await pool.query(`INSERT INTO segments (user_id, rfm_segment) VALUES ('u0001', 'dup')`);
-      await assert.rejects(runMapping(app, 'seg-to-file'), (err: unknown) => err instanceof DataError && /'u0001' x2/.test(err.message));
+      await assert.rejects(runMapping(app, 'seg-to-file'), (err: unknown) => err instanceof DataError && /'u0\*\*\*01' x2/.test(err.message));
       // A primary key rules both out: the run goes ahead.
       await pool.query(`DELETE FROM segments WHERE rfm_segment = 'dup'`);
       await pool.query(`DROP INDEX segments_user`);
@@ -99,7 +99,7 @@ test('the key check is skipped only when the database enforces the key: a unique
       // ... but not for an inheritance child's rows, which the parent's key does not cover.
       await pool.query(`CREATE TABLE segments_late () INHERITS (segments)`);
       await pool.query(`INSERT INTO segments_late (user_id, rfm_segment) VALUES ('u0003', 'Late')`);
-      await assert.rejects(runMapping(app, 'seg-to-file'), (err: unknown) => err instanceof DataError && /'u0003' x2/.test(err.message));
+      await assert.rejects(runMapping(app, 'seg-to-file'), (err: unknown) => err instanceof DataError && /'u0\*\*\*03' x2/.test(err.message));
     });
   });
 });

@@ -73,7 +73,7 @@ export class RateBudget {
           this.dailyRemaining = this.dailyReserve + 1;
           continue;
         }
-        throw new BudgetExhaustedError('HUBSPOT_DAILY_BUDGET', `HubSpot daily request budget spent (${this.dailyRemaining} left, ${this.dailyReserve} reserved for other integrations)`, { retryable: false });
+        throw new BudgetExhaustedError('HUBSPOT_DAILY_BUDGET', `HubSpot daily request budget spent (${this.dailyRemaining} left, ${this.dailyReserve} reserved for other integrations)`);
       }
       const now = Date.now();
       this.prune(now);

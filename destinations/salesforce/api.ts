@@ -129,7 +129,7 @@ export class SfApi {
       try {
         return await this.once(what, fn);
       } catch (err) {
-        if (err instanceof DestinationError && err.retryable && !(err instanceof BudgetExhaustedError)) throw err;
+        if (err instanceof DestinationError && err.retryable) throw err;
         throw new AbortError(err as Error);
       }
     }, {

@@ -2,8 +2,8 @@ import type { App } from '../app.ts';
 import { LockedError } from '../errors.ts';
 import { buildModels, modelFreshness } from '../models/index.ts';
 import { acquireRunLock } from '../state/locks.ts';
-import { listMigrations, migrate } from '../state/migrate.ts';
-import { runMapping } from '../sync/engine.ts';
+import { migrate, pendingMigrations } from '../state/migrate.ts';
+import { closeAbandonedRuns, runMapping } from '../sync/engine.ts';
 import type { LastRun, RunSummary, SyncEngine } from './engine.ts';
 import { quoteIdent } from '../sync/sql.ts';
 
@@ -36,12 +36,7 @@ export const syncEngine: SyncEngine = {
     await migrate(app.warehouse.pool, app.config.settings.state.schema);
   },
 
-  async pendingMigrations(app) {
-    const all = await listMigrations();
-    const { rows } = await app.warehouse.pool.query<{ version: number }>(`SELECT version FROM ${quoteIdent(app.config.settings.state.schema)}.migrations`);
-    const done = new Set(rows.map((r) => r.version));
-    return all.filter((m) => !done.has(m.version)).map((m) => m.name);
-  },
+  pendingMigrations: (app) => pendingMigrations(app.warehouse.pool, quoteIdent(app.config.settings.state.schema)),
 
   async lastRun(app, mapping): Promise<LastRun | null> {
     const { rows } = await app.warehouse.pool.query<{ id: string; status: string; started_at: Date; finished_at: Date | null }>(
@@ -65,10 +60,7 @@ export const syncEngine: SyncEngine = {
         throw err;
       }
       try {
-        const r = await app.warehouse.pool.query(
-          `UPDATE ${schema}.runs SET status = 'interrupted', finished_at = now(), error = coalesce(error, 'the process running it stopped before it finished')
-            WHERE mapping = $1 AND status IN ('planning', 'running')`, [mapping]);
-        if (r.rowCount) marked.push(mapping);
+        if (await closeAbandonedRuns(app.warehouse.pool, schema, mapping)) marked.push(mapping);
       } finally {
         await lock.release();
       }

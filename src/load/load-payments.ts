@@ -5,7 +5,7 @@ import { ensurePaymentsTable, PAYMENT_COLUMNS, type Relation } from './payments-
 import { RejectWriter } from './rejects.ts';
 import { createStageTable, stageRows, type StageValue } from './stage.ts';
 import { checkId, parseDecimal, parseTimestamp } from './values.ts';
-import { inTransaction } from './transaction.ts';
+import { inLoadTransaction } from './transaction.ts';
 
 export interface LoadPaymentsOptions {
   file: string;
@@ -67,7 +67,7 @@ export async function loadPaymentsFile(warehouse: Warehouse, opts: LoadPaymentsO
     }
   }
 
-  return inTransaction(warehouse, rejects, async (client) => {
+  return inLoadTransaction(warehouse, rejects, async (client) => {
     await ensurePaymentsTable(client, opts.relation);
     await createStageTable(client, STAGE, PAYMENT_STAGE);
     await stageRows(client, warehouse.embedded, STAGE, PAYMENT_STAGE, valid());

@@ -5,7 +5,7 @@ import { ensurePaymentsTable, type Relation } from './payments-table.ts';
 import { RejectWriter } from './rejects.ts';
 import { STAGE, type LoadResult } from './load-payments.ts';
 import { createStageTable, stageRows, type StageColumn, type StageValue } from './stage.ts';
-import { inTransaction } from './transaction.ts';
+import { inLoadTransaction } from './transaction.ts';
 import { checkId, parseDecimal, parseTimestamp } from './values.ts';
 
 /**
@@ -67,7 +67,7 @@ export async function loadOnlineRetail(warehouse: Warehouse, opts: { file: strin
     }
   }
 
-  return inTransaction(warehouse, rejects, async (client) => {
+  return inLoadTransaction(warehouse, rejects, async (client) => {
     await ensurePaymentsTable(client, opts.relation);
     await createStageTable(client, LINES, LINE_STAGE);
     await stageRows(client, warehouse.embedded, LINES, LINE_STAGE, kept());

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { withTransaction } from '../db/transaction.ts';
 import type { Warehouse } from '../db/warehouse.ts';
 import type { RejectWriter } from './rejects.ts';
 
@@ -7,20 +8,16 @@ import type { RejectWriter } from './rejects.ts';
  * error. The reject file follows the transaction: complete on disk before the commit, deleted when the load
  * failed (it would describe a load that did not happen).
  */
-export async function inTransaction<T>(warehouse: Warehouse, rejects: RejectWriter, fn: (client: pg.PoolClient) => Promise<{ commit: boolean; result: T }>): Promise<T> {
-  const client = await warehouse.pool.connect();
-  let broken: Error | undefined;
+export async function inLoadTransaction<T>(warehouse: Warehouse, rejects: RejectWriter, fn: (client: pg.PoolClient) => Promise<{ commit: boolean; result: T }>): Promise<T> {
   try {
-    await client.query('begin');
-    const outcome = await fn(client);
-    await rejects.close();
-    await client.query(outcome.commit ? 'commit' : 'rollback');
+    const outcome = await withTransaction(warehouse.pool, async (client) => {
+      const o = await fn(client);
+      await rejects.close();
+      return o;
+    }, { commit: (o) => o.commit });
     return outcome.result;
   } catch (err) {
-    await client.query('rollback').catch((e: Error) => { broken = e; });
     await rejects.discard().catch(() => {});
     throw err;
-  } finally {
-    client.release(broken);
   }
 }

@@ -53,13 +53,10 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<number[]> 
   });
 }
 
-/** True when every known migration is applied (for readiness probes). */
-export async function migrationsCurrent(pool: pg.Pool, schema: string): Promise<boolean> {
-  const migrations = await listMigrations();
-  try {
-    const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.migrations WHERE version = ANY($1::int[])`, [migrations.map((m) => m.version)]);
-    return rows[0]?.n === migrations.length;
-  } catch {
-    return false;
-  }
+/** The names of the known migrations not applied yet (readiness probes). */
+export async function pendingMigrations(pool: pg.Pool, schema: string): Promise<string[]> {
+  const all = await listMigrations();
+  const { rows } = await pool.query<{ version: number }>(`SELECT version FROM ${schema}.migrations`);
+  const done = new Set(rows.map((r) => r.version));
+  return all.filter((m) => !done.has(m.version)).map((m) => m.name);
 }

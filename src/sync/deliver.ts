@@ -21,11 +21,6 @@ export interface DeliverOptions {
   signal: AbortSignal;
   log: Logger;
   onProgress?: (done: number) => void;
-  /** Whole-batch retries for retryable errors (429, 5xx, network). */
-  retries?: number;
-  /** Sends of one record within a run when the destination says its failure is retryable (row locks). */
-  recordAttempts?: number;
-  minRetryDelayMs?: number;
 }
 
 export interface DeliverResult {
@@ -48,6 +43,11 @@ interface ItemRow {
 
 /** Whole batches failing in a row before the run stops instead of burning the destination's budget. */
 const CIRCUIT_LIMIT = 3;
+/** Whole-batch retries for retryable errors (429, 5xx, network), the first after at least this long. */
+const BATCH_RETRIES = 5;
+const MIN_RETRY_DELAY_MS = 500;
+/** Sends of one record within a run when the destination says its failure is retryable (row locks). */
+const RECORD_ATTEMPTS = 3;
 
 /**
  * Sends the run's planned items in key order: pages of batchSize x concurrency, each page's batches in
@@ -59,7 +59,6 @@ const CIRCUIT_LIMIT = 3;
 export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> {
   const result: DeliverResult = { delivered: 0, failed: 0, stoppedBy: null, stopReason: null };
   let consecutiveBatchFailures = 0;
-  let done = 0;
   const stop = (by: NonNullable<DeliverResult['stoppedBy']>, reason: string) => {
     if (!result.stoppedBy) Object.assign(result, { stoppedBy: by, stopReason: reason });
   };
@@ -68,7 +67,8 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
     if (result.stoppedBy) return;
     const outcomes = await sendWithRetries(o, items);
     if (outcomes.every((x) => x.status === 'failed') && outcomes.length > 0) {
-      if (++consecutiveBatchFailures >= CIRCUIT_LIMIT) stop('circuit', `${CIRCUIT_LIMIT} batches in a row failed entirely; last error: ${outcomes[0]?.errorCode}: ${outcomes[0]?.errorMessage}`);
+      // The code only: a record's message can quote its values, and this reason goes on every unsent receipt.
+      if (++consecutiveBatchFailures >= CIRCUIT_LIMIT) stop('circuit', `${CIRCUIT_LIMIT} batches in a row failed entirely; last error code: ${outcomes[0]?.errorCode}`);
     } else if (outcomes.some((x) => x.status === 'delivered')) {
       consecutiveBatchFailures = 0;
     }
@@ -80,10 +80,8 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
     for (const x of outcomes) {
       if (x.status === 'delivered') result.delivered++;
       else if (x.status === 'failed') result.failed++;
-      else continue;
-      done++;
     }
-    o.onProgress?.(done);
+    o.onProgress?.(result.delivered + result.failed);
   };
 
   // Workers pull batches as they finish, so a slow batch or the next page's read never idles the others.
@@ -143,15 +141,14 @@ async function sendWithRetries(o: DeliverOptions, items: ItemRow[]): Promise<Fin
   const settle = (r: ItemRow, x: RecordOutcome, attempt: number, sentAt: Date) => final.set(r.key,
     { ...x, attempt, sentAt, op: r.op, payloadHash: r.payload_hash, stateExists: r.state_exists, destinationId: x.destinationId ?? r.destination_id });
   let pending = items;
-  const maxAttempts = o.recordAttempts ?? 3;
-  for (let attempt = 1; pending.length && attempt <= maxAttempts; attempt++) {
+  for (let attempt = 1; pending.length && attempt <= RECORD_ATTEMPTS; attempt++) {
     const sentAt = new Date();
     let outcomes: RecordOutcome[];
     try {
       const changes = pending.map((r) => toChange(r, attempt));
       outcomes = (await pRetry(() => o.session.deliver(changes, o.signal), {
-        retries: o.retries ?? 5,
-        minTimeout: o.minRetryDelayMs ?? 500,
+        retries: BATCH_RETRIES,
+        minTimeout: MIN_RETRY_DELAY_MS,
         maxTimeout: 60_000,
         randomize: true,
         signal: o.signal,
@@ -175,22 +172,20 @@ async function sendWithRetries(o: DeliverOptions, items: ItemRow[]): Promise<Fin
       const x = outcomes[i]?.key === r.key ? outcomes[i] : (byKey ??= new Map(outcomes.map((y) => [y.key, y]))).get(r.key);
       if (!x) {
         settle(r, { key: r.key, status: 'failed', errorCode: 'NO_OUTCOME', errorMessage: 'the destination returned no outcome for this record' }, attempt, sentAt);
-      } else if (x.status === 'failed' && x.retryable && attempt < maxAttempts) {
+      } else if (x.status === 'failed' && x.retryable && attempt < RECORD_ATTEMPTS) {
         retry.push(r);
       } else {
         settle(r, x, attempt, sentAt);
       }
     }
     pending = retry;
-    if (pending.length) await sleep((o.minRetryDelayMs ?? 500) * attempt, undefined, { signal: o.signal }).catch(() => {});
+    if (pending.length) await sleep(MIN_RETRY_DELAY_MS * attempt, undefined, { signal: o.signal }).catch(() => {});
   }
   return items.map((r) => final.get(r.key)!);
 }
 
 function isRetryable(err: unknown): boolean {
-  if (err instanceof BudgetExhaustedError) return false;
-  if (err instanceof SegsyncError) return err.retryable;
-  return false;
+  return err instanceof SegsyncError && err.retryable;
 }
 
 function errSummary(err: unknown): { code: string; message: string } {

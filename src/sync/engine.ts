@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import type pg from 'pg';
 import type { App } from '../app.ts';
 import { withTransaction } from '../db/transaction.ts';
 import { BudgetExhaustedError } from '../errors.ts';
@@ -47,6 +48,19 @@ export async function reviveDead(app: App, name: string): Promise<number> {
   return rowCount ?? 0;
 }
 
+/**
+ * Marks the mapping's runs still 'planning' or 'running' as interrupted: with the mapping's run lock held, any
+ * such run was left by a process that died. Returns how many. The half-written intent of a run that never
+ * became 'running' goes with it (dropUnplannedItems).
+ */
+export async function closeAbandonedRuns(pool: Pick<pg.Pool, 'query'>, schema: string, mapping: string): Promise<number> {
+  const { rowCount } = await pool.query(
+    `UPDATE ${schema}.runs SET status = 'interrupted', finished_at = now(), error = coalesce(error, 'the process running it stopped before it finished')
+     WHERE mapping = $1 AND status IN ('planning', 'running')`, [mapping]);
+  await dropUnplannedItems(pool, schema, mapping);
+  return rowCount ?? 0;
+}
+
 /** Makes sure the state schema exists and is current. Cheap when it is. */
 export async function ensureState(app: App): Promise<void> {
   await migrate(app.warehouse.pool, app.config.settings.state.schema);
@@ -70,11 +84,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
   let runId = 0;
   try {
     await ensureState(app);
-    // We hold the lock: any run of this mapping still marked active was left by a process that died.
-    await pool.query(
-      `UPDATE ${schema}.runs SET status = 'interrupted', finished_at = now(), error = coalesce(error, 'the process running it stopped before it finished')
-       WHERE mapping = $1 AND status IN ('planning', 'running')`, [mapping.name]);
-    await dropUnplannedItems(pool, schema, mapping.name);
+    await closeAbandonedRuns(pool, schema, mapping.name);
     const columns = await checkSource(pool, file, app.config.settings.models.schema);
     const hasSnapshot = columns.some((c) => c.name === 'snapshot_at');
     const q = sourceQuery(mapping, app.config.settings.models.schema);
@@ -184,25 +194,20 @@ export async function planMapping(app: App, name: string, opts: { checkDestinati
       await dest.session.close().catch(() => {});
     }
   }
-  const client = await app.warehouse.pool.connect();
-  try {
-    // The same plan as a run (in two halves on a server), every write rolled back on both connections.
-    const relation = await snapshotRelation(client, q);
-    await client.query('BEGIN');
+  // The same plan as a run (in two halves on a server), every write rolled back on both connections.
+  const relation = await snapshotRelation(app.warehouse.pool, q);
+  return withTransaction(app.warehouse.pool, async (client) => {
     await enterPlanSnapshot(client, relation);
     await checkKeys(client, mapping, q);
     const { rows } = await client.query<{ id: string }>(
       `INSERT INTO ${schema}.runs (mapping, trigger, status, config_hash, destination) VALUES ($1, 'plan', 'planning', $2, $3) RETURNING id`,
       [mapping.name, app.config.hash, mapping.destination.connection]);
     const runId = Number(rows[0]!.id);
-    return await withPlanHelper(app.warehouse.embedded ? null : app.warehouse.pool, relation, client, false, async (helper) => {
+    return withPlanHelper(app.warehouse.embedded ? null : app.warehouse.pool, relation, client, false, async (helper) => {
       const counts = await planInto(client, { schema, mapping, runId, source: q, helper });
       const detail = await planDetail(client, schema, mapping, runId, opts.samples ?? 3, helper);
       return { mapping: mapping.name, counts, detail, destinationProblems };
     });
-  } finally {
-    await client.query('ROLLBACK').catch(() => {});
-    client.release();
-  }
+  }, { commit: false });
 }
 

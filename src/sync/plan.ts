@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import type { Mapping } from '../config/mapping.ts';
+import { inTransaction } from '../db/transaction.ts';
 import { DataError } from '../errors.ts';
+import { maskPii } from '../log.ts';
 import type { SourceQuery } from './source.ts';
 import { quoteLiteral } from './sql.ts';
 
@@ -27,11 +29,12 @@ export async function checkKeys(client: pg.ClientBase, mapping: Mapping, q: Sour
   const parts: string[] = [];
   if (nulls) parts.push(`${nulls.n} row(s) with a NULL ${mapping.source.key}`);
   if (dups.length) {
-    const shown = dups.slice(0, 5).map((r) => `'${r.k}' x${r.n}`).join(', ');
+    // Masked: this message is kept in runs.error and becomes the daemon's run_failed event (logs, alerts).
+    const shown = dups.slice(0, 5).map((r) => `'${maskPii(r.k)}' x${r.n}`).join(', ');
     parts.push(`duplicate ${mapping.source.key} values (NON_UNIQUE_PRIMARY_KEY): ${shown}${dups.length > 5 ? ', ...' : ''}`);
   }
   throw new DataError('INVALID_KEYS', `mapping '${mapping.name}': the source has ${parts.join('; ')}. Nothing was sent.`, {
-    hint: `source.key must identify one record; fix the model or choose another key column`,
+    hint: `source.key must identify one record; fix the model or choose another key column. The keys: SELECT ${mapping.source.key}, count(*) FROM <the source> GROUP BY 1 HAVING count(*) > 1 OR ${mapping.source.key} IS NULL`,
   });
 }
 
@@ -128,22 +131,10 @@ export async function withPlanHelper<T>(pool: pg.Pool | null, relation: string |
     helper.release();
     throw err;
   }
-  let broken: Error | undefined;
-  let open = false;
-  try {
-    await helper.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-    open = true;
+  return inTransaction(helper, async () => {
     await helper.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(exported)}`);
-    const result = await fn(helper);
-    open = false;
-    await helper.query(commit ? 'COMMIT' : 'ROLLBACK');
-    return result;
-  } catch (err) {
-    if (open) await helper.query('ROLLBACK').catch((e: Error) => { broken = e; });
-    throw err;
-  } finally {
-    helper.release(broken);
-  }
+    return fn(helper);
+  }, { begin: 'BEGIN ISOLATION LEVEL REPEATABLE READ', commit });
 }
 
 /**
@@ -209,9 +200,8 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
      JOIN ${q.from} ON ${q.key} = d.__segsync_key
      WHERE md5((${q.payload})::text) = d.__segsync_failed AND d.__segsync_hash IS DISTINCT FROM d.__segsync_failed`,
     [mapping.name])).rows[0]!.n;
-  const size = { source, dead };
   // In a retry (failedOnly) "unchanged" counts every source record that was not retried.
-  return { ...ins, dead: size.dead, source: size.source, unchanged: size.source - ins.create - ins.update - size.dead };
+  return { ...ins, dead, source, unchanged: source - ins.create - ins.update - dead };
 }
 
 export interface PlanDetail {

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { chunk } from '../../destinations/chunk.ts';
 import type { App } from '../app.ts';
 import type { Payload, ReconcileStatus } from '../../destinations/types.ts';
 import { withTransaction } from '../db/transaction.ts';
@@ -35,7 +36,7 @@ async function* delivered(pool: Pool, schema: string, mapping: string, size: num
   const columns = `key, payload, payload_hash, destination_id FROM ${schema}.delivered WHERE mapping = $1 AND payload_hash IS NOT NULL`;
   if (!opts.all) {
     const { rows } = await pool.query<DeliveredRow>(`SELECT ${columns} ORDER BY random() LIMIT $2`, [mapping, opts.sample ?? 100]);
-    for (let i = 0; i < rows.length; i += size) yield rows.slice(i, i + size);
+    yield* chunk(rows, size);
     return;
   }
   let last: string | null = null;

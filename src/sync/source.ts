@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { chunk } from '../../destinations/chunk.ts';
 import type { Mapping, Transform } from '../config/mapping.ts';
 import type { LoadedFile } from '../config/load.ts';
 import { DataError } from '../errors.ts';
@@ -45,9 +46,8 @@ export function sourceQuery(mapping: Mapping, modelsSchema: string): SourceQuery
     : mapping.source.sql!.trim().replace(/;\s*$/, '');
   // jsonb_build_object takes at most 100 arguments: build 40 fields at a time and concatenate.
   const pairs = mapping.fields.map((f) => `${quoteLiteral(f.to)}, ${transformSql(f.from, f.transform)}`);
-  const chunks: string[] = [];
-  for (let i = 0; i < pairs.length; i += 40) chunks.push(`jsonb_build_object(${pairs.slice(i, i + 40).join(', ')})`);
-  const q: SourceQuery = { from: `(${inner}) src`, key: `${quoteIdent(mapping.source.key)}::text`, payload: chunks.join(' || ') };
+  const payload = chunk(pairs, 40).map((part) => `jsonb_build_object(${part.join(', ')})`).join(' || ');
+  const q: SourceQuery = { from: `(${inner}) src`, key: `${quoteIdent(mapping.source.key)}::text`, payload };
   if (mapping.source.model !== undefined) q.relation = { name: quoteRelation(mapping.source.model, modelsSchema), key: mapping.source.key };
   return q;
 }

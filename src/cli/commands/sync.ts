@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { withApp } from '../../app.ts';
+import { withApp, type App } from '../../app.ts';
 import { UsageError } from '../../errors.ts';
 import { ensureState, planMapping, reviveDead, runMapping, type RunSummary } from '../../sync/engine.ts';
 import { reconcileMapping } from '../../sync/reconcile.ts';
@@ -15,25 +15,24 @@ function summaryLines(s: RunSummary): string {
     `  outcome: ${c.delivered} delivered, ${c.failed} failed, ${c.deferred} deferred${s.error ? `\n  note: ${s.error}` : ''}\n`;
 }
 
-async function runOne(cmd: Command, name: string, opts: { wait?: boolean; failedOnly?: boolean }, trigger: string): Promise<RunSummary> {
-  return withApp(appOptions(cmd), async (app) => {
-    const bar = progressBar(name);
-    const controller = new AbortController();
-    const onSignal = () => controller.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    try {
-      return await runMapping(app, name, {
-        wait: opts.wait ?? false, trigger, signal: controller.signal, failedOnly: opts.failedOnly ?? false,
-        onPlanned: (p) => bar.start(p.create + p.update + p.remove),
-        onProgress: (p) => bar.update(p.done),
-      });
-    } finally {
-      bar.stop();
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
-  });
+/** One run with a progress bar; SIGINT/SIGTERM stop it cleanly (the current batch is recorded). */
+async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly?: boolean }, trigger: string): Promise<RunSummary> {
+  const bar = progressBar(name);
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await runMapping(app, name, {
+      wait: opts.wait ?? false, trigger, signal: controller.signal, failedOnly: opts.failedOnly ?? false,
+      onPlanned: (p) => bar.start(p.create + p.update + p.remove),
+      onProgress: (p) => bar.update(p.done),
+    });
+  } finally {
+    bar.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }
 
 function exitFor(s: RunSummary): number {
@@ -66,27 +65,28 @@ export function registerSync(program: Command): void {
     .action(async (name: string | undefined, o: { all?: boolean; wait?: boolean }, cmd: Command) => {
       if (!name && !o.all) throw new UsageError('name a mapping or pass --all');
       if (name && o.all) throw new UsageError('name a mapping or pass --all, not both');
-      const names = o.all ? await withApp(appOptions(cmd), async (app) => app.config.mappings.map((m) => m.value.name)) : [name!];
-      let exit = 0;
-      for (const n of names) {
-        const s = await runOne(cmd, n, { wait: o.wait ?? false }, 'cli');
-        process.stdout.write(summaryLines(s));
-        exit = Math.max(exit, exitFor(s));
-      }
-      process.exitCode = exit;
+      // One app (config, warehouse) for every run: the mappings run are the ones the config listed.
+      process.exitCode = await withApp(appOptions(cmd), async (app) => {
+        let exit = 0;
+        for (const n of o.all ? app.config.mappings.map((m) => m.value.name) : [name!]) {
+          const s = await runOne(app, n, { wait: o.wait ?? false }, 'cli');
+          process.stdout.write(summaryLines(s));
+          exit = Math.max(exit, exitFor(s));
+        }
+        return exit;
+      });
     });
 
   program.command('retry <mapping>')
     .description('run now for the records whose last delivery failed; --dead also revives records marked dead')
     .option('--dead', 'clear the dead mark (records that failed dead_after runs in a row) first')
     .action(async (name: string, o: { dead?: boolean }, cmd: Command) => {
-      if (o.dead) {
-        const n = await withApp(appOptions(cmd), (app) => reviveDead(app, name));
-        process.stdout.write(`${n} dead record(s) re-queued\n`);
-      }
-      const s = await runOne(cmd, name, { failedOnly: !o.dead }, 'retry');
-      process.stdout.write(summaryLines(s));
-      process.exitCode = exitFor(s);
+      process.exitCode = await withApp(appOptions(cmd), async (app) => {
+        if (o.dead) process.stdout.write(`${await reviveDead(app, name)} dead record(s) re-queued\n`);
+        const s = await runOne(app, name, { failedOnly: !o.dead }, 'retry');
+        process.stdout.write(summaryLines(s));
+        return exitFor(s);
+      });
     });
 
   program.command('reconcile <mapping>')
