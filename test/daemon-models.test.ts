@@ -10,6 +10,7 @@ import { registry } from '../src/metrics.ts';
 import { committedRecords } from './helpers/files.ts';
 import { testLog, useFreshWarehouse } from './helpers/pg.ts';
 import { createProject, type TestProject } from './helpers/project.ts';
+import { waitFor } from './helpers/wait.ts';
 
 /** The daemon with the real models build: a successful build triggers the mappings that wait for it. */
 
@@ -51,13 +52,7 @@ async function withDaemon(fn: (d: Daemon) => Promise<void>): Promise<void> {
   }
 }
 
-async function until(what: string, cond: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!(await cond())) {
-    assert.ok(Date.now() < deadline, what);
-    await sleep(50);
-  }
-}
+const until = (what: string, cond: () => Promise<boolean>) => waitFor(what, cond, 30_000, 50);
 
 test('at start with no model yet, the catch-up builds it once and the mapping waiting for it runs on the fresh snapshot', async () => {
   await withDaemon(async (daemon) => {

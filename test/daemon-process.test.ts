@@ -8,6 +8,7 @@ import { spawnDaemon } from './helpers/daemon-process.ts';
 import { committedRecords } from './helpers/files.ts';
 import { useFreshWarehouse } from './helpers/pg.ts';
 import { createProject, FILE_MAPPING, seedSegments, type TestProject } from './helpers/project.ts';
+import { waitFor } from './helpers/wait.ts';
 
 /**
  * `segsync daemon` as a real process against a real database: signals (graceful and forced stop, reload),
@@ -53,9 +54,8 @@ test('SIGTERM during delivery: the batch in flight commits, the run is interrupt
   try {
     const d = await spawnDaemon(p.dir);
     // Wait until delivery is under way: two batch files committed.
-    const deadline = Date.now() + 20_000;
-    while ((await readdir(dir).catch(() => [])).filter((n) => n.endsWith('.manifest.json')).length < 2 && Date.now() < deadline) await sleep(25);
-    d.child.kill('SIGTERM');
+    await waitFor('two batch files', async () => (await readdir(dir).catch(() => [])).filter((n) => n.endsWith('.manifest.json')).length >= 2, 20_000)
+      .finally(() => d.child.kill('SIGTERM'));
     const { code } = await d.exited();
     assert.equal(code, 0, d.logs.map((l) => l.msg).join('\n'));
     const runs = await runsOf('term');
@@ -165,8 +165,7 @@ test('a run that does not finish within drain_timeout: exit 1 and a shutdown_tim
   const p = await project({ stubborn: slowSql }, 'drain_timeout: 1s');
   try {
     const d = await spawnDaemon(p.dir);
-    const deadline = Date.now() + 10_000;
-    while ((await runsOf('stubborn')).length === 0 && Date.now() < deadline) await sleep(50);
+    await waitFor('the first run', async () => (await runsOf('stubborn')).length > 0, 10_000, 50).catch((err: unknown) => { d.child.kill('SIGKILL'); throw err; });
     const t0 = Date.now();
     d.child.kill('SIGTERM');
     const { code } = await d.exited();

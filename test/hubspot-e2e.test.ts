@@ -7,6 +7,7 @@ import { startHubSpotEmulator, type HubSpotEmulator } from './emulators/hubspot/
 import { createTestDatabase, type TestDatabase } from './helpers/pg.ts';
 import { CLI, createProject, seedSegments, type TestProject } from './helpers/project.ts';
 import './helpers/hubspot.ts';
+import { waitFor } from './helpers/wait.ts';
 
 /** End to end: warehouse -> engine -> HubSpot destination -> real SDK -> emulator, in-process and via the CLI. */
 
@@ -158,9 +159,7 @@ test('kill -9 in the middle of `segsync run`, then a rerun: HubSpot holds every 
     const setup = await project.cli(['setup', 'seg-to-hubspot', '--apply']);
     assert.equal(setup.code, 0, setup.stderr);
     const child = spawn(process.execPath, [CLI, 'run', 'seg-to-hubspot'], { cwd: project.dir, env: { ...process.env, SEGSYNC_LOG_LEVEL: 'error' }, stdio: 'ignore' });
-    const deadline = Date.now() + 60_000;
-    while (hs.records('contacts').length < 40 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    child.kill('SIGKILL');
+    await waitFor('40 contacts', () => hs.records('contacts').length >= 40, 60_000, 10).finally(() => child.kill('SIGKILL'));
     await new Promise((r) => child.once('close', r));
     const atKill = hs.records('contacts').length;
     assert.ok(atKill >= 40 && atKill < 200, `killed mid-run with ${atKill} contacts in HubSpot`);

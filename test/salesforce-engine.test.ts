@@ -7,6 +7,7 @@ import type { SalesforceEmulator } from './emulators/salesforce/index.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg.ts';
 import { CLI, createProject, seedSegments, type TestProject } from './helpers/project.ts';
 import { emulator } from './helpers/salesforce.ts';
+import { waitFor } from './helpers/wait.ts';
 
 // End to end: warehouse rows -> engine -> jsforce -> emulator, through runMapping, reconcile and the CLI.
 
@@ -151,9 +152,7 @@ describe('Salesforce through the CLI', () => {
     await e.project.app((app) => seedSegments(app.warehouse.pool, 1200, (i) => (i % 2 ? 'Champions' : 'Need Attention')));
     const env = { ...process.env, SEGSYNC_DATABASE_URL: '', SEGSYNC_LOG_LEVEL: 'error' };
     const child = spawn(process.execPath, [CLI, 'run', 'rfm-sf'], { cwd: e.project.dir, env, stdio: 'ignore' });
-    const t0 = Date.now();
-    while (e.sf.count('collections.upsert') < 3 && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 10));
-    child.kill('SIGKILL');
+    await waitFor('three Collections calls', () => e.sf.count('collections.upsert') >= 3, 60_000, 10).finally(() => child.kill('SIGKILL'));
     await new Promise((r) => child.on('close', r));
     const partial = e.sf.records('Contact').length;
     assert.ok(partial > 0 && partial < 1200, `killed mid-run with ${partial} contacts`);
@@ -168,11 +167,15 @@ describe('Salesforce through the CLI', () => {
   });
 
   test('the same model through Bulk API 2.0 reaches the same records', async () => {
+    // A segment the Collections run did not write, so the records show that Bulk wrote them.
+    await e.project.app((app) => app.warehouse.pool.query(`UPDATE segments SET rfm_segment = 'At Risk'`));
     e.sf.resetCounters();
     const run = await e.project.cli(['run', 'rfm-sf-bulk']);
     assert.equal(run.code, 0, run.stderr);
     assert.ok(e.sf.count('bulk.create') >= 1);
     assert.equal(e.sf.count('collections.upsert'), 0);
-    assert.equal(e.sf.records('Contact').length, 1200);
+    const all = e.sf.records('Contact');
+    assert.equal(all.length, 1200);
+    assert.equal(all.filter((r) => r.RFM_Segment__c === 'At Risk').length, 1200);
   });
 });

@@ -225,11 +225,14 @@ describe('retries, sessions and the daily budget', () => {
 
 describe('edges', () => {
   test('a Bulk job that does not finish in time is aborted and the batch handed back as retryable', async () => {
-    const sf = await org({ bulkProcessingMs: 2000 });
+    // The emulator would pick the job up after 300 ms and process it after 600 ms; the poll gives up at 100 ms.
+    const sf = await org({ bulkProcessingMs: 300 });
     const s = await openSession(sf, { options: { bulk_threshold: 5, bulk_poll_timeout_ms: 100 } });
     await assert.rejects(s.deliver(contacts(10), signal), (err: unknown) => err instanceof DestinationError && err.code === 'BULK_POLL_TIMEOUT' && err.retryable);
     assert.deepEqual([...sf.bulk.jobs.values()].map((j) => j.state), ['Aborted']);
-    await new Promise((r) => setTimeout(r, 100));
+    // Past the time the job would have been processed: still aborted, and nothing written.
+    await new Promise((r) => setTimeout(r, 900));
+    assert.deepEqual([...sf.bulk.jobs.values()].map((j) => j.state), ['Aborted']);
     assert.equal(sf.records('Contact').length, 0, 'the aborted job wrote nothing');
   });
 

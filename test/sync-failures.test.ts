@@ -8,6 +8,7 @@ import { latestByKey } from './helpers/files.ts';
 import { memoryStore } from './helpers/memory-destination.ts';
 import { createTestDatabase } from './helpers/pg.ts';
 import { CLI, createProject, FILE_MAPPING, seedSegments } from './helpers/project.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const MEMORY_MAPPING = (store: string, extra = '') => `name: seg-to-memory
 source: { model: segments, key: user_id }
@@ -70,6 +71,10 @@ test('a record that fails dead_after runs in a row is dead until retry --dead; t
     assert.equal(retried.code, 0, retried.stderr);
     assert.match(retried.stdout, /1 dead record\(s\) re-queued/);
     assert.match(retried.stdout, /1 delivered, 0 failed/);
+    await env.project.app(async (app) => {
+      const revived = await app.warehouse.pool.query(`SELECT fail_count, dead_at IS NULL AS alive, payload_hash IS NOT NULL AS confirmed FROM segsync.delivered WHERE key = 'u0003'`);
+      assert.deepEqual(revived.rows[0], { fail_count: 0, alive: true, confirmed: true }, 'the ledger holds u0003 as delivered, no longer dead');
+    });
   } finally {
     await env.cleanup();
   }
@@ -84,13 +89,8 @@ test('kill -9 in the middle of a run loses nothing: the state is never ahead of 
     // 100 records in batches of 4, 150 ms apart: ~4 s of delivery, so the kill lands mid-run even on a busy machine.
     await project.app(async (app) => seedSegments(app.warehouse.pool, 100));
     const child = spawn(process.execPath, [CLI, 'run', 'seg-to-file'], { cwd: project.dir, env: { ...process.env, SEGSYNC_DATABASE_URL: '', SEGSYNC_LOG_LEVEL: 'error' }, stdio: 'ignore' });
-    const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline) {
-      const manifests = (await readdir(dir).catch(() => [])).filter((n) => n.endsWith('.manifest.json'));
-      if (manifests.length >= 3) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    child.kill('SIGKILL');
+    await waitFor('three batch files', async () => (await readdir(dir).catch(() => [])).filter((n) => n.endsWith('.manifest.json')).length >= 3, 30_000, 20)
+      .finally(() => child.kill('SIGKILL'));
     await new Promise((r) => child.once('close', r));
     await project.app(async (app) => {
       const pool = app.warehouse.pool;
@@ -188,7 +188,8 @@ test('reconcile --all walks every delivered record page by page and finds the on
       store.records.set('u0111', { rfm_segment: 'Edited in the CRM' });
       const { reconcileMapping } = await import('../src/sync/reconcile.ts');
       const all = await reconcileMapping(app, 'seg-to-memory', { all: true });
-      assert.equal(all.checked, 120, 'three read-back pages of at most 50');
+      assert.equal(all.checked, 120);
+      assert.deepEqual(store.readBacks, [50, 50, 20], 'three read-back pages of at most 50');
       assert.deepEqual(all.counts, { verified: 118, drifted: 1, missing: 1, unverifiable: 0 });
       const sample = await reconcileMapping(app, 'seg-to-memory', { sample: 30 });
       assert.equal(sample.checked, 30);

@@ -144,6 +144,7 @@ describe('webhook destination through the sample receiver', () => {
       connectionName: 'hooks', mapping, options: {}, log: testLog, shared: new Map(),
     });
     await assert.rejects(wrong.check(), (e: unknown) => e instanceof DestinationError && e.code === 'UNAUTHORIZED' && !e.retryable && /same secret/.test(e.message));
+    await assert.rejects(wrong.deliver([change('u-1', { rfm_segment: 'A', rfm_score: 1 })], signal), (e: unknown) => e instanceof DestinationError && e.code === 'UNAUTHORIZED' && !e.retryable);
   });
 
   test('removal: the receiver gets op remove with the previous values and clears them', async () => {

@@ -16,13 +16,15 @@ export interface MemoryStore {
   rejectMessage?: string;
   /** Calls that store the batch and then throw a retryable network error. */
   dieAfterAccepting: number;
+  /** The size of each readBack() call, in order. */
+  readBacks: number[];
 }
 
 export const memoryStores = new Map<string, MemoryStore>();
 
 export function memoryStore(name: string): MemoryStore {
   let s = memoryStores.get(name);
-  if (!s) memoryStores.set(name, (s = { records: new Map(), calls: 0, rejectKeys: new Set(), dieAfterAccepting: 0 }));
+  if (!s) memoryStores.set(name, (s = { records: new Map(), calls: 0, rejectKeys: new Set(), dieAfterAccepting: 0, readBacks: [] }));
   return s;
 }
 
@@ -58,6 +60,7 @@ const memoryDestination = {
         return { outcomes };
       },
       async readBack(requests) {
+        store.readBacks.push(requests.length);
         return requests.map((r) => {
           const actual = store.records.get(r.key);
           return actual ? { key: r.key, ...compareToExpected(r.expected, actual) } : { key: r.key, status: 'missing' as const };

@@ -103,7 +103,12 @@ export class BulkIngest {
     } else if (state === 'UploadComplete') {
       if (j.state !== 'Open') return apiError(409, 'INVALIDJOBSTATE', `Job ${id} is not Open: ${j.state}`);
       j.state = 'UploadComplete';
-      setTimeout(() => { j.state = 'InProgress'; setTimeout(() => this.process(j), this.options.processingDelayMs); }, this.options.processingDelayMs);
+      // An abort in the meantime wins: an aborted job is never picked up or processed.
+      setTimeout(() => {
+        if (j.state !== 'UploadComplete') return;
+        j.state = 'InProgress';
+        setTimeout(() => { if (j.state === 'InProgress') this.process(j); }, this.options.processingDelayMs);
+      }, this.options.processingDelayMs);
     } else {
       return apiError(400, 'INVALIDJOBSTATE', `Invalid state: ${state}`);
     }
