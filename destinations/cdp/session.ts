@@ -39,8 +39,9 @@ export class CdpSession implements DestinationSession {
   private readonly endpoint: string;
   private readonly auth: string;
   /**
-   * messageIds the CDP confirmed in this session. When the engine retries a batch after a later request in
-   * it failed, the confirmed part is not sent again (the CDP would drop it anyway; this saves the quota).
+   * messageIds the CDP confirmed of a batch that then failed. When the engine retries that batch, the
+   * confirmed part is not sent again (the CDP would drop it anyway; this saves the quota). A batch that returns
+   * normally is never sent again, so its ids are forgotten then: the map holds one batch, not the whole run.
    */
   private readonly accepted = new Map<string, Accepted>();
 
@@ -120,8 +121,10 @@ export class CdpSession implements DestinationSession {
     };
     const outcomes: RecordOutcome[] = [];
     const toSend: PackItem[] = [];
+    const messageIds: string[] = [];
     for (const change of changes) {
       const events = eventsFor(change, ctx);
+      for (const e of events) messageIds.push(e.messageId);
       const sizes = events.map(eventBytes);
       const big = sizes.find((b) => b > flavour.maxEventBytes);
       if (big !== undefined) {
@@ -163,6 +166,7 @@ export class CdpSession implements DestinationSession {
       }
     }
     if (lastRejection && rejected === changes.length) throw lastRejection;
+    for (const id of messageIds) this.accepted.delete(id);
     return { outcomes };
   }
 

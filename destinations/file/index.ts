@@ -86,11 +86,18 @@ export const fileDestination = {
       const latest = new Map<string, Payload | null>();
       const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.manifest.json')).sort();
       for (const name of names) {
-        const manifest = JSON.parse(await readFile(path.join(dir, name), 'utf8')) as Manifest;
-        const text = await readFile(path.join(dir, manifest.file), 'utf8');
-        const rows: Array<Record<string, unknown>> = manifest.format === 'csv'
-          ? parseCsv(text, { columns: true, skip_empty_lines: true })
-          : text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+        let rows: Array<Record<string, unknown>>;
+        let file = name;
+        try {
+          const manifest = JSON.parse(await readFile(path.join(dir, name), 'utf8')) as Manifest;
+          file = manifest.file;
+          const text = await readFile(path.join(dir, file), 'utf8');
+          rows = manifest.format === 'csv'
+            ? parseCsv(text, { columns: true, skip_empty_lines: true })
+            : text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+        } catch (err) {
+          throw new DestinationError('FILE_READ_FAILED', `reading back ${path.join(dir, file)} failed: ${(err as Error).message}`, { cause: err });
+        }
         for (const row of rows) {
           const { _op, [matchKey]: key, ...fields } = row;
           if (_op === 'remove' && mapping.on_removed !== 'clear') latest.set(String(key), null);

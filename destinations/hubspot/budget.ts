@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { BudgetExhaustedError } from '../../src/errors.ts';
 import { setRateBudgetUsed } from '../../src/metrics.ts';
 
@@ -14,18 +15,9 @@ export interface BudgetSettings { tenSecondly: number; intervalMs: number; daily
 
 export interface Slot { done(): void }
 
-const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve, reject) => {
-  if (signal?.aborted) return reject(signal.reason);
-  const t = setTimeout(() => {
-    signal?.removeEventListener('abort', onAbort);
-    resolve();
-  }, ms);
-  const onAbort = () => {
-    clearTimeout(t);
-    reject(signal!.reason);
-  };
-  signal?.addEventListener('abort', onAbort, { once: true });
-});
+/** An abortable pause that rejects with the signal's own reason, as the callers expect. */
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  delay(ms, undefined, signal ? { signal } : undefined).catch((err: unknown) => { throw signal?.aborted ? signal.reason : err; });
 
 export class RateBudget {
   max: number;
@@ -44,7 +36,6 @@ export class RateBudget {
   /** When the day's budget is spent, one call per this period checks whether HubSpot's day has rolled over. */
   probeEveryMs = 15 * 60_000;
   /** Counters for benchmarks and logs. */
-  readonly stats = { calls: 0, waitedMs: 0, tenSecondly429: 0 };
 
   constructor(s: BudgetSettings) {
     this.max = s.tenSecondly;
@@ -63,7 +54,6 @@ export class RateBudget {
 
   /** Waits for room in the window; throws BudgetExhaustedError when the day's budget is spent. */
   async acquire(signal?: AbortSignal): Promise<Slot> {
-    const started = Date.now();
     for (;;) {
       if (this.dailyRemaining - this.inFlight <= this.dailyReserve) {
         const now = Date.now();
@@ -83,8 +73,6 @@ export class RateBudget {
       await Promise.race([sleep(Math.max(1, until - now), signal), new Promise<void>((r) => this.wake.push(r))]);
     }
     this.inFlight += 1;
-    this.stats.calls += 1;
-    this.stats.waitedMs += Date.now() - started;
     let released = false;
     return {
       done: () => {
@@ -129,7 +117,6 @@ export class RateBudget {
 
   /** A TEN_SECONDLY_ROLLING 429 despite the budget: hold every caller for one interval. */
   pause(ms = this.intervalMs): number {
-    this.stats.tenSecondly429 += 1;
     this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
     return ms;
   }
@@ -138,10 +125,5 @@ export class RateBudget {
   exhaustDaily(): void {
     this.dailyRemaining = 0;
     this.lastProbe = Date.now();
-  }
-
-  /** The daily limit has reset (HubSpot's headers would say so on the next answer; tests and the daemon call this at midnight). */
-  resetDaily(daily: number): void {
-    this.dailyRemaining = daily;
   }
 }

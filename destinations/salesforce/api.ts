@@ -75,7 +75,6 @@ export class SfApi {
   readonly budgetShare: number;
   private readonly log: Logger;
   private readonly retryBaseMs: number;
-  calls = 0;
 
   constructor(conn: Connection, budget: OrgBudget, share: number, log: Logger, retryBaseMs: number) {
     this.conn = conn;
@@ -109,7 +108,6 @@ export class SfApi {
   /** One API call: budget guard, usage bookkeeping, error classification. No retry. */
   async once<T>(what: string, fn: () => Promise<T>, opts: { guard?: boolean } = {}): Promise<T> {
     if (opts.guard !== false) this.guard();
-    this.calls += 1;
     this.budget.inFlight += 1;
     try {
       return await fn();

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { App } from '../app.ts';
-import type { Logger } from '../log.ts';
+import type { BuildOptions as ModelBuildOptions } from '../models/build.ts';
+import type { RunOptions as EngineRunOptions, RunSummary as EngineRunSummary } from '../sync/engine.ts';
 
 /**
  * What the daemon needs from the sync engine and the models build, as one interface: the daemon's scheduler,
@@ -8,41 +9,22 @@ import type { Logger } from '../log.ts';
  * hands in the real implementation (engine-binding.ts).
  */
 
-export type RunStatus = 'succeeded' | 'partial' | 'failed' | 'deferred' | 'interrupted' | 'blocked';
+export type { RunStatus } from '../sync/engine.ts';
 
-export interface RunCounts {
-  create: number; update: number; remove: number; unchanged: number;
-  delivered: number; failed: number; deferred: number; dead: number;
-}
-
-export interface RunSummary {
-  runId: number;
-  mapping: string;
-  status: RunStatus;
+/** The run summary the daemon works with: the engine's counts and status, plus what the binding adds. */
+export interface RunSummary extends Pick<EngineRunSummary, 'runId' | 'mapping' | 'status' | 'startedAt' | 'finishedAt' | 'error'> {
   counts: RunCounts;
-  startedAt: Date;
-  finishedAt: Date;
-  error?: string;
   /** Receipts of the run by operation and outcome, when the engine reports them. */
   outcomes?: Array<{ op: string; status: string; n: number }>;
   /** Seconds per stage when the engine reports them (plan, deliver, reconcile). */
   stages?: Partial<Record<'plan' | 'deliver' | 'reconcile', number>>;
 }
 
-export interface RunOptions {
-  signal?: AbortSignal;
-  wait?: boolean;
-  trigger?: string;
-  shared?: Map<string, unknown>;
-}
+export type RunCounts = EngineRunSummary['counts'];
 
-export interface BuildOptions {
-  schema: string;
-  payments: string;
-  asOf?: Date;
-  fullRefresh?: boolean;
-  log: Logger;
-}
+export type RunOptions = Pick<EngineRunOptions, 'signal' | 'wait' | 'trigger' | 'shared'>;
+
+export type BuildOptions = Omit<ModelBuildOptions, 'onProgress'>;
 
 export interface LastRun {
   runId: number;
