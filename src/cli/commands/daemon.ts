@@ -1,26 +1,32 @@
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import type { App } from '../../app.ts';
 import { loadProject } from '../../config/load.ts';
 import { Daemon } from '../../daemon/daemon.ts';
 import { syncEngine } from '../../daemon/engine-binding.ts';
 import { installSignals } from '../../daemon/signals.ts';
 import { openWarehouse, warehouseUrl } from '../../db/warehouse.ts';
+import { UsageError } from '../../errors.ts';
 import { log } from '../../log.ts';
-import { appOptions } from '../options.ts';
+import { appOptions, integer } from '../options.ts';
 
-function portNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('a port number 0-65535 (0 = any free port)');
-  return n;
+const port = integer(0, 65535);
+
+/** SEGSYNC_HTTP_PORT, checked like --port; the error names the variable and its value. */
+function envPort(value: string): number {
+  try {
+    return port(value);
+  } catch (err) {
+    throw new UsageError(`SEGSYNC_HTTP_PORT: ${(err as Error).message}, a port number (0 = any free port); got '${value}'`);
+  }
 }
 
 /** Composition root of the daemon: config -> warehouse -> engine -> daemon -> signals. Nothing else happens here. */
 export function registerDaemon(program: Command): void {
   program.command('daemon')
     .description('Run unattended: every mapping on its cron schedule, model rebuilds on models.schedule, HTTP /healthz /readyz /metrics /status. SIGTERM/SIGINT stop gracefully (twice: at once), SIGHUP reloads the configuration. See docs/daemon.md.')
-    .option('--port <n>', 'HTTP port (default: $SEGSYNC_HTTP_PORT, else daemon.port in config/segsync.yaml, else 9464)', portNumber)
+    .option('--port <n>', 'HTTP port (default: $SEGSYNC_HTTP_PORT, else daemon.port in config/segsync.yaml, else 9464)', port)
     .action(async (opts: { port?: number }, cmd: Command) => {
-      const port = opts.port ?? (process.env.SEGSYNC_HTTP_PORT ? portNumber(process.env.SEGSYNC_HTTP_PORT) : undefined);
+      const port = opts.port ?? (process.env.SEGSYNC_HTTP_PORT ? envPort(process.env.SEGSYNC_HTTP_PORT) : undefined);
       const loadOpts = appOptions(cmd);
       const config = await loadProject(loadOpts);
       const logger = log();

@@ -4,15 +4,7 @@ import { defaultEnd, windowStart } from '../../demo/generate.ts';
 import { loadDemoPayments } from '../../demo/load.ts';
 import { paymentsRelation } from '../../load/payments-table.ts';
 import { parseTimestamp } from '../../load/values.ts';
-import { appOptions } from '../options.ts';
-
-function integer(min: number, max: number) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
-    return n;
-  };
-}
+import { appOptions, integer } from '../options.ts';
 
 function instant(v: string): Date {
   const t = parseTimestamp(v);

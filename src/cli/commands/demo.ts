@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { withApp, type App } from '../../app.ts';
 import { addUtcMonths, startOfUtcMonth } from '../../demo/generate.ts';
 import { DEMO_PREFIX, loadDemoPayments } from '../../demo/load.ts';
@@ -9,15 +9,9 @@ import { getMapping } from '../../sync/connect.ts';
 import { runMapping } from '../../sync/engine.ts';
 import { segmentField, segmentTransitions } from '../../sync/plan.ts';
 import { table } from '../format.ts';
-import { appOptions } from '../options.ts';
+import { appOptions, integer } from '../options.ts';
 
 const DEMO_MAPPING = 'rfm-to-file';
-
-function positive(v: string): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n < 1) throw new InvalidArgumentError('expected a whole number >= 1');
-  return n;
-}
 
 /** The window of demo data already loaded: [start, end) in whole months, or null when there is none. */
 async function demoWindow(app: App, relation: Relation): Promise<{ start: Date; end: Date; months: number } | null> {
@@ -39,9 +33,9 @@ async function demoWindow(app: App, relation: Relation): Promise<{ start: Date; 
 export function registerDemo(program: Command): void {
   program.command('demo')
     .description('the whole flow, end to end: demo payments -> RFM models -> rfm-to-file sync (embedded database unless one is configured)')
-    .option('--users <n>', 'customers in the demo population (first run only)', positive, 2000)
-    .option('--months <m>', 'months of history (first run only)', positive, 24)
-    .option('--seed <s>', 'random seed of the demo data', positive, 7)
+    .option('--users <n>', 'customers in the demo population (first run only)', integer(1), 2000)
+    .option('--months <m>', 'months of history (first run only)', integer(1), 24)
+    .option('--seed <s>', 'random seed of the demo data', integer(1), 7)
     .option('--next-month', 'add one more month of payments after the data already there, then rebuild and sync')
     .addHelpText('after', `
 First run: generates --months of payments for --users customers ending at the start of the current month,

@@ -4,7 +4,7 @@ import { UsageError } from '../../errors.ts';
 import { ensureState, planMapping, reviveDead, runMapping, type RunSummary } from '../../sync/engine.ts';
 import { reconcileMapping } from '../../sync/reconcile.ts';
 import { parseFormat, render, table } from '../format.ts';
-import { appOptions } from '../options.ts';
+import { appOptions, integer } from '../options.ts';
 import { progressBar } from '../progress.ts';
 
 function summaryLines(s: RunSummary): string {
@@ -43,11 +43,11 @@ export function registerSync(program: Command): void {
   program.command('plan <mapping>')
     .description('dry run: what a run would send (counts per op, samples before -> after, segment transitions); writes and sends nothing')
     .addOption(new Option('--format <format>', 'table or json').default('table'))
-    .option('--samples <n>', 'sample rows per op', '3')
+    .option('--samples <n>', 'sample rows per op', integer(0), 3)
     .option('--check-destination', 'also check the mapping against the destination schema (needs credentials)')
-    .action(async (name: string, o: { format: string; samples: string; checkDestination?: boolean }, cmd: Command) => {
+    .action(async (name: string, o: { format: string; samples: number; checkDestination?: boolean }, cmd: Command) => {
       const format = parseFormat(o.format);
-      const plan = await withApp(appOptions(cmd), (app) => planMapping(app, name, { samples: Number(o.samples), checkDestination: o.checkDestination ?? false }));
+      const plan = await withApp(appOptions(cmd), (app) => planMapping(app, name, { samples: o.samples, checkDestination: o.checkDestination ?? false }));
       if (format === 'json') return void process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
       const c = plan.counts;
       let out = `plan for ${plan.mapping} (${c.source} source records)\n` +
@@ -91,14 +91,12 @@ export function registerSync(program: Command): void {
 
   program.command('reconcile <mapping>')
     .description('read delivered records back from the destination: verified, drifted, missing or unverifiable')
-    .option('--sample <n>', 'check a random sample of this many delivered records', '100')
+    .option('--sample <n>', 'check a random sample of this many delivered records', integer(1), 100)
     .option('--all', 'check every delivered record')
     .option('--repair', 'queue drifted and missing records for the next run')
     .addOption(new Option('--format <format>', 'table or json').default('table'))
-    .action(async (name: string, o: { sample: string; all?: boolean; repair?: boolean; format: string }, cmd: Command) => {
-      const sample = Number(o.sample);
-      if (!Number.isInteger(sample) || sample <= 0) throw new UsageError(`--sample must be a positive whole number (got '${o.sample}')`);
-      const s = await withApp(appOptions(cmd), (app) => reconcileMapping(app, name, { sample, all: o.all ?? false, repair: o.repair ?? false }));
+    .action(async (name: string, o: { sample: number; all?: boolean; repair?: boolean; format: string }, cmd: Command) => {
+      const s = await withApp(appOptions(cmd), (app) => reconcileMapping(app, name, { sample: o.sample, all: o.all ?? false, repair: o.repair ?? false }));
       process.exitCode = s.counts.drifted + s.counts.missing > 0 ? 1 : 0;
       if (parseFormat(o.format) === 'json') return void process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       process.stdout.write(`reconciled ${s.checked} record(s) of ${s.mapping}\n` + table([s.counts]) +
@@ -110,11 +108,11 @@ export function registerSync(program: Command): void {
     .description('per-record delivery receipts, newest run first, with the latest reconciliation verdict')
     .option('--mapping <name>', 'only this mapping')
     .option('--key <key>', 'only this record key')
-    .option('--run <id>', 'only this run')
+    .option('--run <id>', 'only this run', integer(1))
     .option('--status <status>', 'delivered, failed, deferred or interrupted')
-    .option('--limit <n>', 'at most this many rows', '100')
+    .option('--limit <n>', 'at most this many rows', integer(1), 100)
     .addOption(new Option('--format <format>', 'table, json or csv').default('table'))
-    .action(async (o: { mapping?: string; key?: string; run?: string; status?: string; limit: string; format: string }, cmd: Command) => {
+    .action(async (o: { mapping?: string; key?: string; run?: number; status?: string; limit: number; format: string }, cmd: Command) => {
       const format = parseFormat(o.format);
       const rows = await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
@@ -130,7 +128,7 @@ export function registerSync(program: Command): void {
            WHERE ($1::text IS NULL OR ru.mapping = $1) AND ($2::text IS NULL OR r.key = $2) AND ($3::bigint IS NULL OR ru.id = $3)
              AND ($4::text IS NULL OR r.status = $4)
            ORDER BY r.run_id DESC, r.key DESC LIMIT $5`,
-          [o.mapping ?? null, o.key ?? null, o.run ?? null, o.status ?? null, Number(o.limit)]);
+          [o.mapping ?? null, o.key ?? null, o.run ?? null, o.status ?? null, o.limit]);
         return rows;
       });
       const cols = format === 'table' ? ['run_id', 'mapping', 'key', 'op', 'status', 'attempt', 'destination_id', 'error_code', 'reconcile_status', 'recorded_at'] : undefined;

@@ -8,7 +8,7 @@ import { getMapping, openDestination } from '../../sync/connect.ts';
 import { jsonSchemas, markdownReference } from '../../config/reference.ts';
 import { table } from '../format.ts';
 import { checkSource } from '../../sync/source.ts';
-import { appOptions } from '../options.ts';
+import { appOptions, integer } from '../options.ts';
 
 /**
  * `segsync validate`: every problem at once. Files first (YAML, schema, cross-references, each with
@@ -78,14 +78,14 @@ export function registerValidate(program: Command): void {
   program.command('runs')
     .description('recent runs with their status and counts')
     .option('--mapping <name>', 'only this mapping')
-    .option('--limit <n>', 'at most this many', '20')
-    .action(async (o: { mapping?: string; limit: string }, cmd: Command) => {
+    .option('--limit <n>', 'at most this many', integer(1), 20)
+    .action(async (o: { mapping?: string; limit: number }, cmd: Command) => {
       const rows = await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
         const s = app.config.settings.state.schema;
         return (await app.warehouse.pool.query(
           `SELECT id, mapping, trigger, status, planned, outcome, started_at, finished_at, error FROM ${s}.runs
-           WHERE ($1::text IS NULL OR mapping = $1) AND trigger <> 'plan' ORDER BY id DESC LIMIT $2`, [o.mapping ?? null, Number(o.limit)])).rows;
+           WHERE ($1::text IS NULL OR mapping = $1) AND trigger <> 'plan' ORDER BY id DESC LIMIT $2`, [o.mapping ?? null, o.limit])).rows;
       });
       process.stdout.write(table(rows, ['id', 'mapping', 'trigger', 'status', 'planned', 'outcome', 'started_at', 'finished_at', 'error']));
     });
