@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Settings } from '../config/settings.ts';
 import { DataError, UsageError } from '../errors.ts';
+import { quoteIdent } from '../sync/sql.ts';
 
 /** Anything that runs a query: the pool, or one client holding a transaction. */
 export type Queryable = pg.Pool | pg.PoolClient;
@@ -27,7 +28,7 @@ export function parseRelation(spec: string, defaultSchema = 'public'): Relation 
   if (parts.length > 2 || !IDENT.test(schema) || !IDENT.test(name)) {
     throw new UsageError(`invalid relation name "${spec}"`, 'use name or schema.name with lower-case letters, digits and _ (e.g. fact_payments or analytics.fact_payments)');
   }
-  return { schema, name, sql: `"${schema}"."${name}"`, display: `${schema}.${name}` };
+  return { schema, name, sql: `${quoteIdent(schema)}.${quoteIdent(name)}`, display: `${schema}.${name}` };
 }
 
 /** The payments relation from settings (`models.payments` in schema `models.schema`), or an explicit override. */
@@ -58,7 +59,7 @@ export async function ensurePaymentsTable(db: Queryable, relation: Relation | st
     [rel.schema, rel.name],
   );
   if (kind.rows.length === 0) {
-    await db.query(`create schema if not exists "${rel.schema}"`);
+    await db.query(`create schema if not exists ${quoteIdent(rel.schema)}`);
     await db.query(`create table if not exists ${rel.sql} (
       user_id text not null,
       payment_id text primary key,

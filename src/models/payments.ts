@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { DataError } from '../errors.ts';
-import { quoteIdent } from '../sync/sql.ts';
+import { quoteIdent, quoteRelation } from '../sync/sql.ts';
 
 /** Anything that runs a query: a pool or the one client a build holds for its transaction. */
 export type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -9,12 +9,11 @@ export { quoteIdent };
 
 /** `schema.table` (or a bare `table`, which lives in `defaultSchema`), quoted part by part. */
 export function qualify(relation: string, defaultSchema: string): { sql: string; display: string } {
-  const parts = relation.split('.');
-  const [schema, table] = parts.length === 2 ? [parts[0] ?? '', parts[1] ?? ''] : [defaultSchema, relation];
-  if (parts.length > 2 || !schema || !table) {
-    throw new DataError('PAYMENTS_RELATION_INVALID', `payments relation "${relation}" is not a table name or schema.table`);
+  try {
+    return { sql: quoteRelation(relation, defaultSchema), display: relation.includes('.') ? relation : `${defaultSchema}.${relation}` };
+  } catch {
+    throw new DataError('PAYMENTS_RELATION_INVALID', `payments relation "${relation}" (models.payments) is not a table name or schema.table`);
   }
-  return { sql: `${quoteIdent(schema)}.${quoteIdent(table)}`, display: `${schema}.${table}` };
 }
 
 /** The payments contract: column -> the type categories that can be cast the way the model needs. */
