@@ -4,14 +4,10 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { runMapping } from '../src/sync/engine.ts';
 import { reconcileMapping } from '../src/sync/reconcile.ts';
-import { createTestDatabase } from './helpers/pg.ts';
-import { createProject, FILE_MAPPING, seedSegments } from './helpers/project.ts';
+import { FILE_MAPPING, seedSegments, withMappingProject } from './helpers/project.ts';
 
 test('CSV files: header, quoting, a manifest with the checksum, and read-back that compares text with numbers', async () => {
-  const db = await createTestDatabase();
-  const project = await createProject({ url: db.url });
-  await project.write('mappings/m.yaml', FILE_MAPPING({ format: 'csv' }));
-  try {
+  await withMappingProject(FILE_MAPPING({ format: 'csv' }), async (project) => {
     await project.app(async (app) => {
       await seedSegments(app.warehouse.pool, 3, () => 'Loyal, "Customers"');
       const run = await runMapping(app, 'seg-to-file');
@@ -29,17 +25,11 @@ test('CSV files: header, quoting, a manifest with the checksum, and read-back th
       const rec = await reconcileMapping(app, 'seg-to-file', { all: true });
       assert.deepEqual(rec.counts, { verified: 3, drifted: 0, missing: 0, unverifiable: 0 });
     });
-  } finally {
-    await project.cleanup();
-    await db.drop();
-  }
+  });
 });
 
 test('validate checks the source: a mapped column that is not there is named with its position', async () => {
-  const db = await createTestDatabase();
-  const project = await createProject({ url: db.url });
-  await project.write('mappings/m.yaml', FILE_MAPPING().replace('from: recency_score', 'from: recency_scor'));
-  try {
+  await withMappingProject(FILE_MAPPING().replace('from: recency_score', 'from: recency_scor'), async (project) => {
     await project.app(async (app) => seedSegments(app.warehouse.pool, 2));
     const r = await project.cli(['validate']);
     assert.equal(r.code, 2, r.stdout);
@@ -47,23 +37,14 @@ test('validate checks the source: a mapped column that is not there is named wit
     assert.match(r.stderr, /the source has: user_id, rfm_segment, recency_score/);
     const ok = await project.cli(['validate', '--offline']);
     assert.equal(ok.code, 0, ok.stderr);
-  } finally {
-    await project.cleanup();
-    await db.drop();
-  }
+  });
 });
 
 test('validate: a transform the column type cannot take is named with its position', async () => {
-  const db = await createTestDatabase();
-  const project = await createProject({ url: db.url });
-  await project.write('mappings/m.yaml', FILE_MAPPING().replace('- { to: recency_score, from: recency_score }', '- { to: recency_score, from: recency_score, transform: date }'));
-  try {
+  await withMappingProject(FILE_MAPPING().replace('- { to: recency_score, from: recency_score }', '- { to: recency_score, from: recency_score, transform: date }'), async (project) => {
     await project.app(async (app) => seedSegments(app.warehouse.pool, 2));
     const r = await project.cli(['validate']);
     assert.equal(r.code, 2, r.stdout);
     assert.match(r.stderr, /mappings\/m\.yaml:14:\d+: field 'recency_score': transform "date" does not fit column 'recency_score' \(type oid 23\): cannot cast type integer to timestamp with time zone/);
-  } finally {
-    await project.cleanup();
-    await db.drop();
-  }
+  });
 });
