@@ -29,7 +29,14 @@ export interface Change {
   attempt: number;
 }
 
-export type OutcomeStatus = 'delivered' | 'failed' | 'deferred';
+/**
+ * delivered: confirmed by the destination. failed: rejected (with `retryable` when sending again may help).
+ * deferred: not attempted (budget spent, stopping). in_doubt: the request left and no answer came back (a
+ * timeout, a connection reset after sending, a Bulk job still running at the poll deadline): the destination
+ * may or may not hold it. The engine resends in-doubt records next run, counts them as resends, and never
+ * counts them towards dead_after.
+ */
+export type OutcomeStatus = 'delivered' | 'failed' | 'deferred' | 'in_doubt';
 
 export interface RecordOutcome {
   key: string;
@@ -40,16 +47,20 @@ export interface RecordOutcome {
   created?: boolean;
   errorCode?: string;
   errorMessage?: string;
-  /** A failed record that may succeed if sent again (row lock, transient). */
+  /** A failed record that may succeed if sent again (row lock, transient). The engine decides when. */
   retryable?: boolean;
+  /** With retryable: the destination said how long to wait (Retry-After). */
+  retryAfterMs?: number;
   /** Request or correlation id from the destination, for support tickets and audits. */
   requestId?: string;
 }
 
 /**
  * A batch call's result: one outcome per change, in any order. Throw a DestinationError only when the whole
- * batch failed (network, 5xx, 429: retryable; 401/403: not), and BudgetExhaustedError when the daily budget
- * is spent.
+ * batch failed (network, 5xx, 429: retryable; 401/403: not; `inDoubt` when the request may have been applied),
+ * and BudgetExhaustedError when the daily budget is spent. A batch sent as several requests reports each
+ * request's records by that request's answer: records of an accepted request are delivered even when a later
+ * request of the batch fails. Connectors never retry: they classify, the engine retries (src/sync/retry.ts).
  */
 export interface BatchResult {
   outcomes: RecordOutcome[];
@@ -105,6 +116,41 @@ export interface SetupReport {
   lines: string[];
 }
 
+/**
+ * Follow-up work of a record that lives on other objects of the destination: the segment and priority on a
+ * contact's open HubSpot tickets or Salesforce Cases. It has its own outcome and its own pending state in the
+ * ledger (state.followups): a contact whose follow-up failed or was deferred stays delivered, and only the
+ * follow-up is retried next run, inside the same rate budget.
+ */
+export interface FollowUpItem {
+  key: string;
+  /** The destination id of the record (contact) the follow-up belongs to. */
+  destinationId: string;
+  /** The record's payload as confirmed delivered; null for a removed record (the follow-up clears). */
+  payload: Payload | null;
+}
+
+export interface FollowUpOutcome {
+  key: string;
+  /** done: written or nothing to write; failed: rejected; deferred: not attempted (budget, stopping). */
+  status: 'done' | 'failed' | 'deferred';
+  errorCode?: string;
+  errorMessage?: string;
+  retryable?: boolean;
+}
+
+export interface FollowUps {
+  /** What the follow-up writes, for receipts and logs: 'tickets', 'cases'. */
+  readonly kind: string;
+  /** Applies the follow-up of these records; one outcome per item. Throws like deliver() for whole-call failures. */
+  apply(items: FollowUpItem[], signal: AbortSignal): Promise<FollowUpOutcome[]>;
+  /**
+   * Destination ids of records (contacts) that have follow-up objects (open tickets, Cases) created or changed
+   * at or after `since`: the engine stamps them from the ledger even when the record itself did not change.
+   */
+  changedSince(since: Date, signal: AbortSignal): Promise<string[]>;
+}
+
 export interface DestinationSession {
   readonly limits: DestinationLimits;
   /** Reachable and authorised; throws a DestinationError saying what is wrong. */
@@ -115,6 +161,8 @@ export interface DestinationSession {
   validateMapping(): Promise<string[]>;
   deliver(changes: Change[], signal: AbortSignal): Promise<BatchResult>;
   readBack(records: ReadBackRequest[], signal: AbortSignal): Promise<ReadBackResult[]>;
+  /** Follow-up work (tickets, Cases) when the mapping asks for it; absent or null otherwise. */
+  readonly followUps?: FollowUps | null;
   /** `segsync setup`: create (apply=true) or list what the mapping needs on the destination side. */
   setup?(apply: boolean): Promise<SetupReport>;
   close(): Promise<void>;

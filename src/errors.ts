@@ -7,14 +7,17 @@ export class SegsyncError extends Error {
   readonly code: string;
   readonly retryable: boolean;
   readonly retryAfterMs: number | undefined;
+  /** The request may have reached the other side and been applied (a timeout or reset after sending). */
+  readonly inDoubt: boolean;
   readonly hint: string | undefined;
 
-  constructor(code: string, message: string, opts: { cause?: unknown; retryable?: boolean; retryAfterMs?: number; hint?: string } = {}) {
+  constructor(code: string, message: string, opts: { cause?: unknown; retryable?: boolean; retryAfterMs?: number; inDoubt?: boolean; hint?: string } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
     this.retryable = opts.retryable ?? false;
     this.retryAfterMs = opts.retryAfterMs;
+    this.inDoubt = opts.inDoubt ?? false;
     this.hint = opts.hint;
   }
 }
@@ -64,7 +67,7 @@ export class LockedError extends SegsyncError {}
 export class DestinationError extends SegsyncError {
   readonly status: number | undefined;
   readonly requestId: string | undefined;
-  constructor(code: string, message: string, opts: { cause?: unknown; retryable?: boolean; retryAfterMs?: number; status?: number; requestId?: string } = {}) {
+  constructor(code: string, message: string, opts: { cause?: unknown; retryable?: boolean; retryAfterMs?: number; inDoubt?: boolean; status?: number; requestId?: string } = {}) {
     super(code, message, opts);
     this.status = opts.status;
     this.requestId = opts.requestId;

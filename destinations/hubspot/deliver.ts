@@ -3,7 +3,7 @@ import { HubSpotBadRequest } from './api.ts';
 import { segmentField, type SessionContext } from './context.ts';
 import { syncTickets } from './tickets.ts';
 import { toHubSpot } from './values.ts';
-import { chunk } from '../chunk.ts';
+import { chunk } from '../../src/db/chunk.ts';
 
 /**
  * One deliver() call: upserts (or updates, in mode `update`) by idProperty in batches of at most 100 with

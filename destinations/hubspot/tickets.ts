@@ -1,6 +1,6 @@
 import type { TicketsBlock } from './config.ts';
 import type { SessionContext } from './context.ts';
-import { chunk } from '../chunk.ts';
+import { chunk } from '../../src/db/chunk.ts';
 
 /**
  * The segment (and a priority derived from it) onto the open tickets of contacts just delivered: one v4

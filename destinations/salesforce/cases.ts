@@ -1,7 +1,7 @@
 import { BudgetExhaustedError, describeError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
 import type { SfApi } from './api.ts';
-import { chunk } from '../chunk.ts';
+import { chunk } from '../../src/db/chunk.ts';
 import { pool, saveOutcome, COLLECTIONS_MAX } from './collections.ts';
 import type { CasesConfig } from './config.ts';
 import { selectIn, soqlString } from './query.ts';

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BudgetExhaustedError, DestinationError } from '../../src/errors.ts';
 import type { Payload, RecordOutcome } from '../types.ts';
 import { classify, type SfApi } from './api.ts';
-import { chunk } from '../chunk.ts';
+import { chunk } from '../../src/db/chunk.ts';
 
 /**
  * Upserts by external ID through sObject Collections: 200 records a call, allOrNone false, a bounded number

@@ -7,7 +7,7 @@ import type {
 import type { SfApi } from './api.ts';
 import { upsertViaBulk } from './bulk.ts';
 import { updateOpenCases } from './cases.ts';
-import { chunk } from '../chunk.ts';
+import { chunk } from '../../src/db/chunk.ts';
 import { COLLECTIONS_MAX, saveOutcome, upsertViaCollections, type SendItem } from './collections.ts';
 import type { CasesConfig, SalesforceOptions } from './config.ts';
 import { byExternalId, readBack, selectIn } from './query.ts';

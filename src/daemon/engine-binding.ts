@@ -5,7 +5,7 @@ import { acquireRunLock } from '../state/locks.ts';
 import { migrate, pendingMigrations } from '../state/migrate.ts';
 import { closeAbandonedRuns, runMapping } from '../sync/engine.ts';
 import type { LastRun, RunSummary, SyncEngine } from './engine.ts';
-import { quoteIdent } from '../sync/sql.ts';
+import { quoteIdent } from '../db/sql.ts';
 
 /**
  * The real engine behind the daemon's SyncEngine interface: the sync engine (src/sync), the state

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Logger } from '../log.ts';
-import { quoteIdent } from '../sync/sql.ts';
+import { quoteIdent } from '../db/sql.ts';
 
 /**
  * The events table (migration 020): a durable record of what an operator must hear about. Written by the

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Settings } from '../config/settings.ts';
 import { DataError, UsageError } from '../errors.ts';
-import { quoteIdent } from '../sync/sql.ts';
+import { quoteIdent } from '../db/sql.ts';
 
 /** Anything that runs a query: the pool, or one client holding a transaction. */
 export type Queryable = pg.Pool | pg.PoolClient;

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { DataError } from '../errors.ts';
-import { quoteIdent, quoteRelation } from '../sync/sql.ts';
+import { quoteIdent, quoteRelation } from '../db/sql.ts';
 
 /** Anything that runs a query: a pool or the one client a build holds for its transaction. */
 export type Queryable = Pick<pg.ClientBase, 'query'>;

@@ -4,7 +4,7 @@ import { inTransaction } from '../db/transaction.ts';
 import { DataError } from '../errors.ts';
 import { maskPii } from '../log.ts';
 import type { SourceQuery } from './source.ts';
-import { quoteLiteral } from './sql.ts';
+import { quoteLiteral } from '../db/sql.ts';
 
 export interface PlanCounts {
   create: number;

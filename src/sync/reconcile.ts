@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { chunk } from '../../destinations/chunk.ts';
+import { chunk } from '../db/chunk.ts';
 import type { App } from '../app.ts';
 import type { Payload, ReconcileStatus } from '../../destinations/types.ts';
 import { withTransaction } from '../db/transaction.ts';

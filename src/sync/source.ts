@@ -1,9 +1,9 @@
 import type pg from 'pg';
-import { chunk } from '../../destinations/chunk.ts';
+import { chunk } from '../db/chunk.ts';
 import type { Mapping, Transform } from '../config/mapping.ts';
 import type { LoadedFile } from '../config/load.ts';
 import { DataError } from '../errors.ts';
-import { quoteIdent, quoteLiteral, quoteRelation } from './sql.ts';
+import { quoteIdent, quoteLiteral, quoteRelation } from '../db/sql.ts';
 
 /**
  * How a mapping's records are read: the source as a subquery, the key as text, and the mapped payload as a
