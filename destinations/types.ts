@@ -181,6 +181,11 @@ export interface ConnectContext<C, O> {
   shared: Map<string, unknown>;
   /** The run this session delivers for; absent for validate, plan, setup and reconcile. */
   runId?: number;
+  /**
+   * The ledger's identity: made once when the state schema is created, so that output written by two ledgers
+   * (a new embedded database, a switch to a server) can be told apart. Absent where no state is open.
+   */
+  ledgerId?: string;
 }
 
 export interface DestinationDefinition<C = unknown, O = unknown> {
