@@ -54,7 +54,7 @@ async function metric(name: string, labels: Record<string, string>): Promise<num
 }
 
 async function runsOf(name: string): Promise<Array<{ id: number; status: string; trigger: string; started_at: Date; finished_at: Date | null; error: string | null }>> {
-  return (await warehouse.pool.query(`SELECT id::int, status, trigger, started_at, finished_at, error FROM segsync.runs WHERE mapping = $1 ORDER BY id`, [name])).rows;
+  return (await warehouse.pool.query(`SELECT id::int, status, actor_type || ':' || actor_id AS trigger, started_at, finished_at, error FROM segsync.runs WHERE mapping = $1 ORDER BY id`, [name])).rows;
 }
 
 test('a seconds-level schedule fires; ticks during a slow run are skipped and counted, runs never overlap', async () => {
@@ -221,9 +221,9 @@ test('after downtime a mapping that missed its schedule runs once at start; one 
   const { migrate } = await import('../src/state/migrate.ts');
   await migrate(warehouse.pool, 'segsync');
   // missed: last started 3 days ago, so at least two 03:00 ticks passed. current: started after the last tick.
-  await warehouse.pool.query(`INSERT INTO segsync.runs (mapping, trigger, status, config_hash, destination, started_at, finished_at) VALUES
-    ('missed', 'daemon:schedule', 'succeeded', 'x', 'files', now() - interval '3 days', now() - interval '3 days'),
-    ('current', 'daemon:schedule', 'succeeded', 'x', 'files', now(), now())`);
+  await warehouse.pool.query(`INSERT INTO segsync.runs (mapping, actor_type, actor_id, status, config_hash, destination, started_at, finished_at) VALUES
+    ('missed', 'daemon', 'schedule', 'succeeded', 'x', 'files', now() - interval '3 days', now() - interval '3 days'),
+    ('current', 'daemon', 'schedule', 'succeeded', 'x', 'files', now(), now())`);
   const daemon = await startDaemon();
   try {
     await sleep(1500);

@@ -38,7 +38,7 @@ max_staleness: 1h
 after(() => project.cleanup());
 
 async function runsOf(): Promise<Array<{ trigger: string; status: string; snapshot_at: Date }>> {
-  return (await warehouse.pool.query(`SELECT trigger, status, snapshot_at FROM segsync.runs WHERE mapping = 'after-build' ORDER BY id`)).rows;
+  return (await warehouse.pool.query(`SELECT actor_type || ':' || actor_id AS trigger, status, snapshot_at FROM segsync.runs WHERE mapping = 'after-build' ORDER BY id`)).rows;
 }
 
 async function withDaemon(fn: (d: Daemon) => Promise<void>): Promise<void> {

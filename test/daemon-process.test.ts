@@ -33,7 +33,7 @@ async function project(mappings: Record<string, string>, daemon = 'drain_timeout
 
 interface RunRow { id: number; status: string; trigger: string; started_at: Date; finished_at: Date | null; pid: number | null }
 async function runsOf(name: string): Promise<RunRow[]> {
-  return (await warehouse.pool.query(`SELECT id::int, status, trigger, started_at, finished_at, pid FROM segsync.runs WHERE mapping = $1 ORDER BY id`, [name])).rows;
+  return (await warehouse.pool.query(`SELECT id::int, status, actor_type || ':' || actor_id AS trigger, started_at, finished_at, pid FROM segsync.runs WHERE mapping = $1 ORDER BY id`, [name])).rows;
 }
 
 /** Runs, receipts, delivered state and the files must tell the same story. */
@@ -44,7 +44,7 @@ async function assertLedgerAgrees(mapping: string, dir: string): Promise<number>
   const inFiles = [...new Set(files.map((r) => String(r.customer_id)))].sort();
   assert.deepEqual(delivered, receipts, 'delivered state = delivered receipts');
   assert.deepEqual(inFiles, delivered, 'what the files hold = delivered state');
-  assert.equal((await runsOf(mapping)).filter((r) => r.status === 'running' || r.status === 'planning').length, 0, 'no run left running');
+  assert.equal((await runsOf(mapping)).filter((r) => r.status === 'delivering' || r.status === 'planning' || r.status === 'planned').length, 0, 'no run left running');
   return delivered.length;
 }
 
@@ -91,7 +91,7 @@ test('a second signal forces the exit with a non-zero code; the next start marks
     d.child.kill('SIGTERM');
     const { code } = await d.exited();
     assert.equal(code, 128 + 15);
-    assert.equal((await runsOf('force'))[0]?.status, 'running', 'the forced exit left the run marked running');
+    assert.equal((await runsOf('force'))[0]?.status, 'delivering', 'the forced exit left the run marked delivering');
 
     const again = await spawnDaemon(p.dir);
     await again.waitForLog((l) => l.msg === 'runs left by a stopped process were marked interrupted; they resume now');
@@ -180,7 +180,7 @@ test('a run that does not finish within drain_timeout: exit 1 and a shutdown_tim
     again.child.kill('SIGKILL');
     await again.exited();
     const runs = await runsOf('stubborn');
-    assert.ok(runs.every((r) => r.status !== 'running' && r.status !== 'planning'), JSON.stringify(runs.map((r) => r.status)));
+    assert.ok(runs.every((r) => r.status !== 'delivering' && r.status !== 'planning' && r.status !== 'planned'), JSON.stringify(runs.map((r) => r.status)));
   } finally {
     await p.cleanup();
   }

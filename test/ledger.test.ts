@@ -4,7 +4,10 @@ import type { Warehouse } from '../src/db/warehouse.ts';
 import { DataError } from '../src/errors.ts';
 import { migrate } from '../src/state/migrate.ts';
 import { planMapping, runMapping } from '../src/sync/engine.ts';
-import { recordBatch, type FinalOutcome } from '../src/sync/ledger.ts';
+import { systemActor } from '../src/state/actor.ts';
+import { createRun } from '../src/state/create-run.ts';
+import { recordBatch, type FinalOutcome, type RecordBatchOptions } from '../src/state/record-batch.ts';
+import { transition } from '../src/state/transition.ts';
 import { enterPlanSnapshot, snapshotRelation } from '../src/sync/plan.ts';
 import { freshWarehouse, useFreshWarehouse } from './helpers/pg.ts';
 import { FILE_MAPPING, seedSegments, withMappingProject } from './helpers/project.ts';
@@ -20,13 +23,21 @@ describe('ledger: receipts and delivered state per batch', () => {
   /** A run row and its planned items, as planInto writes them. */
   async function plannedRun(items: Array<{ key: string; op?: FinalOutcome['op']; stateExists: boolean }>): Promise<number> {
     const pool = warehouse.pool;
-    const { rows } = await pool.query<{ id: string }>(`INSERT INTO segsync.runs (mapping, status, config_hash, destination) VALUES ('m', 'running', 'h', 'files') RETURNING id`);
-    const runId = Number(rows[0]!.id);
+    const runId = await createRun(pool, 'segsync', { mapping: 'm', actor: systemActor, configHash: 'h', destination: 'files', status: 'planning' });
+    await transition(pool, 'segsync', { run: runId }, 'planned', systemActor, null);
+    await transition(pool, 'segsync', { run: runId }, 'delivering', systemActor, null);
     await pool.query(
       `INSERT INTO segsync.run_items (run_id, key, op, after, payload_hash, state_exists)
        SELECT $1, k, op, jsonb_build_object('seg', 'S-' || k), 'hash-' || k, e FROM unnest($2::text[], $3::text[], $4::boolean[]) AS u(k, op, e)`,
       [runId, items.map((i) => i.key), items.map((i) => i.op ?? 'create'), items.map((i) => i.stateExists)]);
     return runId;
+  }
+
+  /** A batch as delivery records it: marked sending first, then its outcomes with the batch answered. */
+  async function record(o: Omit<RecordBatchOptions, 'batch' | 'actor'>): Promise<void> {
+    const batch = { firstKey: o.outcomes[0]!.key, lastKey: o.outcomes[o.outcomes.length - 1]!.key, size: o.outcomes.length };
+    await transition(warehouse.pool, 'segsync', { items: { run: o.runId, mapping: o.mapping, ...batch } }, 'sending', systemActor, null);
+    await recordBatch(warehouse.pool, { ...o, batch, actor: systemActor });
   }
 
   const outcome = (key: string, status: FinalOutcome['status'], stateExists: boolean, destinationId: string | null = 'file-1'): FinalOutcome =>
@@ -40,7 +51,7 @@ describe('ledger: receipts and delivered state per batch', () => {
     const keys = ['a1', 'a2', 'a3', 'a4', 'a5'];
     const runId = await plannedRun(keys.map((key) => ({ key, stateExists: false })));
     // The batch is the whole key range a1..a5; a2 failed and a4 was deferred in the middle of it.
-    await recordBatch(warehouse.pool, { schema: 'segsync', mapping: 'm', runId, deadAfter: 3, copy: true,
+    await record({ schema: 'segsync', mapping: 'm', runId, deadAfter: 3, copy: true,
       outcomes: [outcome('a1', 'delivered', false), outcome('a2', 'failed', false), outcome('a3', 'delivered', false), outcome('a4', 'deferred', false), outcome('a5', 'delivered', false)] });
     const rows = await state(keys);
     assert.deepEqual(rows.map((r) => [r.key, r.seg, r.fail_count]), [['a1', 'S-a1', 0], ['a2', null, 1], ['a3', 'S-a3', 0], ['a5', 'S-a5', 0]]);
@@ -51,11 +62,11 @@ describe('ledger: receipts and delivered state per batch', () => {
 
   test('per-record destination ids are kept; a second receipt for one record in one run is refused', async () => {
     const runId = await plannedRun([{ key: 'b1', stateExists: false }, { key: 'b2', stateExists: false }]);
-    await recordBatch(warehouse.pool, { schema: 'segsync', mapping: 'm', runId, deadAfter: 3, copy: false,
+    await record({ schema: 'segsync', mapping: 'm', runId, deadAfter: 3, copy: false,
       outcomes: [outcome('b1', 'delivered', false, 'crm-001'), outcome('b2', 'delivered', false, 'crm-002')] });
     assert.deepEqual((await state(['b1', 'b2'])).map((r) => r.destination_id), ['crm-001', 'crm-002']);
     await assert.rejects(
-      recordBatch(warehouse.pool, { schema: 'segsync', mapping: 'm', runId, deadAfter: 3, copy: true, outcomes: [outcome('b1', 'delivered', true)] }),
+      record({ schema: 'segsync', mapping: 'm', runId, deadAfter: 3, copy: true, outcomes: [outcome('b1', 'delivered', true)] }),
       (err: { code?: string; constraint?: string }) => err.code === '23505' && err.constraint === 'receipts_pkey');
     const n = (await warehouse.pool.query(`SELECT count(*)::int AS n FROM segsync.receipts WHERE run_id = $1`, [runId])).rows[0].n;
     assert.equal(n, 2, 'the refused batch left nothing behind');
@@ -67,7 +78,7 @@ describe('ledger: receipts and delivered state per batch', () => {
     await warehouse.pool.query(
       `INSERT INTO segsync.delivered (mapping, key, payload, payload_hash, last_run_id) VALUES ('m', 'c2', '{"seg":"old"}', 'old', $1), ('m', 'c3', '{"seg":"newer"}', 'newer', $2)`,
       [runId - 1, runId + 1000]);
-    await recordBatch(warehouse.pool, { schema: 'segsync', mapping: 'm', runId, deadAfter: 3, copy: true,
+    await record({ schema: 'segsync', mapping: 'm', runId, deadAfter: 3, copy: true,
       outcomes: ['c1', 'c2', 'c3'].map((k) => outcome(k, 'delivered', false)) });
     assert.deepEqual((await state(['c1', 'c2', 'c3'])).map((r) => [r.key, r.seg]), [['c1', 'S-c1'], ['c2', 'S-c2'], ['c3', 'newer']]);
     const receipts = (await warehouse.pool.query(`SELECT count(*)::int AS n FROM segsync.receipts WHERE run_id = $1`, [runId])).rows[0].n;
@@ -207,7 +218,7 @@ test('a plan never waits for a second connection: with the pool in use it runs w
       }
       assert.deepEqual([run.status, run.planned.create, run.counts.delivered], ['succeeded', 40, 40]);
       // What a kill between the helper's commit and the plan's own leaves: a run without planned_at, with items.
-      const { rows } = await pool.query(`INSERT INTO segsync.runs (mapping, status, config_hash, destination) VALUES ('seg-to-file', 'planning', 'h', 'files') RETURNING id`);
+      const { rows } = await pool.query(`INSERT INTO segsync.runs (mapping, actor_type, actor_id, status, config_hash, destination) VALUES ('seg-to-file', 'cli', 'test', 'planning', 'h', 'files') RETURNING id`);
       await pool.query(`INSERT INTO segsync.run_items (run_id, key, op, after, payload_hash, state_exists) SELECT $1, 'u' || i, 'update', '{}', 'x', true FROM generate_series(1, 5) i`, [rows[0].id]);
       const next = await runMapping(app, 'seg-to-file');
       assert.equal(next.counts.delivered, 0);

@@ -95,7 +95,7 @@ test('kill -9 in the middle of a run loses nothing: the state is never ahead of 
     await project.app(async (app) => {
       const pool = app.warehouse.pool;
       const runs = await pool.query(`SELECT status FROM segsync.runs`);
-      assert.deepEqual(runs.rows, [{ status: 'running' }], 'the killed run is left as running');
+      assert.deepEqual(runs.rows, [{ status: 'delivering' }], 'the killed run is left as delivering');
       const files = await latestByKey(dir);
       assert.ok(files.size > 0 && files.size < 100, `killed mid-run (${files.size} records in files)`);
       const state = await pool.query<{ key: string; payload: Record<string, unknown> }>(`SELECT key, payload FROM segsync.delivered WHERE payload_hash IS NOT NULL`);

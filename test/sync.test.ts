@@ -10,7 +10,7 @@ import { createProject, FILE_MAPPING, seedSegments, type TestProject } from './h
 /** Resolves once a run of the mapping holds its lock and is delivering (its row says running). */
 async function untilRunning(pool: import('pg').Pool): Promise<void> {
   for (let i = 0; i < 300; i++) {
-    const { rows } = await pool.query(`SELECT 1 FROM segsync.runs WHERE status = 'running'`).catch(() => ({ rows: [] }));
+    const { rows } = await pool.query(`SELECT 1 FROM segsync.runs WHERE status = 'delivering'`).catch(() => ({ rows: [] }));
     if (rows.length) return;
     await new Promise((r) => setTimeout(r, 20));
   }

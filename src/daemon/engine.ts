@@ -22,7 +22,7 @@ export interface RunSummary extends Pick<EngineRunSummary, 'runId' | 'mapping' |
 
 export type RunCounts = EngineRunSummary['counts'];
 
-export type RunOptions = Pick<EngineRunOptions, 'signal' | 'wait' | 'trigger' | 'shared'>;
+export type RunOptions = Pick<EngineRunOptions, 'signal' | 'forceSignal' | 'wait' | 'actor' | 'shared'>;
 
 export type BuildOptions = Omit<ModelBuildOptions, 'onProgress'>;
 

@@ -1,4 +1,5 @@
 import { describeError } from '../errors.ts';
+import { daemonActor } from '../state/actor.ts';
 import type { Mapping } from '../config/mapping.ts';
 import { countRecords, lastSuccess, observeStage, runsInFlight, runsTotal, skippedTicks } from '../metrics.ts';
 import { setStatus, type DaemonContext } from './context.ts';
@@ -54,7 +55,7 @@ async function runOnce(ctx: DaemonContext, name: string, trigger: Trigger): Prom
   runsInFlight.inc();
   let summary: RunSummary;
   try {
-    summary = await ctx.engine.runMapping(ctx.app, name, { signal: ctx.signal, wait: false, trigger: `daemon:${trigger}`, shared: ctx.shared });
+    summary = await ctx.engine.runMapping(ctx.app, name, { signal: ctx.signal, wait: false, actor: daemonActor(trigger), shared: ctx.shared });
   } catch (err) {
     if (ctx.engine.isLocked(err)) {
       skippedTicks.inc({ job: name, reason: 'replica' });

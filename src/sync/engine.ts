@@ -1,34 +1,57 @@
-import { hostname } from 'node:os';
-import type pg from 'pg';
 import type { App } from '../app.ts';
 import { withTransaction } from '../db/transaction.ts';
-import { BudgetExhaustedError } from '../errors.ts';
+import { BudgetExhaustedError, describeError } from '../errors.ts';
+import { cliActor, type Actor } from '../state/actor.ts';
+import { closeAbandonedRuns, dropUnplannedItems } from '../state/close-abandoned.ts';
+import { closeUnsent } from '../state/close-unsent.ts';
+import { createRun } from '../state/create-run.ts';
 import { acquireRunLock } from '../state/locks.ts';
+import type { FinalState } from '../state/machine.ts';
 import { migrate } from '../state/migrate.ts';
-import { getMapping, openDestination } from './connect.ts';
-import { closeUnsent } from './ledger.ts';
-import { deliverPlanned } from './deliver.ts';
-import { checkKeys, dropUnplannedItems, enterPlanSnapshot, planDetail, planInto, snapshotRelation, withPlanHelper, type PlanCounts, type PlanDetail } from './plan.ts';
+import { planDetail, type PlanDetail } from '../state/plan-detail.ts';
+import { planInto, type PlanCounts } from '../state/plan-items.ts';
+import { reviveDead as reviveDeadRecords } from '../state/revive-dead.ts';
+import { transition } from '../state/transition.ts';
+import { getMapping, openDestination, type OpenedDestination } from './connect.ts';
+import { catchUpFollowUps, deliverPlanned, type DeliverOptions, type DeliverResult } from './deliver.ts';
+import { checkKeys, enterPlanSnapshot, snapshotRelation, withPlanHelper } from './plan.ts';
+import { withRetries } from './retry.ts';
 import { checkSource, sourceQuery } from './source.ts';
 
-export type RunStatus = 'succeeded' | 'partial' | 'failed' | 'deferred' | 'interrupted' | 'blocked';
+export type { PlanCounts } from '../state/plan-items.ts';
+
+/** How a run ended (src/state/machine.ts has every state and transition). */
+export type RunStatus = Exclude<FinalState, 'rejected' | 'cancelled'>;
 
 export interface RunSummary {
   runId: number;
   mapping: string;
   status: RunStatus;
   planned: PlanCounts;
-  counts: { create: number; update: number; remove: number; unchanged: number; delivered: number; failed: number; deferred: number; dead: number };
+  counts: {
+    create: number; update: number; remove: number; unchanged: number; dead: number;
+    delivered: number; failed: number; deferred: number;
+    /** Sent, no answer: resent next run. */
+    in_doubt: number;
+    /** Of the planned changes, resends of records an earlier run left in doubt. */
+    resent: number;
+    /** Follow-up work (tickets, Cases) applied, failed, or left pending by a limit. */
+    followups: { done: number; failed: number; deferred: number };
+  };
   startedAt: Date;
   finishedAt: Date;
   error?: string;
 }
 
 export interface RunOptions {
+  /** A graceful stop: no new batch; batches in flight finish and are recorded. */
   signal?: AbortSignal;
+  /** A forced stop: requests in flight are abandoned (their records end in doubt). */
+  forceSignal?: AbortSignal;
   /** Wait for another runner of the same mapping to finish instead of failing with LOCKED. */
   wait?: boolean;
-  trigger?: string;
+  /** Who asked for the run (default: the CLI's OS user). */
+  actor?: Actor;
   onPlanned?: (planned: PlanCounts) => void;
   onProgress?: (p: { done: number; total: number }) => void;
   /** Process-wide objects shared by destinations (rate budgets). */
@@ -42,23 +65,7 @@ const sharedDefault = new Map<string, unknown>();
 /** Clears the dead mark of a mapping's records so the next run sends them again; returns how many. */
 export async function reviveDead(app: App, name: string): Promise<number> {
   await ensureState(app);
-  const { rowCount } = await app.warehouse.pool.query(
-    `UPDATE ${app.config.settings.state.schema}.delivered SET dead_at = NULL, fail_count = 0 WHERE mapping = $1 AND dead_at IS NOT NULL`,
-    [getMapping(app.config, name).value.name]);
-  return rowCount ?? 0;
-}
-
-/**
- * Marks the mapping's runs still 'planning' or 'running' as interrupted: with the mapping's run lock held, any
- * such run was left by a process that died. Returns how many. The half-written intent of a run that never
- * became 'running' goes with it (dropUnplannedItems).
- */
-export async function closeAbandonedRuns(pool: Pick<pg.Pool, 'query'>, schema: string, mapping: string): Promise<number> {
-  const { rowCount } = await pool.query(
-    `UPDATE ${schema}.runs SET status = 'interrupted', finished_at = now(), error = coalesce(error, 'the process running it stopped before it finished')
-     WHERE mapping = $1 AND status IN ('planning', 'running')`, [mapping]);
-  await dropUnplannedItems(pool, schema, mapping);
-  return rowCount ?? 0;
+  return reviveDeadRecords(app.warehouse.pool, app.config.settings.state.schema, getMapping(app.config, name).value.name);
 }
 
 /** Makes sure the state schema exists and is current. Cheap when it is. */
@@ -67,10 +74,31 @@ export async function ensureState(app: App): Promise<void> {
 }
 
 /**
- * Runs one mapping: lock, plan in SQL (the intent is written before anything is sent), deliver in batches,
- * record receipts and advance the delivered state per confirmed batch, finish the run row. Never throws for
- * destination failures: they are in the summary and the receipts. Throws for what prevents a run at all
- * (config, lock held, source unreadable, duplicate keys) after recording the run as failed where one exists.
+ * Opens the mapping's destination and runs its pre-flight check under the engine's retry policy: a 503, a
+ * reset or a 429 on the first schema read is retried like a delivery, not a failed run.
+ */
+export async function openChecked(app: App, name: string, o: { runId?: number; shared: Map<string, unknown>; signal: AbortSignal; check: boolean }): Promise<OpenedDestination> {
+  const file = getMapping(app.config, name);
+  const retry = { signal: o.signal, log: app.log.child({ mapping: file.value.name }), what: 'destination pre-flight' };
+  const dest = await withRetries(() => openDestination(app.config, file, { log: app.log, shared: o.shared, ...(o.runId === undefined ? {} : { runId: o.runId }) }), retry);
+  if (o.check) {
+    try {
+      await withRetries(() => dest.session.check(), retry);
+    } catch (err) {
+      await dest.session.close().catch(() => {});
+      throw err;
+    }
+  }
+  return dest;
+}
+
+/**
+ * Runs one mapping through the state machine (src/state/machine.ts): planning (the intent is written before
+ * anything is sent) -> planned -> delivering (batches marked sending before they leave, receipts and the
+ * delivered state per answered batch) -> a final state. Every transition goes through src/state/transition.ts
+ * with the run's actor. Never throws for destination failures: they are in the summary and the receipts.
+ * Throws for what prevents a run at all (config, lock held, source unreadable, duplicate keys) after
+ * recording the run as failed.
  */
 export async function runMapping(app: App, name: string, opts: RunOptions = {}): Promise<RunSummary> {
   const file = getMapping(app.config, name);
@@ -78,23 +106,21 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
   const schema = app.config.settings.state.schema;
   const pool = app.warehouse.pool;
   const signal = opts.signal ?? new AbortController().signal;
+  const actor = opts.actor ?? cliActor();
   // The lock first: whoever asks first runs first (the in-process lock is taken before any await).
   const lock = await acquireRunLock(app.warehouse, mapping.name, { wait: opts.wait ?? false });
   const startedAt = new Date();
   let runId = 0;
+  let reached: 'planning' | 'planned' | 'delivering' = 'planning';
   try {
     await ensureState(app);
     await closeAbandonedRuns(pool, schema, mapping.name);
+    runId = await createRun(pool, schema, { mapping: mapping.name, actor, configHash: app.config.hash, destination: mapping.destination.connection, status: 'planning' });
+    const log = app.log.child({ mapping: mapping.name, run: runId });
     const columns = await checkSource(pool, file, app.config.settings.models.schema);
     const hasSnapshot = columns.some((c) => c.name === 'snapshot_at');
     const q = sourceQuery(mapping, app.config.settings.models.schema);
-    const { rows } = await pool.query<{ id: string }>(
-      `INSERT INTO ${schema}.runs (mapping, trigger, status, config_hash, destination, host, pid) VALUES ($1, $2, 'planning', $3, $4, $5, $6) RETURNING id`,
-      [mapping.name, opts.trigger ?? 'cli', app.config.hash, mapping.destination.connection, hostname(), process.pid]);
-    runId = Number(rows[0]!.id);
-    const log = app.log.child({ mapping: mapping.name, run: runId });
-
-    const dest = await openDestination(app.config, file, { log: app.log, shared: opts.shared ?? sharedDefault, runId });
+    const dest = await openChecked(app, name, { runId, shared: opts.shared ?? sharedDefault, signal, check: false });
     try {
       // A model table or view is planned in one snapshot (the key check, the diff, both halves of it on a
       // server, and the counts all see the same model), taken after a models build in progress has committed.
@@ -106,48 +132,69 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
           (helper) => planInto(client, { schema, mapping, runId, source: q, failedOnly: opts.failedOnly ?? false, helper }));
         // The model snapshot this run delivers, so a receipt can be traced to the exact model state.
         const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(`SELECT max(snapshot_at) AS s FROM ${q.from}`)).rows[0]?.s ?? null : null;
-        await client.query(`UPDATE ${schema}.runs SET status = 'running', planned = $2, planned_at = clock_timestamp(), snapshot_at = $3 WHERE id = $1`,
-          [runId, JSON.stringify(counts), snapshotAt]);
+        await transition(client, schema, { run: runId }, 'planned', actor, null, { planned: counts, snapshotAt });
         return counts;
       });
+      reached = 'planned';
       opts.onPlanned?.(planned);
       const total = planned.create + planned.update + planned.remove;
       log.info({ ...planned }, 'planned');
-      if (total > 0) {
+      const base = { app, runId, mapping: mapping.name, planned, startedAt, actor };
+      if (total > 0 || dest.session.followUps) {
         // Checked after planning, so that a budget already spent today defers the whole plan (visible in
         // receipts, sent next time) instead of failing the run.
         try {
-          await dest.session.check();
+          await withRetries(() => dest.session.check(), { signal, log, what: 'destination pre-flight' });
         } catch (err) {
           if (!(err instanceof BudgetExhaustedError)) throw err;
-          const deferred = await closeUnsent(pool, schema, mapping.name, runId, 'deferred', err.message);
-          return await finish(app, runId, mapping.name, 'deferred', planned, { delivered: 0, failed: 0, deferred }, startedAt, err.message);
+          const closed = await closeUnsent(pool, schema, mapping.name, runId, 'deferred', err.message);
+          return await finish(base, 'deferred', emptyResult(), closed.unsent, err.message);
         }
       }
+      await transition(pool, schema, { run: runId }, 'delivering', actor, null);
+      reached = 'delivering';
       const limits = dest.session.limits;
-      const result = await deliverPlanned({
-        pool, schema, mapping: mapping.name, runId, session: dest.session, signal, log,
+      const deliver: DeliverOptions = {
+        pool, schema, mapping: mapping.name, runId, actor, session: dest.session, signal, log,
+        ...(opts.forceSignal ? { forceSignal: opts.forceSignal } : {}),
         batchSize: Math.min(mapping.batch_size ?? limits.defaultBatchSize ?? limits.maxBatchSize, limits.maxBatchSize),
         concurrency: Math.min(mapping.concurrency ?? limits.defaultConcurrency, limits.maxConcurrency),
         deadAfter: mapping.dead_after ?? app.config.settings.defaults.dead_after,
         copy: !app.warehouse.embedded,
         onProgress: (done) => opts.onProgress?.({ done, total }),
-      });
-      const leftover = result.stoppedBy === 'abort' ? 'interrupted' : 'deferred';
-      const deferred = await closeUnsent(pool, schema, mapping.name, runId, leftover, result.stopReason ?? 'not sent');
+      };
+      const result = total > 0 ? await deliverPlanned(deliver) : emptyResult();
+      if (result.stoppedBy === null) {
+        // Follow-ups left pending by earlier runs, and tickets/Cases changed since on records already delivered.
+        const f = await catchUpFollowUps(deliver, startedAt);
+        result.followUps.done += f.done;
+        result.followUps.failed += f.failed;
+        result.followUps.deferred += f.deferred;
+      }
+      const leftover = result.stoppedBy === 'abort' || result.stoppedBy === 'error' ? 'interrupted' : 'deferred';
+      const closed = await closeUnsent(pool, schema, mapping.name, runId, leftover, result.stopReason ?? 'not sent');
+      result.inDoubt += closed.inDoubt;
       const status: RunStatus = result.stoppedBy === 'abort' ? 'interrupted'
+        : result.stoppedBy === 'error' ? 'failed'
         : result.stoppedBy === 'budget' ? 'deferred'
-        : result.failed === 0 && result.stoppedBy === null ? 'succeeded'
+        : result.failed === 0 && result.inDoubt === 0 && result.stoppedBy === null ? (result.followUps.failed > 0 ? 'partial' : 'succeeded')
         : result.delivered > 0 ? 'partial' : total === 0 ? 'succeeded' : 'failed';
-      return await finish(app, runId, mapping.name, status, planned, { delivered: result.delivered, failed: result.failed, deferred }, startedAt, result.stopReason ?? undefined);
+      return await finish(base, status, result, closed.unsent, result.stopReason ?? undefined);
     } finally {
       await dest.session.close().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'closing the destination failed'));
     }
   } catch (err) {
     if (runId) {
-      await pool.query(`UPDATE ${schema}.runs SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1 AND status IN ('planning', 'running')`,
-        [runId, err instanceof Error ? err.message.slice(0, 2000) : String(err)]).catch(() => {});
-      await dropUnplannedItems(pool, schema, mapping.name).catch(() => {});
+      const message = err instanceof Error ? err.message : String(err);
+      try {
+        // Whatever was sending is closed in doubt before the run is called failed; should that fail too (the
+        // database is gone), the run stays open and the next run's recovery closes it.
+        if (reached !== 'planning') await closeUnsent(pool, schema, mapping.name, runId, 'interrupted', `the run failed: ${message.slice(0, 300)}`);
+        await transition(pool, schema, { run: runId }, 'failed', actor, describeError(err).slice(0, 300), { error: message });
+        await dropUnplannedItems(pool, schema, mapping.name);
+      } catch (closing) {
+        app.log.warn({ err: describeError(closing), run: runId }, 'could not close the failed run; the next run will');
+      }
     }
     throw err;
   } finally {
@@ -155,15 +202,18 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
   }
 }
 
-async function finish(app: App, runId: number, mapping: string, status: RunStatus, planned: PlanCounts, outcome: { delivered: number; failed: number; deferred: number }, startedAt: Date, error?: string): Promise<RunSummary> {
-  const schema = app.config.settings.state.schema;
-  const { rows } = await app.warehouse.pool.query<{ finished_at: Date }>(
-    `UPDATE ${schema}.runs SET status = $2, outcome = $3, finished_at = now(), error = $4 WHERE id = $1 RETURNING finished_at`,
-    [runId, status, JSON.stringify(outcome), error ?? null]);
+function emptyResult(): DeliverResult {
+  return { delivered: 0, failed: 0, inDoubt: 0, followUps: { done: 0, failed: 0, deferred: 0 }, stoppedBy: null, stopReason: null };
+}
+
+async function finish(b: { app: App; runId: number; mapping: string; planned: PlanCounts; startedAt: Date; actor: Actor }, status: RunStatus, r: DeliverResult, deferred: number, error?: string): Promise<RunSummary> {
+  const outcome = { delivered: r.delivered, failed: r.failed, deferred, in_doubt: r.inDoubt, followups: r.followUps };
+  const row = await transition(b.app.warehouse.pool, b.app.config.settings.state.schema, { run: b.runId }, status, b.actor, error ?? null, { outcome, error: error ?? null });
+  const p = b.planned;
   return {
-    runId, mapping, status, planned,
-    counts: { create: planned.create, update: planned.update, remove: planned.remove, unchanged: planned.unchanged, dead: planned.dead, ...outcome },
-    startedAt, finishedAt: rows[0]!.finished_at, ...(error ? { error } : {}),
+    runId: b.runId, mapping: b.mapping, status, planned: p,
+    counts: { create: p.create, update: p.update, remove: p.remove, unchanged: p.unchanged, dead: p.dead, resent: p.in_doubt, ...outcome },
+    startedAt: b.startedAt, finishedAt: row.finishedAt!, ...(error ? { error } : {}),
   };
 }
 
@@ -187,7 +237,7 @@ export async function planMapping(app: App, name: string, opts: { checkDestinati
   const q = sourceQuery(mapping, app.config.settings.models.schema);
   let destinationProblems: string[] = [];
   if (opts.checkDestination) {
-    const dest = await openDestination(app.config, file, { log: app.log, shared: sharedDefault });
+    const dest = await openChecked(app, name, { shared: sharedDefault, signal: new AbortController().signal, check: false });
     try {
       destinationProblems = await dest.session.validateMapping();
     } finally {
@@ -199,10 +249,9 @@ export async function planMapping(app: App, name: string, opts: { checkDestinati
   return withTransaction(app.warehouse.pool, async (client) => {
     await enterPlanSnapshot(client, relation);
     await checkKeys(client, mapping, q);
-    const { rows } = await client.query<{ id: string }>(
-      `INSERT INTO ${schema}.runs (mapping, trigger, status, config_hash, destination) VALUES ($1, 'plan', 'planning', $2, $3) RETURNING id`,
-      [mapping.name, app.config.hash, mapping.destination.connection]);
-    const runId = Number(rows[0]!.id);
+    // A dry run is no run: it takes no run id from the sequence an auditor reads. Its items carry a negative
+    // id of its own, inside a transaction that is rolled back.
+    const runId = -(process.pid * 1000 + Math.floor(Math.random() * 1000));
     return withPlanHelper(app.warehouse.embedded ? null : app.warehouse.pool, relation, client, false, async (helper) => {
       const counts = await planInto(client, { schema, mapping, runId, source: q, helper });
       const detail = await planDetail(client, schema, mapping, runId, opts.samples ?? 3, helper);

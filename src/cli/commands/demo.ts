@@ -7,7 +7,7 @@ import { ensurePaymentsTable, paymentsRelation, type Relation } from '../../load
 import { buildModels } from '../../models/index.ts';
 import { getMapping } from '../../sync/connect.ts';
 import { runMapping } from '../../sync/engine.ts';
-import { segmentField, segmentTransitions } from '../../sync/plan.ts';
+import { segmentField, segmentTransitions } from '../../state/plan-detail.ts';
 import { table } from '../format.ts';
 import { appOptions, integer } from '../options.ts';
 
@@ -77,7 +77,7 @@ segsync reconcile rfm-to-file --all, segsync plan rfm-to-file.`)
         for (const w of build.warnings) out(`   warning: ${w}\n`);
         out(table(Object.entries(build.segments).sort((a, b) => b[1] - a[1]).map(([segment, customers]) => ({ segment, customers }))).trimEnd().replace(/^/gm, '   ') + '\n');
 
-        const run = await runMapping(app, DEMO_MAPPING, { trigger: 'demo' });
+        const run = await runMapping(app, DEMO_MAPPING);
         const c = run.counts;
         out(`3. sync ${DEMO_MAPPING} (run ${run.runId}): ${run.status}: ${c.create} created, ${c.update} updated, ${c.remove} removed, ${c.unchanged} unchanged -> ${c.delivered} delivered, ${c.failed} failed\n`);
         if (c.delivered === 0 && c.failed === 0) out('   nothing changed since the last confirmed delivery, so nothing was sent\n');

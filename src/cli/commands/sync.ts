@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { withApp, type App } from '../../app.ts';
-import { UsageError } from '../../errors.ts';
+import { describeError, UsageError } from '../../errors.ts';
+import { cliActor } from '../../state/actor.ts';
+import { findReceipts } from '../../state/find-receipts.ts';
 import { ensureState, planMapping, reviveDead, runMapping, type RunSummary } from '../../sync/engine.ts';
 import { reconcileMapping } from '../../sync/reconcile.ts';
 import { parseFormat, render, table } from '../format.ts';
@@ -11,12 +13,13 @@ function summaryLines(s: RunSummary): string {
   const c = s.counts;
   const secs = ((s.finishedAt.getTime() - s.startedAt.getTime()) / 1000).toFixed(1);
   return `run ${s.runId} of ${s.mapping}: ${s.status} in ${secs}s\n` +
-    `  planned: ${c.create} create, ${c.update} update, ${c.remove} remove, ${c.unchanged} unchanged${c.dead ? `, ${c.dead} dead (not sent)` : ''}\n` +
-    `  outcome: ${c.delivered} delivered, ${c.failed} failed, ${c.deferred} deferred${s.error ? `\n  note: ${s.error}` : ''}\n`;
+    `  planned: ${c.create} create, ${c.update} update, ${c.remove} remove, ${c.unchanged} unchanged${c.dead ? `, ${c.dead} dead (not sent)` : ''}${c.resent ? `, ${c.resent} resent (in doubt before)` : ''}\n` +
+    `  outcome: ${c.delivered} delivered, ${c.failed} failed, ${c.deferred} deferred${c.in_doubt ? `, ${c.in_doubt} in doubt (resent next run)` : ''}` +
+    `${c.followups.done + c.followups.failed + c.followups.deferred ? `\n  follow-ups: ${c.followups.done} done, ${c.followups.failed} failed, ${c.followups.deferred} pending (limit)` : ''}${s.error ? `\n  note: ${s.error}` : ''}\n`;
 }
 
 /** One run with a progress bar; SIGINT/SIGTERM stop it cleanly (the current batch is recorded). */
-async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly?: boolean }, trigger: string): Promise<RunSummary> {
+async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly?: boolean }): Promise<RunSummary> {
   const bar = progressBar(name);
   const controller = new AbortController();
   const onSignal = () => controller.abort();
@@ -24,7 +27,7 @@ async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly
   process.once('SIGTERM', onSignal);
   try {
     return await runMapping(app, name, {
-      wait: opts.wait ?? false, trigger, signal: controller.signal, failedOnly: opts.failedOnly ?? false,
+      wait: opts.wait ?? false, actor: cliActor(), signal: controller.signal, failedOnly: opts.failedOnly ?? false,
       onPlanned: (p) => bar.start(p.create + p.update + p.remove),
       onProgress: (p) => bar.update(p.done),
     });
@@ -34,6 +37,8 @@ async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly
     process.off('SIGTERM', onSignal);
   }
 }
+
+const RECEIPT_STATUSES = ['delivered', 'failed', 'deferred', 'interrupted', 'in_doubt'];
 
 function exitFor(s: RunSummary): number {
   return s.status === 'succeeded' ? 0 : s.status === 'deferred' ? 3 : 1;
@@ -60,19 +65,35 @@ export function registerSync(program: Command): void {
 
   program.command('run [mapping]')
     .description('deliver what changed since the last confirmed delivery; exit 1 when records failed, 3 when the destination budget deferred the rest')
-    .option('--all', 'run every mapping, one after the other')
+    .option('--all', 'run every mapping, one after the other; each is reported, a failing one does not stop the others, exit non-zero if any failed')
     .option('--wait', 'wait for a run of the same mapping in another process to finish instead of exiting')
     .action(async (name: string | undefined, o: { all?: boolean; wait?: boolean }, cmd: Command) => {
       if (!name && !o.all) throw new UsageError('name a mapping or pass --all');
       if (name && o.all) throw new UsageError('name a mapping or pass --all, not both');
       // One app (config, warehouse) for every run: the mappings run are the ones the config listed.
       process.exitCode = await withApp(appOptions(cmd), async (app) => {
-        let exit = 0;
-        for (const n of o.all ? app.config.mappings.map((m) => m.value.name) : [name!]) {
-          const s = await runOne(app, n, { wait: o.wait ?? false }, 'cli');
+        if (!o.all) {
+          const s = await runOne(app, name!, { wait: o.wait ?? false });
           process.stdout.write(summaryLines(s));
-          exit = Math.max(exit, exitFor(s));
+          return exitFor(s);
         }
+        // Every mapping runs and is reported; one that cannot run (credentials, a missing column) is a failed
+        // run row and a line here, never a reason to skip the mappings after it.
+        let exit = 0;
+        const failed: string[] = [];
+        for (const n of app.config.mappings.map((m) => m.value.name)) {
+          try {
+            const s = await runOne(app, n, { wait: o.wait ?? false });
+            process.stdout.write(summaryLines(s));
+            exit = Math.max(exit, exitFor(s));
+            if (s.status !== 'succeeded') failed.push(`${n} (${s.status})`);
+          } catch (err) {
+            process.stdout.write(`${n}: could not run: ${describeError(err)}\n`);
+            exit = Math.max(exit, 1);
+            failed.push(`${n} (failed)`);
+          }
+        }
+        process.stdout.write(failed.length ? `${failed.length} of ${app.config.mappings.length} mapping(s) did not succeed: ${failed.join(', ')}\n` : `all ${app.config.mappings.length} mapping(s) succeeded\n`);
         return exit;
       });
     });
@@ -83,7 +104,7 @@ export function registerSync(program: Command): void {
     .action(async (name: string, o: { dead?: boolean }, cmd: Command) => {
       process.exitCode = await withApp(appOptions(cmd), async (app) => {
         if (o.dead) process.stdout.write(`${await reviveDead(app, name)} dead record(s) re-queued\n`);
-        const s = await runOne(app, name, { failedOnly: !o.dead }, 'retry');
+        const s = await runOne(app, name, { failedOnly: !o.dead });
         process.stdout.write(summaryLines(s));
         return exitFor(s);
       });
@@ -109,27 +130,17 @@ export function registerSync(program: Command): void {
     .option('--mapping <name>', 'only this mapping')
     .option('--key <key>', 'only this record key')
     .option('--run <id>', 'only this run', integer(1))
-    .option('--status <status>', 'delivered, failed, deferred or interrupted')
+    .option('--status <status>', `one of: ${RECEIPT_STATUSES.join(', ')}`)
     .option('--limit <n>', 'at most this many rows', integer(1), 100)
     .addOption(new Option('--format <format>', 'table, json or csv').default('table'))
     .action(async (o: { mapping?: string; key?: string; run?: number; status?: string; limit: number; format: string }, cmd: Command) => {
       const format = parseFormat(o.format);
+      if (o.status !== undefined && !RECEIPT_STATUSES.includes(o.status)) {
+        throw new UsageError(`--status '${o.status}' is not a receipt status`, `one of: ${RECEIPT_STATUSES.join(', ')}`);
+      }
       const rows = await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
-        const s = app.config.settings.state.schema;
-        // Receipts are keyed by (run, key): newest run first. One record's history is found through the runs
-        // (one index probe per run), which stays fast however many receipts the ledger holds.
-        const { rows } = await app.warehouse.pool.query(
-          `SELECT r.run_id, r.mapping, r.key, r.op, r.status, r.attempt, r.destination_id, r.created, r.error_code, r.error_message, r.request_id,
-                  r.payload_hash, r.recorded_at, d.reconcile_status, d.dead_at IS NOT NULL AS dead
-           FROM ${s}.runs ru
-           JOIN ${s}.receipts r ON r.run_id = ru.id${o.key === undefined ? '' : ' AND r.key = $2'}
-           LEFT JOIN ${s}.delivered d ON d.mapping = r.mapping AND d.key = r.key
-           WHERE ($1::text IS NULL OR ru.mapping = $1) AND ($2::text IS NULL OR r.key = $2) AND ($3::bigint IS NULL OR ru.id = $3)
-             AND ($4::text IS NULL OR r.status = $4)
-           ORDER BY r.run_id DESC, r.key DESC LIMIT $5`,
-          [o.mapping ?? null, o.key ?? null, o.run ?? null, o.status ?? null, o.limit]);
-        return rows;
+        return findReceipts(app.warehouse.pool, app.config.settings.state.schema, { ...o, limit: o.limit });
       });
       const cols = format === 'table' ? ['run_id', 'mapping', 'key', 'op', 'status', 'attempt', 'destination_id', 'error_code', 'reconcile_status', 'recorded_at'] : undefined;
       process.stdout.write(render(rows, format, cols));

@@ -3,7 +3,9 @@ import { withApp } from '../../app.ts';
 import { loadProject } from '../../config/load.ts';
 import { ConfigError, describeError, UsageError } from '../../errors.ts';
 import { log } from '../../log.ts';
-import { ensureState } from '../../sync/engine.ts';
+import { listRuns } from '../../state/list-runs.ts';
+import { ensureState, openChecked } from '../../sync/engine.ts';
+import { withRetries } from '../../sync/retry.ts';
 import { getMapping, openDestination } from '../../sync/connect.ts';
 import { jsonSchemas, markdownReference } from '../../config/reference.ts';
 import { table } from '../format.ts';
@@ -61,13 +63,16 @@ export function registerValidate(program: Command): void {
     .option('--apply', 'create what is missing where the destination allows it')
     .action(async (name: string, o: { apply?: boolean }, cmd: Command) => {
       await withApp(appOptions(cmd), async (app) => {
-        const dest = await openDestination(app.config, getMapping(app.config, name), { log: app.log, shared: new Map() });
+        // Transient errors (a 503, a reset, a 429) are retried under the engine's policy; setup is idempotent.
+        const signal = new AbortController().signal;
+        const dest = await openChecked(app, name, { shared: new Map(), signal, check: false });
         try {
-          if (!dest.session.setup) {
+          const setup = dest.session.setup?.bind(dest.session);
+          if (!setup) {
             process.stdout.write(`destination type '${dest.type}' needs no setup\n`);
             return;
           }
-          const report = await dest.session.setup(o.apply ?? false);
+          const report = await withRetries(() => setup(o.apply ?? false), { signal, log: app.log, what: 'destination setup' });
           process.stdout.write(report.lines.join('\n') + '\n');
         } finally {
           await dest.session.close().catch(() => {});
@@ -82,12 +87,9 @@ export function registerValidate(program: Command): void {
     .action(async (o: { mapping?: string; limit: number }, cmd: Command) => {
       const rows = await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
-        const s = app.config.settings.state.schema;
-        return (await app.warehouse.pool.query(
-          `SELECT id, mapping, trigger, status, planned, outcome, started_at, finished_at, error FROM ${s}.runs
-           WHERE ($1::text IS NULL OR mapping = $1) AND trigger <> 'plan' ORDER BY id DESC LIMIT $2`, [o.mapping ?? null, o.limit])).rows;
+        return listRuns(app.warehouse.pool, app.config.settings.state.schema, { ...(o.mapping ? { mapping: o.mapping } : {}), limit: o.limit });
       });
-      process.stdout.write(table(rows, ['id', 'mapping', 'trigger', 'status', 'planned', 'outcome', 'started_at', 'finished_at', 'error']));
+      process.stdout.write(table(rows, ['id', 'mapping', 'actor', 'status', 'planned', 'outcome', 'started_at', 'finished_at', 'error']));
     });
 }
 

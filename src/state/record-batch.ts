@@ -4,6 +4,8 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { withTransaction } from '../db/transaction.ts';
 import type { RecordOutcome } from '../../destinations/types.ts';
+import type { Actor } from './actor.ts';
+import { transition } from './transition.ts';
 
 /** A record's final outcome in this run, as the ledger stores it. */
 export interface FinalOutcome extends RecordOutcome {
@@ -31,13 +33,20 @@ export interface RecordBatchOptions {
   outcomes: FinalOutcome[];
   /** COPY the receipts (a PostgreSQL server); false on embedded PGlite, whose socket cannot carry COPY. */
   copy: boolean;
+  /** The batch as it was marked sending (transition to 'sending'); it becomes answered in this transaction. */
+  batch: { firstKey: string; lastKey: string; size: number };
+  actor: Actor;
+  /** The mapping's follow-up work (tickets, cases): confirmed records get it pending in this transaction. */
+  followUpKind?: string | null;
 }
 
 /**
- * Writes one batch's receipts and advances the delivered state, in ONE transaction: a receipt without its
- * state change (or the reverse) never exists. The state advances only for records the destination confirmed;
- * a failure bumps the record's consecutive-failure count and marks it dead at `deadAfter`. The WHERE clauses
- * keep a stale writer (an older run finishing late) from overwriting a newer run's state.
+ * Writes one batch's receipts and advances the delivered state, in ONE transaction with the batch's move to
+ * answered: a receipt without its state change (or the reverse) never exists. The state advances only for
+ * records the destination confirmed; a failure bumps the record's consecutive-failure count and marks it dead
+ * at `deadAfter`; an in-doubt record is remembered as such (resent next run, never counted towards
+ * dead_after). Confirmed records of a mapping with follow-up work get it pending here, so it is never lost.
+ * The WHERE clauses keep a stale writer (an older run finishing late) from overwriting a newer run's state.
  */
 export async function recordBatch(pool: pg.Pool, opts: RecordBatchOptions): Promise<void> {
   if (!opts.outcomes.length) return;
@@ -53,6 +62,7 @@ export async function recordBatch(pool: pg.Pool, opts: RecordBatchOptions): Prom
 
 async function writeBatch(client: pg.PoolClient, opts: RecordBatchOptions, plainInserts: boolean): Promise<void> {
   const { schema, mapping, runId, outcomes } = opts;
+  await transition(client, schema, { items: { run: runId, mapping, ...opts.batch } }, 'answered', opts.actor, null, countStatuses(outcomes));
   const final = outcomes.filter((o) => o.status !== 'deferred');
   if (final.length) await insertReceipts(client, opts, final);
   const delivered = outcomes.filter((o) => o.status === 'delivered');
@@ -86,7 +96,7 @@ async function writeBatch(client: pg.PoolClient, opts: RecordBatchOptions, plain
            destination_id = coalesce(EXCLUDED.destination_id, d.destination_id),
            delivered_at = EXCLUDED.delivered_at, last_run_id = EXCLUDED.last_run_id, removed_at = EXCLUDED.removed_at,
            fail_count = 0, failed_hash = NULL, last_error_code = NULL, last_error = NULL, dead_at = NULL,
-           reconcile_status = NULL, reconciled_at = NULL
+           reconcile_status = NULL, reconciled_at = NULL, in_doubt_run = NULL
          WHERE d.last_run_id IS NULL OR d.last_run_id <= EXCLUDED.last_run_id`,
         params(plainInserts ? true : null));
     }
@@ -101,11 +111,33 @@ async function writeBatch(client: pg.PoolClient, opts: RecordBatchOptions, plain
        ON CONFLICT (mapping, key) DO UPDATE SET
          last_run_id = EXCLUDED.last_run_id, fail_count = d.fail_count + 1, failed_hash = EXCLUDED.failed_hash,
          last_error_code = EXCLUDED.last_error_code, last_error = EXCLUDED.last_error,
-         dead_at = CASE WHEN d.fail_count + 1 >= $5 THEN coalesce(d.dead_at, now()) END
+         dead_at = CASE WHEN d.fail_count + 1 >= $5 THEN coalesce(d.dead_at, now()) END, in_doubt_run = NULL
        WHERE d.last_run_id IS NULL OR d.last_run_id <= EXCLUDED.last_run_id`,
       [mapping, runId, failed.map((o) => o.key), failed.map((o) => o.errorCode ?? 'UNKNOWN'), opts.deadAfter, failed.map((o) => (o.errorMessage ?? '').slice(0, MESSAGE_CAP))],
     );
   }
+  const doubt = outcomes.filter((o) => o.status === 'in_doubt');
+  if (doubt.length) {
+    await client.query(
+      `INSERT INTO ${schema}.delivered AS d (mapping, key, last_run_id, in_doubt_run)
+       SELECT $1, k, $2, $2 FROM unnest($3::text[]) AS k
+       ON CONFLICT (mapping, key) DO UPDATE SET in_doubt_run = EXCLUDED.in_doubt_run, last_run_id = EXCLUDED.last_run_id
+       WHERE d.last_run_id IS NULL OR d.last_run_id <= EXCLUDED.last_run_id`,
+      [mapping, runId, doubt.map((o) => o.key)]);
+  }
+  if (opts.followUpKind && delivered.length) {
+    await client.query(
+      `INSERT INTO ${schema}.followups AS f (mapping, key, kind, status, last_run_id)
+       SELECT $1, k, $2, 'pending', $3 FROM unnest($4::text[]) AS k
+       ON CONFLICT (mapping, key, kind) DO UPDATE SET status = 'pending', last_run_id = EXCLUDED.last_run_id, attempts = 0, updated_at = now()`,
+      [mapping, opts.followUpKind, runId, delivered.map((o) => o.key)]);
+  }
+}
+
+function countStatuses(outcomes: FinalOutcome[]): Record<string, number> {
+  const n: Record<string, number> = {};
+  for (const o of outcomes) n[o.status] = (n[o.status] ?? 0) + 1;
+  return n;
 }
 
 const RECEIPT_COLUMNS = 'run_id, mapping, key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at';
@@ -159,16 +191,4 @@ async function insertReceipts(client: pg.PoolClient, o: RecordBatchOptions, outc
     [o.runId, o.mapping, col((x) => x.key), col((x) => x.op), col((x) => x.status), col((x) => x.payloadHash), col((x) => x.destinationId ?? null),
       col((x) => x.created ?? null), col((x) => x.errorCode ?? null), col(message), col((x) => x.attempt), col((x) => x.requestId ?? null), col((x) => x.sentAt)],
   );
-}
-
-/** Every planned item of the run that has no receipt yet gets one with `status` (deferred or interrupted). */
-export async function closeUnsent(pool: pg.Pool, schema: string, mapping: string, runId: number, status: 'deferred' | 'interrupted', reason: string): Promise<number> {
-  const { rowCount } = await pool.query(
-    `INSERT INTO ${schema}.receipts (run_id, mapping, key, op, status, payload_hash, destination_id, error_code, error_message)
-     SELECT ri.run_id, $2, ri.key, ri.op, $3, ri.payload_hash, ri.destination_id, $4, $5
-     FROM ${schema}.run_items ri
-     WHERE ri.run_id = $1 AND NOT EXISTS (SELECT 1 FROM ${schema}.receipts r WHERE r.run_id = ri.run_id AND r.key = ri.key)`,
-    [runId, mapping, status, status === 'deferred' ? 'DEFERRED' : 'INTERRUPTED', reason],
-  );
-  return rowCount ?? 0;
 }

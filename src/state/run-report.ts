@@ -1,0 +1,21 @@
+import type { Db } from './transition.ts';
+
+export interface RunReport {
+  /** Seconds spent planning and delivering, from the run row. */
+  stages: { plan?: number; deliver?: number };
+  /** Receipts per op and status. */
+  outcomes: Array<{ op: string; status: string; n: number }>;
+}
+
+/** A finished run's stage timings (planned_at splits planning from delivery) and its receipts per op and status. */
+export async function runReport(db: Db, schema: string, runId: number): Promise<RunReport> {
+  const { rows } = await db.query<{ plan: number | null; deliver: number | null }>(
+    `SELECT extract(epoch FROM planned_at - started_at)::float8 AS plan, extract(epoch FROM finished_at - planned_at)::float8 AS deliver
+       FROM ${schema}.runs WHERE id = $1`, [runId]);
+  const stages: RunReport['stages'] = {};
+  if (rows[0]?.plan != null) stages.plan = rows[0].plan;
+  if (rows[0]?.deliver != null) stages.deliver = rows[0].deliver;
+  const outcomes = await db.query<{ op: string; status: string; n: number }>(
+    `SELECT op, status, count(*)::int AS n FROM ${schema}.receipts WHERE run_id = $1 GROUP BY op, status`, [runId]);
+  return { stages, outcomes: outcomes.rows };
+}
