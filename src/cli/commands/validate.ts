@@ -4,6 +4,7 @@ import { loadProject } from '../../config/load.ts';
 import { ConfigError, describeError, UsageError } from '../../errors.ts';
 import { log } from '../../log.ts';
 import { listRuns } from '../../state/list-runs.ts';
+import { stateDiagram } from '../../state/machine.ts';
 import { ensureState, openChecked } from '../../sync/engine.ts';
 import { withRetries } from '../../sync/retry.ts';
 import { getMapping, openDestination } from '../../sync/connect.ts';
@@ -94,6 +95,12 @@ export function registerValidate(program: Command): void {
 }
 
 export function registerConfigSchema(program: Command): void {
+  program.command('state-diagram')
+    .description('print the run and item state machine as Mermaid (generated from src/state/machine.ts; docs/sync.md embeds it)')
+    .action(() => {
+      process.stdout.write(stateDiagram());
+    });
+
   program.command('config-schema')
     .description('print the configuration reference generated from the schemas: JSON Schema (for editors) or Markdown')
     .option('--format <format>', 'json or markdown', 'json')
