@@ -91,7 +91,7 @@ test('a second signal forces the exit with a non-zero code; the next start marks
     d.child.kill('SIGTERM');
     const { code } = await d.exited();
     assert.equal(code, 128 + 15);
-    assert.equal((await runsOf('force'))[0]?.status, 'delivering', 'the forced exit left the run marked delivering');
+    assert.ok(['planned', 'delivering'].includes((await runsOf('force'))[0]?.status ?? ''), 'the forced exit left the run open (planned or delivering)');
 
     const again = await spawnDaemon(p.dir);
     await again.waitForLog((l) => l.msg === 'runs left by a stopped process were marked interrupted; they resume now');
