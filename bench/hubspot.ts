@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Client } from '@hubspot/api-client';
-import { runMapping } from '../src/sync/engine.ts';
+import { runMapping } from '../src/sync/run.ts';
 import { createTestDatabase } from '../test/helpers/pg.ts';
 import { createProject, seedSegments } from '../test/helpers/project.ts';
 

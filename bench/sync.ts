@@ -12,7 +12,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { withApp } from '../src/app.ts';
 import { createRootLogger, setRootLogger } from '../src/log.ts';
-import { planMapping, runMapping } from '../src/sync/engine.ts';
+import { planMapping, runMapping } from '../src/sync/run.ts';
 import { writeFile, mkdir } from 'node:fs/promises';
 
 const ROWS = Number(process.env.SEGSYNC_BENCH_ROWS ?? 1_000_000);

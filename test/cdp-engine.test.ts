@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { runMapping } from '../src/sync/engine.ts';
+import { runMapping } from '../src/sync/run.ts';
 import { reconcileMapping } from '../src/sync/reconcile.ts';
 import { startCdpEmulator, type CdpEmulator } from './emulators/cdp/server.ts';
 import { FLAVOURS } from './helpers/cdp.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { runMapping } from '../src/sync/engine.ts';
+import { runMapping } from '../src/sync/run.ts';
 import { reconcileMapping } from '../src/sync/reconcile.ts';
 import { startHubSpotEmulator, type HubSpotEmulator } from './emulators/hubspot/server.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg.ts';

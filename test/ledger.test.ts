@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import type { Warehouse } from '../src/db/warehouse.ts';
 import { DataError } from '../src/errors.ts';
 import { migrate } from '../src/state/migrate.ts';
-import { planMapping, runMapping } from '../src/sync/engine.ts';
+import { planMapping, runMapping } from '../src/sync/run.ts';
 import { systemActor } from '../src/state/actor.ts';
 import { createRun } from '../src/state/create-run.ts';
 import { recordBatch, type FinalOutcome, type RecordBatchOptions } from '../src/state/record-batch.ts';

@@ -9,7 +9,7 @@ import { closeAbandonedRuns } from '../src/state/close-abandoned.ts';
 import { createRun } from '../src/state/create-run.ts';
 import { stateDiagram } from '../src/state/machine.ts';
 import { transition, TransitionError } from '../src/state/transition.ts';
-import { runMapping } from '../src/sync/engine.ts';
+import { runMapping } from '../src/sync/run.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg.ts';
 import { createProject, REPO_ROOT, seedSegments, type TestProject } from './helpers/project.ts';
 import { SCRIPTED_MAPPING, script, scriptedSettings } from './helpers/scripted-destination.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { runMapping } from '../src/sync/engine.ts';
+import { runMapping } from '../src/sync/run.ts';
 import { reconcileMapping } from '../src/sync/reconcile.ts';
 import { FILE_MAPPING, seedSegments, withMappingProject } from './helpers/project.ts';
 

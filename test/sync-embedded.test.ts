@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { LockedError } from '../src/errors.ts';
-import { planMapping, runMapping } from '../src/sync/engine.ts';
+import { planMapping, runMapping } from '../src/sync/run.ts';
 import { reconcileMapping } from '../src/sync/reconcile.ts';
 import { latestByKey } from './helpers/files.ts';
 import { createProject, FILE_MAPPING, seedSegments } from './helpers/project.ts';

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { runMapping } from '../src/sync/engine.ts';
+import { runMapping } from '../src/sync/run.ts';
 import { latestByKey } from './helpers/files.ts';
 import { memoryStore } from './helpers/memory-destination.ts';
 import { createTestDatabase } from './helpers/pg.ts';

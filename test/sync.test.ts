@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DataError, LockedError } from '../src/errors.ts';
-import { planMapping, runMapping } from '../src/sync/engine.ts';
+import { planMapping, runMapping } from '../src/sync/run.ts';
 import { committedRecords, latestByKey } from './helpers/files.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg.ts';
 import { createProject, FILE_MAPPING, seedSegments, type TestProject } from './helpers/project.ts';

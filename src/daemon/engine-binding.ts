@@ -8,7 +8,7 @@ import { lastRun, mappingsWithOpenRuns } from '../state/list-runs.ts';
 import { acquireRunLock } from '../state/locks.ts';
 import { migrate, pendingMigrations } from '../state/migrate.ts';
 import { runReport } from '../state/run-report.ts';
-import { runMapping } from '../sync/engine.ts';
+import { runMapping } from '../sync/run.ts';
 import type { LastRun, RunSummary, SyncEngine } from './engine.ts';
 import { quoteIdent } from '../db/sql.ts';
 

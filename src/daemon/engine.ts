@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { App } from '../app.ts';
 import type { BuildOptions as ModelBuildOptions } from '../models/build.ts';
-import type { RunOptions as EngineRunOptions, RunSummary as EngineRunSummary } from '../sync/engine.ts';
+import type { RunOptions as EngineRunOptions, RunSummary as EngineRunSummary } from '../sync/run.ts';
 
 /**
  * What the daemon needs from the sync engine and the models build, as one interface: the daemon's scheduler,
@@ -9,7 +9,7 @@ import type { RunOptions as EngineRunOptions, RunSummary as EngineRunSummary } f
  * hands in the real implementation (engine-binding.ts).
  */
 
-export type { RunStatus } from '../sync/engine.ts';
+export type { RunStatus } from '../sync/run.ts';
 
 /** The run summary the daemon works with: the engine's counts and status, plus what the binding adds. */
 export interface RunSummary extends Pick<EngineRunSummary, 'runId' | 'mapping' | 'status' | 'startedAt' | 'finishedAt' | 'error'> {

@@ -5,7 +5,7 @@ import { deliveredPages, sampleDelivered, type DeliveredRow } from '../state/del
 import { acquireRunLock } from '../state/locks.ts';
 import { recordVerdicts } from '../state/record-verdicts.ts';
 import { getMapping } from './connect.ts';
-import { ensureState, openChecked } from './engine.ts';
+import { ensureState, openChecked } from './run.ts';
 import { withRetries } from './retry.ts';
 
 export interface ReconcileSummary {

@@ -6,7 +6,7 @@ import { UsageError } from '../../errors.ts';
 import { ensurePaymentsTable, paymentsRelation, type Relation } from '../../load/payments-table.ts';
 import { buildModels } from '../../models/index.ts';
 import { getMapping } from '../../sync/connect.ts';
-import { runMapping } from '../../sync/engine.ts';
+import { runMapping } from '../../sync/run.ts';
 import { segmentField, segmentTransitions } from '../../state/plan-detail.ts';
 import { table } from '../format.ts';
 import { appOptions, integer } from '../options.ts';

@@ -3,7 +3,7 @@ import { withApp, type App } from '../../app.ts';
 import { describeError, UsageError } from '../../errors.ts';
 import { cliActor } from '../../state/actor.ts';
 import { findReceipts } from '../../state/find-receipts.ts';
-import { ensureState, planMapping, reviveDead, runMapping, type RunSummary } from '../../sync/engine.ts';
+import { ensureState, planMapping, reviveDead, runMapping, type RunSummary } from '../../sync/run.ts';
 import { reconcileMapping } from '../../sync/reconcile.ts';
 import { parseFormat, render, table } from '../format.ts';
 import { appOptions, integer } from '../options.ts';

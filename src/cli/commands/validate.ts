@@ -5,7 +5,7 @@ import { ConfigError, describeError, UsageError } from '../../errors.ts';
 import { log } from '../../log.ts';
 import { listRuns } from '../../state/list-runs.ts';
 import { stateDiagram } from '../../state/machine.ts';
-import { ensureState, openChecked } from '../../sync/engine.ts';
+import { ensureState, openChecked } from '../../sync/run.ts';
 import { withRetries } from '../../sync/retry.ts';
 import { getMapping, openDestination } from '../../sync/connect.ts';
 import { jsonSchemas, markdownReference } from '../../config/reference.ts';
