@@ -49,6 +49,50 @@ export const MappingSla = z.strictObject({
 });
 export type MappingSla = z.infer<typeof MappingSla>;
 
+/** A share of records: 0 to 1 (0.05 = 5%). */
+const Share = z.number().min(0, 'a share from 0 to 1 (0.05 = 5%)').max(1, 'a share from 0 to 1 (0.05 = 5%)');
+
+export const GUARDRAIL_RULES = ['removals', 'population', 'changed', 'distribution', 'anomaly'] as const;
+export const GuardrailRule = z.enum(GUARDRAIL_RULES);
+export type GuardrailRule = z.infer<typeof GuardrailRule>;
+
+/**
+ * Rules that hold a run for approval when its change is abnormal (docs/guardrails.md). On for every mapping
+ * with these defaults; `disable: [rule]` turns one off. Every figure is computed in SQL in the plan's snapshot.
+ */
+export const Guardrails = z.strictObject({
+  removals: z.strictObject({
+    max_share: Share.default(0.05).describe('hold when the run removes (clears or deletes) more than this share of the delivered records'),
+    max_count: z.number().int().min(0).optional().describe('hold when it removes more than this many records, whatever the share'),
+    min_count: z.number().int().min(0).default(10).describe('fewer removals than this never hold (a handful leaving is ordinary)'),
+  }).default({ max_share: 0.05, min_count: 10 }).describe('mass removal'),
+  population: z.strictObject({
+    min: z.number().int().min(0).default(1).describe('hold when the source has fewer records than this (an empty model always holds)'),
+    max_drop: Share.default(0.2).describe('hold when the source shrank by more than this share since the last delivered run'),
+    min_drop_count: z.number().int().min(0).default(10).describe('a source that shrank by fewer records than this never holds'),
+  }).default({ min: 1, max_drop: 0.2, min_drop_count: 10 }).describe('an empty or shrunk model'),
+  changed: z.strictObject({
+    max_share: Share.default(0.5).describe('hold when more than this share of the delivered records change segment'),
+    min_count: z.number().int().min(0).default(10).describe('fewer segment changes than this never hold'),
+  }).default({ max_share: 0.5, min_count: 10 }).describe('records whose segment changes (the transition matrix against the delivered state)'),
+  distribution: z.strictObject({
+    warn: z.number().positive().default(0.1).describe('population stability index of segment shares that warns'),
+    hold: z.number().positive().default(0.25).describe('population stability index that holds'),
+    min_population: z.number().int().min(0).default(100).describe('segment shares of fewer records than this are not judged (too noisy)'),
+  }).default({ warn: 0.1, hold: 0.25, min_population: 100 }).refine((d) => d.warn <= d.hold, { message: 'distribution.warn must not be above distribution.hold' })
+    .describe('shift of segment shares against the last delivered run (PSI)'),
+  anomaly: z.strictObject({
+    runs: z.number().int().min(3).max(200).default(12).describe('delivered runs the baseline is learnt from (the current run and held runs never are)'),
+    min_runs: z.number().int().min(3).max(200).default(5).describe('fewer delivered runs than this: the rule waits'),
+    z: z.number().positive().default(5).describe('robust z-score (median/MAD) above which a figure holds the run'),
+    seasonality: z.enum(['none', 'weekday']).default('none').describe('weekday: learn from runs on the same weekday'),
+    min_population: z.number().int().min(0).default(100).describe('figures of fewer delivered records than this are not judged (too noisy)'),
+  }).default({ runs: 12, min_runs: 5, z: 5, seasonality: 'none', min_population: 100 }).describe('per-run figures (changed share, removals, segment shares, R/F/M cut-points) against the history'),
+  hold_expires: Duration.default('72h').describe('a held run nobody approved is cancelled after this long'),
+  disable: z.array(GuardrailRule).default([]).describe('rules turned off for this mapping'),
+}).describe('guardrails: runs held until approved when a change is abnormal (docs/guardrails.md)');
+export type Guardrails = z.infer<typeof Guardrails>;
+
 export const Mapping = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lower-case letters, digits, - and _').describe('unique name; the state and receipts are kept per name'),
   description: z.string().optional().describe('free text for people reading the mapping'),
@@ -77,6 +121,7 @@ export const Mapping = z.strictObject({
   batch_size: z.number().int().positive().optional().describe('records per destination call (default: the destination\'s own, 5,000 for file; capped by its limit)'),
   concurrency: z.number().int().positive().optional().describe('destination calls in flight (capped by the destination limit)'),
   dead_after: z.number().int().positive().optional().describe('a record that failed this many runs in a row is marked dead'),
+  guardrails: Guardrails.default(Guardrails.parse({})),
   tickets: z.record(z.string(), z.unknown()).optional().describe('HubSpot: write the segment onto open tickets (see docs/destinations/hubspot.md)'),
   cases: z.record(z.string(), z.unknown()).optional().describe('Salesforce: write the segment onto open Cases (see docs/destinations/salesforce.md)'),
 });

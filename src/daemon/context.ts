@@ -20,7 +20,7 @@ export interface DaemonContext {
 }
 
 export interface JobStatus {
-  state: 'idle' | 'running' | 'blocked' | 'skipped';
+  state: 'idle' | 'running' | 'blocked' | 'skipped' | 'held';
   trigger?: string;
   since: Date;
   lastRun?: { runId: number | null; status: string; startedAt: Date; finishedAt: Date; error?: string };

@@ -12,7 +12,7 @@ import type { RunOptions as EngineRunOptions, RunSummary as EngineRunSummary } f
 export type { RunStatus } from '../sync/run.ts';
 
 /** The run summary the daemon works with: the engine's counts and status, plus what the binding adds. */
-export interface RunSummary extends Pick<EngineRunSummary, 'runId' | 'mapping' | 'status' | 'startedAt' | 'finishedAt' | 'error'> {
+export interface RunSummary extends Pick<EngineRunSummary, 'runId' | 'mapping' | 'status' | 'startedAt' | 'finishedAt' | 'error' | 'heldEarlier'> {
   counts: RunCounts;
   /** Receipts of the run by operation and outcome, when the engine reports them. */
   outcomes?: Array<{ op: string; status: string; n: number }>;

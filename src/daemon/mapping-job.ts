@@ -73,6 +73,13 @@ async function runOnce(ctx: DaemonContext, name: string, trigger: Trigger): Prom
     watch.stop();
   }
   runId = summary.runId;
+  if (summary.status === 'held') {
+    // One hold, one event (the engine raised it when it held the run); later ticks only show it.
+    if (!summary.heldEarlier) runsTotal.inc({ mapping: name, status: 'held' });
+    setStatus(ctx, name, { state: 'held', reason: summary.error ?? 'held for approval', trigger, lastRun: { runId: summary.runId, status: 'held', startedAt: summary.startedAt, finishedAt: summary.finishedAt } });
+    if (!summary.heldEarlier) log.warn({ run: summary.runId, trigger }, 'run held for approval');
+    return;
+  }
   record(ctx, mapping, summary);
   setStatus(ctx, name, { state: 'idle', trigger, lastRun: { runId: summary.runId, status: summary.status, startedAt: summary.startedAt, finishedAt: summary.finishedAt, ...(summary.error ? { error: summary.error } : {}) } });
   log.info({ run: summary.runId, status: summary.status, counts: summary.counts, trigger }, 'run finished');

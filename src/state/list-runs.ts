@@ -11,12 +11,13 @@ export interface RunListRow extends Record<string, unknown> {
   started_at: Date;
   finished_at: Date | null;
   error: string | null;
+  reason: string | null;
 }
 
 /** Recent runs, newest first, optionally of one mapping and in some states. */
 export async function listRuns(db: Db, schema: string, f: { mapping?: string; status?: RunState[]; limit: number }): Promise<RunListRow[]> {
   const { rows } = await db.query<RunListRow & { id: string }>(
-    `SELECT id, mapping, actor_type || ':' || actor_id AS actor, status, planned, outcome, started_at, finished_at, error FROM ${schema}.runs
+    `SELECT id, mapping, actor_type || ':' || actor_id AS actor, status, planned, outcome, started_at, finished_at, error, status_reason AS reason FROM ${schema}.runs
      WHERE ($1::text IS NULL OR mapping = $1) AND ($2::text[] IS NULL OR status = ANY($2)) ORDER BY id DESC LIMIT $3`,
     [f.mapping ?? null, f.status ?? null, f.limit]);
   return rows.map((r) => ({ ...r, id: Number(r.id) }));

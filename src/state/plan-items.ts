@@ -50,14 +50,15 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
     const part = (key: string) => (half === null ? 'true' : `(hashtext(${key}) & 1) = ${half}`);
     return db.query<Inserted>(
       `WITH ins AS (
-         INSERT INTO ${schema}.run_items (run_id, key, op, after, before, payload_hash, destination_id, state_exists, resend)
+         INSERT INTO ${schema}.run_items (run_id, key, op, after, before, payload_hash, destination_id, state_exists, resend, prior_failures)
          SELECT $2, coalesce(n.key, d.key),
                 CASE WHEN n.key IS NULL THEN 'remove' WHEN d.payload_hash IS NULL THEN 'create' ELSE 'update' END,
                 n.payload,
                 -- 'before' only for the changed rows: carrying every delivered payload through the join would
                 -- make the hash table as large as the state.
                 CASE WHEN d.key IS NOT NULL THEN (SELECT b.payload FROM ${schema}.delivered b WHERE b.mapping = $1 AND b.key = d.key) END,
-                n.hash, d.destination_id, d.key IS NOT NULL, d.in_doubt_run IS NOT NULL
+                n.hash, d.destination_id, d.key IS NOT NULL, d.in_doubt_run IS NOT NULL,
+                CASE WHEN d.failed_hash IS NOT DISTINCT FROM n.hash AND n.hash IS NOT NULL THEN coalesce(d.fail_count, 0) ELSE 0 END
          -- OFFSET 0 keeps the subquery whole: flattened, PostgreSQL would build each payload and its md5 once per
          -- reference (the insert and both filters), three times a row.
          FROM (SELECT key, payload, md5(payload::text) AS hash FROM (SELECT ${q.key} AS key, ${q.payload} AS payload FROM ${q.from} WHERE ${part(q.key)}) x OFFSET 0) n

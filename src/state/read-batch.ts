@@ -11,6 +11,8 @@ export interface ItemRow {
   destination_id: string | null;
   state_exists: boolean;
   resend: boolean;
+  /** Earlier runs that got a definite failure answer for this very change. */
+  prior_failures: number;
 }
 
 /**
@@ -23,7 +25,7 @@ export async function readBatch(pool: pg.Pool, schema: string, runId: number, af
   return withTransaction(pool, async (client) => {
     await client.query('SET LOCAL enable_sort = off');
     return (await client.query<ItemRow>(
-      `SELECT key, op, after, before, payload_hash, destination_id, state_exists, resend FROM ${schema}.run_items
+      `SELECT key, op, after, before, payload_hash, destination_id, state_exists, resend, prior_failures FROM ${schema}.run_items
        WHERE run_id = $1 AND ($2::text IS NULL OR key > $2) ORDER BY key LIMIT $3`,
       [runId, afterKey, size])).rows;
   });

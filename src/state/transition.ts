@@ -27,6 +27,8 @@ export interface RunPatch {
   outcome?: object;
   error?: string | null;
   snapshotAt?: Date | null;
+  /** The guardrails' figures, verdicts and evidence. */
+  guardrails?: object;
 }
 
 export interface RunTarget {
@@ -75,7 +77,8 @@ async function transitionRun(db: Db, schema: string, runId: number, to: RunState
          planned = coalesce($5::jsonb, r.planned), outcome = coalesce($6::jsonb, r.outcome),
          error = CASE WHEN $7::boolean THEN $8 ELSE r.error END,
          snapshot_at = CASE WHEN $9::boolean THEN $10::timestamptz ELSE r.snapshot_at END,
-         planned_at = CASE WHEN $2 = 'planned' THEN clock_timestamp() WHEN $2 = 'planning' THEN NULL ELSE r.planned_at END,
+         planned_at = CASE WHEN $2 IN ('planned', 'held') THEN clock_timestamp() WHEN $2 = 'planning' THEN NULL ELSE r.planned_at END,
+         guardrails = coalesce($15::jsonb, r.guardrails),
          finished_at = CASE WHEN $3::boolean THEN clock_timestamp() ELSE NULL END
        FROM old WHERE r.id = old.id
        RETURNING r.id, r.mapping, r.status, r.status_at, r.planned_at, r.finished_at, r.started_at, old.status AS from_state
@@ -87,7 +90,8 @@ async function transitionRun(db: Db, schema: string, runId: number, to: RunState
      SELECT id, mapping, status, status_at, planned_at, finished_at, started_at FROM moved`,
     [runId, to, final, cap(reason), patch.planned ? JSON.stringify(patch.planned) : null, patch.outcome ? JSON.stringify(patch.outcome) : null,
       patch.error !== undefined, cap(patch.error ?? null), patch.snapshotAt !== undefined, patch.snapshotAt ?? null, sourcesOf(to),
-      actor.type, actor.id, JSON.stringify({ ...(patch.planned ? { planned: patch.planned } : {}), ...(patch.outcome ? { outcome: patch.outcome } : {}) })]);
+      actor.type, actor.id, JSON.stringify({ ...(patch.planned ? { planned: patch.planned } : {}), ...(patch.outcome ? { outcome: patch.outcome } : {}) }),
+      patch.guardrails ? JSON.stringify(patch.guardrails) : null]);
   const r = rows[0];
   if (!r) {
     const now = await db.query<{ status: RunState }>(`SELECT status FROM ${schema}.runs WHERE id = $1`, [runId]);

@@ -157,8 +157,13 @@ async function* readBatches(o: DeliverOptions, stopped: AbortSignal): AsyncGener
   }
 }
 
+/**
+ * The change as the destination gets it. Its attempt counts the definite failure answers this very change
+ * got, in earlier runs too: a new attempt never carries an id a receiver may have cached a failure under,
+ * while a resend after no answer (in doubt, a whole-batch retry) keeps its attempt and so its ids.
+ */
 function toChange(r: ItemRow, attempt: number): Change {
-  return { key: r.key, op: r.op, before: r.before, after: r.after, payloadHash: r.payload_hash, destinationId: r.destination_id, attempt };
+  return { key: r.key, op: r.op, before: r.before, after: r.after, payloadHash: r.payload_hash, destinationId: r.destination_id, attempt: attempt + r.prior_failures };
 }
 
 /** How a whole-batch failure that retries did not cure lands on its records. */
@@ -178,7 +183,7 @@ function settleThrown(err: unknown, stopped: boolean): Pick<RecordOutcome, 'stat
 async function sendWithRetries(o: DeliverOptions, items: ItemRow[], stopped: AbortSignal): Promise<FinalOutcome[]> {
   const final = new Map<string, FinalOutcome>();
   const settle = (r: ItemRow, x: RecordOutcome, attempt: number, sentAt: Date) => final.set(r.key,
-    { ...x, attempt, sentAt, op: r.op, payloadHash: r.payload_hash, stateExists: r.state_exists, destinationId: x.destinationId ?? r.destination_id });
+    { ...x, attempt: attempt + r.prior_failures, sentAt, op: r.op, payloadHash: r.payload_hash, stateExists: r.state_exists, destinationId: x.destinationId ?? r.destination_id });
   let pending = items;
   for (let attempt = 1; pending.length && attempt <= RECORD_ATTEMPTS; attempt++) {
     const sentAt = new Date();

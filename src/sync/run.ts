@@ -1,27 +1,35 @@
 import type { App } from '../app.ts';
 import { withTransaction } from '../db/transaction.ts';
-import { BudgetExhaustedError, describeError } from '../errors.ts';
-import { cliActor, type Actor } from '../state/actor.ts';
+import { BudgetExhaustedError, describeError, UsageError } from '../errors.ts';
+import type { GuardrailRule } from '../config/mapping.ts';
+import { durationMs } from '../daemon/duration.ts';
+import { quoteIdent } from '../db/sql.ts';
+import { cliActor, formatActor, systemActor, type Actor } from '../state/actor.ts';
+import { insertEvent } from '../state/events.ts';
+import { runById, waitingRun } from '../state/held-run.ts';
+import { dropItems, planFingerprint } from '../state/plan-fingerprint.ts';
+import { runCounts } from '../state/run-counts.ts';
 import { closeAbandonedRuns, dropUnplannedItems } from '../state/close-abandoned.ts';
 import { closeUnsent } from '../state/close-unsent.ts';
 import { createRun } from '../state/create-run.ts';
 import { acquireRunLock } from '../state/locks.ts';
 import type { FinalState } from '../state/machine.ts';
 import { migrate } from '../state/migrate.ts';
-import { planDetail, type PlanDetail } from '../state/plan-detail.ts';
+import { planDetail, segmentField, type PlanDetail } from '../state/plan-detail.ts';
 import { planInto, type PlanCounts } from '../state/plan-items.ts';
 import { reviveDead as reviveDeadRecords } from '../state/revive-dead.ts';
-import { transition } from '../state/transition.ts';
+import { transition, TransitionError } from '../state/transition.ts';
 import { getMapping, openDestination, type OpenedDestination } from './connect.ts';
 import { catchUpFollowUps, deliverPlanned, type DeliverOptions, type DeliverResult } from './deliver.ts';
 import { checkKeys, enterPlanSnapshot, snapshotRelation, withPlanHelper } from './plan.ts';
+import { evaluate, holding, movedExamples, pastFigures, runFigures, type RuleVerdict } from './guardrails.ts';
 import { withRetries } from './retry.ts';
 import { checkSource, sourceQuery } from './source.ts';
 
 export type { PlanCounts } from '../state/plan-items.ts';
 
 /** How a run ended (src/state/machine.ts has every state and transition). */
-export type RunStatus = Exclude<FinalState, 'rejected' | 'cancelled'>;
+export type RunStatus = Exclude<FinalState, 'rejected' | 'cancelled'> | 'held';
 
 export interface RunSummary {
   runId: number;
@@ -41,6 +49,8 @@ export interface RunSummary {
   startedAt: Date;
   finishedAt: Date;
   error?: string;
+  /** With status held: the run was held by an earlier run and still waits (nothing was planned now). */
+  heldEarlier?: boolean;
 }
 
 export interface RunOptions {
@@ -58,6 +68,9 @@ export interface RunOptions {
   shared?: Map<string, unknown>;
   /** Only records whose last delivery failed (segsync retry). */
   failedOnly?: boolean;
+  /** A one-shot override: these guardrails do not hold this run (recorded with the actor and the reason). */
+  allow?: GuardrailRule[];
+  allowReason?: string;
 }
 
 const sharedDefault = new Map<string, unknown>();
@@ -94,11 +107,13 @@ export async function openChecked(app: App, name: string, o: { runId?: number; s
 
 /**
  * Runs one mapping through the state machine (src/state/machine.ts): planning (the intent is written before
- * anything is sent) -> planned -> delivering (batches marked sending before they leave, receipts and the
- * delivered state per answered batch) -> a final state. Every transition goes through src/state/transition.ts
- * with the run's actor. Never throws for destination failures: they are in the summary and the receipts.
- * Throws for what prevents a run at all (config, lock held, source unreadable, duplicate keys) after
- * recording the run as failed.
+ * anything is sent, the guardrails judge it in the same snapshot) -> planned, or held for a person ->
+ * delivering (batches marked sending before they leave, receipts and the delivered state per answered batch)
+ * -> a final state. A mapping with a held run plans nothing new until the run is approved or rejected (or
+ * expires); an approved run is delivered exactly as held, or planned again under its id when the model changed
+ * since. Every transition goes through src/state/transition.ts with the run's actor. Never throws for
+ * destination failures: they are in the summary and the receipts. Throws for what prevents a run at all
+ * (config, lock held, source unreadable, duplicate keys) after recording the run as failed.
  */
 export async function runMapping(app: App, name: string, opts: RunOptions = {}): Promise<RunSummary> {
   const file = getMapping(app.config, name);
@@ -115,26 +130,49 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
   try {
     await ensureState(app);
     await closeAbandonedRuns(pool, schema, mapping.name);
-    runId = await createRun(pool, schema, { mapping: mapping.name, actor, configHash: app.config.hash, destination: mapping.destination.connection, status: 'planning' });
-    const log = app.log.child({ mapping: mapping.name, run: runId });
-    const columns = await checkSource(pool, file, app.config.settings.models.schema);
-    const hasSnapshot = columns.some((c) => c.name === 'snapshot_at');
+    // A run waiting for a person holds the mapping: one hold, one event, no new plan on every tick.
+    let waiting = await waitingRun(pool, schema, mapping.name);
+    if (waiting?.status === 'held' && waiting.statusAt.getTime() + durationMs(mapping.guardrails.hold_expires) < Date.now()) {
+      await transition(pool, schema, { run: waiting.id }, 'cancelled', systemActor, `expired: held longer than hold_expires (${mapping.guardrails.hold_expires}) without approval`);
+      waiting = null;
+    }
+    if (waiting?.status === 'held') return heldSummary(app, waiting.id, mapping.name, startedAt, true);
+    const columns = await checkSource(pool, file, app.config.settings.models.schema).catch(async (err: unknown) => {
+      // A run that cannot even read its source is still a visible run row.
+      runId = waiting?.id ?? await createRun(pool, schema, { mapping: mapping.name, actor, configHash: app.config.hash, destination: mapping.destination.connection, status: 'planning' });
+      throw err;
+    });
     const q = sourceQuery(mapping, app.config.settings.models.schema);
+    const relation = await snapshotRelation(pool, q);
+    let replan = true;
+    if (waiting?.status === 'approved') {
+      runId = waiting.id;
+      // Approval binds to the plan: the held plan is delivered only while the model still plans exactly it.
+      const now = await withTransaction(pool, async (client) => {
+        await enterPlanSnapshot(client, relation);
+        const probe = -(process.pid * 1000 + Math.floor(Math.random() * 1000));
+        await planInto(client, { schema, mapping, runId: probe, source: q, helper: null });
+        return { now: await planFingerprint(client, schema, probe), held: await planFingerprint(client, schema, runId) };
+      }, { commit: false });
+      replan = now.now !== now.held;
+      if (replan) {
+        await transition(pool, schema, { run: runId }, 'planning', actor, 'the model changed since the approval: planned again and judged again');
+        await dropItems(pool, schema, runId);
+      }
+    } else {
+      runId = await createRun(pool, schema, { mapping: mapping.name, actor, configHash: app.config.hash, destination: mapping.destination.connection, status: 'planning' });
+    }
+    const log = app.log.child({ mapping: mapping.name, run: runId });
     const dest = await openChecked(app, name, { runId, shared: opts.shared ?? sharedDefault, signal, check: false });
     try {
-      // A model table or view is planned in one snapshot (the key check, the diff, both halves of it on a
-      // server, and the counts all see the same model), taken after a models build in progress has committed.
-      const relation = await snapshotRelation(pool, q);
-      const planned = await withTransaction(pool, async (client) => {
-        await enterPlanSnapshot(client, relation);
-        await checkKeys(client, mapping, q);
-        const counts = await withPlanHelper(app.warehouse.embedded ? null : pool, relation, client, true,
-          (helper) => planInto(client, { schema, mapping, runId, source: q, failedOnly: opts.failedOnly ?? false, helper }));
-        // The model snapshot this run delivers, so a receipt can be traced to the exact model state.
-        const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(`SELECT max(snapshot_at) AS s FROM ${q.from}`)).rows[0]?.s ?? null : null;
-        await transition(client, schema, { run: runId }, 'planned', actor, null, { planned: counts, snapshotAt });
-        return counts;
-      });
+      let planned: PlanCounts;
+      if (replan) {
+        const plan = await planRun(app, { file, runId, q, relation, columns: columns.map((c) => c.name), actor, allow: opts.allow ?? [], failedOnly: opts.failedOnly ?? false, allowReason: opts.allowReason });
+        if (plan.held) return heldSummary(app, runId, mapping.name, startedAt, false);
+        planned = plan.counts;
+      } else {
+        planned = await runCounts(pool, schema, runId);
+      }
       reached = 'planned';
       opts.onPlanned?.(planned);
       const total = planned.create + planned.update + planned.remove;
@@ -151,7 +189,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
           return await finish(base, 'deferred', emptyResult(), closed.unsent, err.message);
         }
       }
-      await transition(pool, schema, { run: runId }, 'delivering', actor, null);
+      await transition(pool, schema, { run: runId }, 'delivering', actor, replan ? null : 'delivering the approved plan');
       reached = 'delivering';
       const limits = dest.session.limits;
       const deliver: DeliverOptions = {
@@ -202,6 +240,64 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
   }
 }
 
+/**
+ * Plans the run in one snapshot (the key check, the diff, both halves of it on a server, the guardrails'
+ * figures and the counts all see the same model, taken after a models build in progress has committed), and
+ * moves it to planned, or to held when a guardrail trips (the plan stays, an event carries the evidence).
+ */
+async function planRun(app: App, o: {
+  file: ReturnType<typeof getMapping>; runId: number; q: ReturnType<typeof sourceQuery>; relation: string | null; columns: string[];
+  actor: Actor; allow: GuardrailRule[]; allowReason: string | undefined; failedOnly: boolean;
+}): Promise<{ counts: PlanCounts; held: boolean }> {
+  const mapping = o.file.value;
+  const schema = app.config.settings.state.schema;
+  const pool = app.warehouse.pool;
+  const hasSnapshot = o.columns.includes('snapshot_at');
+  return withTransaction(pool, async (client) => {
+    await enterPlanSnapshot(client, o.relation);
+    await checkKeys(client, mapping, o.q);
+    const { counts, figures } = await withPlanHelper(app.warehouse.embedded ? null : pool, o.relation, client, true, async (helper) => {
+      const counts = await planInto(client, { schema, mapping, runId: o.runId, source: o.q, failedOnly: o.failedOnly, helper });
+      return { counts, figures: await runFigures({ client, helper, schema, mapping, runId: o.runId, source: o.q, counts, columns: o.columns }) };
+    });
+    // The model snapshot this run delivers, so a receipt can be traced to the exact model state.
+    const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(`SELECT max(snapshot_at) AS s FROM ${o.q.from}`)).rows[0]?.s ?? null : null;
+    const g = mapping.guardrails;
+    const history = await pastFigures(client, schema, mapping.name, o.runId, g.anomaly.runs * (g.anomaly.seasonality === 'weekday' ? 7 : 1));
+    // A retry sends only what failed: no guardrail judges it.
+    const verdicts = o.failedOnly ? [] : evaluate(g, figures, history, new Date(), o.allow);
+    const held = holding(verdicts);
+    const allowed = verdicts.filter((v) => v.allowed);
+    const guardrails: Record<string, unknown> = { figures, verdicts, ...(allowed.length ? { allowed: { rules: allowed.map((v) => v.rule), reason: o.allowReason, by: formatActor(o.actor) } } : {}) };
+    if (held.length) {
+      guardrails.examples = await movedExamples(client, schema, o.runId, segmentField(mapping));
+      const reason = held.map((v) => `${v.rule}: ${v.detail}`).join('; ');
+      await transition(client, schema, { run: o.runId }, 'held', o.actor, reason, { planned: counts, snapshotAt, guardrails });
+      await insertEvent(client, quoteIdent(schema), {
+        kind: 'run_held', severity: 'warning', mapping: mapping.name, runId: o.runId,
+        message: `${mapping.name} run ${o.runId} held for approval: ${reason}`,
+        details: { verdicts: held, examples: guardrails.examples }, dedupKey: `run_held:${mapping.name}:${o.runId}`,
+      });
+      return { counts, held: true };
+    }
+    await transition(client, schema, { run: o.runId }, 'planned', o.actor, allowed.length ? `allowed by ${formatActor(o.actor)}: ${allowed.map((v) => v.rule).join(', ')} (${o.allowReason ?? 'no reason given'})` : null, { planned: counts, snapshotAt, guardrails });
+    return { counts, held: false };
+  });
+}
+
+/** The summary of a run that is held for approval (just now, or earlier and still waiting). */
+async function heldSummary(app: App, runId: number, mapping: string, startedAt: Date, earlier: boolean): Promise<RunSummary> {
+  const schema = app.config.settings.state.schema;
+  const planned = await runCounts(app.warehouse.pool, schema, runId);
+  const w = await waitingRun(app.warehouse.pool, schema, mapping);
+  const p = planned;
+  return {
+    runId, mapping, status: 'held', planned: p, heldEarlier: earlier,
+    counts: { create: p.create, update: p.update, remove: p.remove, unchanged: p.unchanged, dead: p.dead, resent: p.in_doubt, delivered: 0, failed: 0, deferred: 0, in_doubt: 0, followups: { done: 0, failed: 0, deferred: 0 } },
+    startedAt, finishedAt: new Date(), error: `held for approval${earlier ? ` since ${w?.statusAt.toISOString()}` : ''}: ${w?.statusReason ?? ''}`,
+  };
+}
+
 function emptyResult(): DeliverResult {
   return { delivered: 0, failed: 0, inDoubt: 0, followUps: { done: 0, failed: 0, deferred: 0 }, stoppedBy: null, stopReason: null };
 }
@@ -222,6 +318,8 @@ export interface PlanSummary {
   counts: PlanCounts;
   detail: PlanDetail;
   destinationProblems: string[];
+  /** Each guardrail's verdict on this plan, as a run would be judged now. */
+  guardrails: RuleVerdict[];
 }
 
 /**
@@ -233,7 +331,7 @@ export async function planMapping(app: App, name: string, opts: { checkDestinati
   const mapping = file.value;
   const schema = app.config.settings.state.schema;
   await ensureState(app);
-  await checkSource(app.warehouse.pool, file, app.config.settings.models.schema);
+  const columns = (await checkSource(app.warehouse.pool, file, app.config.settings.models.schema)).map((c) => c.name);
   const q = sourceQuery(mapping, app.config.settings.models.schema);
   let destinationProblems: string[] = [];
   if (opts.checkDestination) {
@@ -255,8 +353,33 @@ export async function planMapping(app: App, name: string, opts: { checkDestinati
     return withPlanHelper(app.warehouse.embedded ? null : app.warehouse.pool, relation, client, false, async (helper) => {
       const counts = await planInto(client, { schema, mapping, runId, source: q, helper });
       const detail = await planDetail(client, schema, mapping, runId, opts.samples ?? 3, helper);
-      return { mapping: mapping.name, counts, detail, destinationProblems };
+      const figures = await runFigures({ client, helper, schema, mapping, runId, source: q, counts, columns });
+      const g = mapping.guardrails;
+      const history = await pastFigures(client, schema, mapping.name, runId, g.anomaly.runs * (g.anomaly.seasonality === 'weekday' ? 7 : 1));
+      return { mapping: mapping.name, counts, detail, destinationProblems, guardrails: evaluate(g, figures, history, new Date()) };
     });
   }, { commit: false });
 }
 
+
+/**
+ * A person's decision on a held run: approved (delivered as held by the next run of its mapping) or rejected
+ * (closed, nothing sent). Refused, with what the run is, for a run that is not held.
+ */
+export async function decideHeld(app: App, runId: number, to: 'approved' | 'rejected', reason: string, actor: Actor = cliActor()): Promise<{ mapping: string; by: string }> {
+  if (!reason.trim()) throw new UsageError(`a ${to === 'approved' ? 'approval' : 'rejection'} needs --reason "..."`);
+  await ensureState(app);
+  const schema = app.config.settings.state.schema;
+  const run = await runById(app.warehouse.pool, schema, runId);
+  if (!run) throw new UsageError(`no run ${runId}`, 'segsync runs --held lists the runs waiting for approval');
+  if (run.status !== 'held') {
+    throw new UsageError(`run ${runId} of ${run.mapping} is ${run.status}, not held: nothing to ${to === 'approved' ? 'approve' : 'reject'}`, 'segsync runs --held lists the runs waiting for approval');
+  }
+  try {
+    await transition(app.warehouse.pool, schema, { run: runId }, to, actor, reason.trim());
+  } catch (err) {
+    if (err instanceof TransitionError) throw new UsageError(err.message, 'segsync runs --held lists the runs waiting for approval');
+    throw err;
+  }
+  return { mapping: run.mapping, by: formatActor(actor) };
+}

@@ -1,9 +1,10 @@
 import { Command, Option } from 'commander';
 import { withApp, type App } from '../../app.ts';
 import { describeError, UsageError } from '../../errors.ts';
+import { GUARDRAIL_RULES, type GuardrailRule } from '../../config/mapping.ts';
 import { cliActor } from '../../state/actor.ts';
 import { findReceipts } from '../../state/find-receipts.ts';
-import { ensureState, planMapping, reviveDead, runMapping, type RunSummary } from '../../sync/run.ts';
+import { decideHeld, ensureState, planMapping, reviveDead, runMapping, type RunSummary } from '../../sync/run.ts';
 import { reconcileMapping } from '../../sync/reconcile.ts';
 import { parseFormat, render, table } from '../format.ts';
 import { appOptions, integer } from '../options.ts';
@@ -19,7 +20,7 @@ function summaryLines(s: RunSummary): string {
 }
 
 /** One run with a progress bar; SIGINT/SIGTERM stop it cleanly (the current batch is recorded). */
-async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly?: boolean }): Promise<RunSummary> {
+async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly?: boolean; allow?: GuardrailRule[]; reason?: string }): Promise<RunSummary> {
   const bar = progressBar(name);
   const controller = new AbortController();
   const onSignal = () => controller.abort();
@@ -28,6 +29,7 @@ async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly
   try {
     return await runMapping(app, name, {
       wait: opts.wait ?? false, actor: cliActor(), signal: controller.signal, failedOnly: opts.failedOnly ?? false,
+      ...(opts.allow ? { allow: opts.allow, allowReason: opts.reason } : {}),
       onPlanned: (p) => bar.start(p.create + p.update + p.remove),
       onProgress: (p) => bar.update(p.done),
     });
@@ -41,7 +43,18 @@ async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly
 const RECEIPT_STATUSES = ['delivered', 'failed', 'deferred', 'interrupted', 'in_doubt'];
 
 function exitFor(s: RunSummary): number {
-  return s.status === 'succeeded' ? 0 : s.status === 'deferred' ? 3 : 1;
+  return s.status === 'succeeded' ? 0 : s.status === 'deferred' ? 3 : s.status === 'held' ? 4 : 1;
+}
+
+/** `--allow rule` (repeatable): a guardrail name, checked. */
+function allowRule(value: string, previous: GuardrailRule[] = []): GuardrailRule[] {
+  if (!(GUARDRAIL_RULES as readonly string[]).includes(value)) throw new UsageError(`--allow '${value}' is not a guardrail`, `one of: ${GUARDRAIL_RULES.join(', ')}`);
+  return [...previous, value as GuardrailRule];
+}
+
+function heldLines(s: RunSummary): string {
+  return `run ${s.runId} of ${s.mapping}: held for approval (nothing was sent)\n  ${s.error ?? ''}\n` +
+    `  see: segsync runs --held; then segsync approve ${s.runId} --reason "..." or segsync reject ${s.runId} --reason "..."\n`;
 }
 
 export function registerSync(program: Command): void {
@@ -59,22 +72,27 @@ export function registerSync(program: Command): void {
         table([{ create: c.create, update: c.update, remove: c.remove, unchanged: c.unchanged, dead: c.dead }]);
       if (plan.detail.transitions.length) out += `\n${plan.detail.transitionField} transitions:\n` + plan.detail.transitions.map((t) => `  ${t.from} -> ${t.to}: ${t.count}`).join('\n') + '\n';
       if (plan.detail.samples.length) out += `\nsamples:\n` + table(plan.detail.samples.map((s) => ({ op: s.op, key: s.key, before: s.before, after: s.after })));
+      if (plan.guardrails.length) out += `\nguardrails:\n` + plan.guardrails.map((v) => `  ${v.verdict.padEnd(4)} ${v.rule}: ${v.detail}`).join('\n') + '\n';
       if (plan.destinationProblems.length) out += `\ndestination problems:\n${plan.destinationProblems.map((p) => `  - ${p}`).join('\n')}\n`;
       process.stdout.write(out);
     });
 
   program.command('run [mapping]')
-    .description('deliver what changed since the last confirmed delivery; exit 1 when records failed, 3 when the destination budget deferred the rest')
+    .description('deliver what changed since the last confirmed delivery; exit 1 when records failed, 3 when the destination budget deferred the rest, 4 when a guardrail held the run for approval')
     .option('--all', 'run every mapping, one after the other; each is reported, a failing one does not stop the others, exit non-zero if any failed')
     .option('--wait', 'wait for a run of the same mapping in another process to finish instead of exiting')
-    .action(async (name: string | undefined, o: { all?: boolean; wait?: boolean }, cmd: Command) => {
+    .option('--allow <rule>', `let this one run through a guardrail (repeatable; with --reason): ${GUARDRAIL_RULES.join(', ')}`, allowRule)
+    .option('--reason <text>', 'why a guardrail is allowed for this run (recorded with your user name)')
+    .action(async (name: string | undefined, o: { all?: boolean; wait?: boolean; allow?: GuardrailRule[]; reason?: string }, cmd: Command) => {
       if (!name && !o.all) throw new UsageError('name a mapping or pass --all');
       if (name && o.all) throw new UsageError('name a mapping or pass --all, not both');
+      if (o.allow && o.all) throw new UsageError('--allow is for one run of one mapping, not --all');
+      if (o.allow && !o.reason?.trim()) throw new UsageError('--allow needs --reason "why this change is right"');
       // One app (config, warehouse) for every run: the mappings run are the ones the config listed.
       process.exitCode = await withApp(appOptions(cmd), async (app) => {
         if (!o.all) {
-          const s = await runOne(app, name!, { wait: o.wait ?? false });
-          process.stdout.write(summaryLines(s));
+          const s = await runOne(app, name!, { wait: o.wait ?? false, ...(o.allow ? { allow: o.allow, reason: o.reason! } : {}) });
+          process.stdout.write(s.status === 'held' ? heldLines(s) : summaryLines(s));
           return exitFor(s);
         }
         // Every mapping runs and is reported; one that cannot run (credentials, a missing column) is a failed
@@ -84,7 +102,7 @@ export function registerSync(program: Command): void {
         for (const n of app.config.mappings.map((m) => m.value.name)) {
           try {
             const s = await runOne(app, n, { wait: o.wait ?? false });
-            process.stdout.write(summaryLines(s));
+            process.stdout.write(s.status === 'held' ? heldLines(s) : summaryLines(s));
             exit = Math.max(exit, exitFor(s));
             if (s.status !== 'succeeded') failed.push(`${n} (${s.status})`);
           } catch (err) {
@@ -123,6 +141,33 @@ export function registerSync(program: Command): void {
       process.stdout.write(`reconciled ${s.checked} record(s) of ${s.mapping}\n` + table([s.counts]) +
         (s.examples.length ? `\nexamples:\n${table(s.examples.map((e) => ({ key: e.key, status: e.status, fields: e.driftedFields?.join(',') ?? '' })))}` : '') +
         (o.repair ? `\n${s.repaired} record(s) queued for the next run\n` : ''));
+    });
+
+  program.command('approve <run>')
+    .description('approve a held run: its plan, exactly as held, is delivered now (planned and judged again if the model changed since)')
+    .requiredOption('--reason <text>', 'why the change is right (recorded with your user name)')
+    .option('--no-deliver', 'only approve; the next run of the mapping (or the daemon) delivers it')
+    .action(async (run: string, o: { reason: string; deliver: boolean }, cmd: Command) => {
+      const id = integer(1)(run);
+      process.exitCode = await withApp(appOptions(cmd), async (app) => {
+        const r = await decideHeld(app, id, 'approved', o.reason);
+        process.stdout.write(`run ${id} of ${r.mapping} approved by ${r.by}\n`);
+        if (!o.deliver) return 0;
+        const s = await runOne(app, r.mapping, {});
+        process.stdout.write(s.status === 'held' ? heldLines(s) : summaryLines(s));
+        return exitFor(s);
+      });
+    });
+
+  program.command('reject <run>')
+    .description('reject a held run: nothing of it is sent, the run is closed; the mapping plans afresh next time')
+    .requiredOption('--reason <text>', 'why (recorded with your user name)')
+    .action(async (run: string, o: { reason: string }, cmd: Command) => {
+      const id = integer(1)(run);
+      await withApp(appOptions(cmd), async (app) => {
+        const r = await decideHeld(app, id, 'rejected', o.reason);
+        process.stdout.write(`run ${id} of ${r.mapping} rejected by ${r.by}; nothing was sent\n`);
+      });
     });
 
   program.command('receipts')

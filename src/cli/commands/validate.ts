@@ -85,11 +85,16 @@ export function registerValidate(program: Command): void {
     .description('recent runs with their status and counts')
     .option('--mapping <name>', 'only this mapping')
     .option('--limit <n>', 'at most this many', integer(1), 20)
-    .action(async (o: { mapping?: string; limit: number }, cmd: Command) => {
+    .option('--held', 'only runs held for approval, with the reason')
+    .action(async (o: { mapping?: string; limit: number; held?: boolean }, cmd: Command) => {
       const rows = await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
-        return listRuns(app.warehouse.pool, app.config.settings.state.schema, { ...(o.mapping ? { mapping: o.mapping } : {}), limit: o.limit });
+        return listRuns(app.warehouse.pool, app.config.settings.state.schema, { ...(o.mapping ? { mapping: o.mapping } : {}), ...(o.held ? { status: ['held' as const] } : {}), limit: o.limit });
       });
+      if (o.held) {
+        process.stdout.write(rows.length ? table(rows, ['id', 'mapping', 'actor', 'started_at', 'reason']) + 'approve: segsync approve <id> --reason "..."; reject: segsync reject <id> --reason "..."\n' : 'no run is held\n');
+        return;
+      }
       process.stdout.write(table(rows, ['id', 'mapping', 'actor', 'status', 'planned', 'outcome', 'started_at', 'finished_at', 'error']));
     });
 }

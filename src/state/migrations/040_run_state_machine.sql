@@ -22,6 +22,9 @@ ALTER TABLE :schema.runs ALTER COLUMN actor_type SET NOT NULL, ALTER COLUMN acto
   ALTER COLUMN status_at SET NOT NULL, ALTER COLUMN status_at SET DEFAULT now(),
   ADD CONSTRAINT runs_actor_type_check CHECK (actor_type IN ('cli', 'daemon', 'api', 'system'));
 ALTER TABLE :schema.runs DROP COLUMN trigger;
+-- The guardrails' figures and verdicts (src/sync/guardrails.ts): later runs learn their baseline from them,
+-- and a held run carries its evidence here.
+ALTER TABLE :schema.runs ADD COLUMN guardrails jsonb;
 
 -- Items: "sending" is recorded per batch before its request leaves. A batch is a contiguous key range of the
 -- run's planned items. An item's state is derived (run_item_states): its receipt's status once it has one,
@@ -45,8 +48,11 @@ ALTER TABLE :schema.receipts ADD CONSTRAINT receipts_status_check CHECK (status 
 -- The run whose request for this key got no answer: the next run resends it (counted as a resend) and an in
 -- doubt never counts towards dead_after. Cleared by the next confirmation or failure.
 ALTER TABLE :schema.delivered ADD COLUMN in_doubt_run bigint;
--- Planned because an earlier run left it in doubt.
-ALTER TABLE :schema.run_items ADD COLUMN resend boolean NOT NULL DEFAULT false;
+-- Planned because an earlier run left it in doubt; and how many earlier runs got a definite failure answer for
+-- this very change (same payload): the change's attempt number counts on from there, so a receiver's cache of
+-- a failure is never replayed for a new attempt, while an in-doubt resend keeps its attempt (and its ids).
+ALTER TABLE :schema.run_items ADD COLUMN resend boolean NOT NULL DEFAULT false,
+  ADD COLUMN prior_failures integer NOT NULL DEFAULT 0;
 
 CREATE VIEW :schema.run_item_states AS
   SELECT ri.run_id, ri.key, ri.op,
