@@ -19,7 +19,7 @@ destination:
   connection: salesforce
   object: Contact
   match_key: Customer_Id__c
-  options: { bulk_poll_interval_ms: 20, retry_base_ms: 10${over.options ?? ''} }
+  options: { bulk_poll_interval_ms: 20${over.options ?? ''} }
 fields:
   - { to: LastName, from: user_id }
   - { to: RFM_Segment__c, from: rfm_segment }

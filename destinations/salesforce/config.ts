@@ -63,13 +63,9 @@ export const SalesforceOptions = z.strictObject({
     .describe('Collections calls (200 records each) in flight within one deliver()'),
   bulk_poll_interval_ms: z.number().int().positive().default(2000),
   bulk_poll_timeout_ms: z.number().int().positive().default(600_000)
-    .describe('give up waiting for a Bulk job after this long; its records are failed as retryable'),
-  lock_retries: z.number().int().min(0).max(5).default(2)
-    .describe('re-sends of records that hit UNABLE_TO_LOCK_ROW within one deliver() before the engine retries them'),
-  retry_base_ms: z.number().int().min(0).default(500).describe('first backoff for network errors and 5xx on writes'),
+    .describe('stop waiting for a Bulk job after this long: the job is aborted and its records are in doubt (resent next run)'),
 }).default({
   bulk_threshold: 2000, batch_size: 10_000, collections_concurrency: 4, bulk_poll_interval_ms: 2000, bulk_poll_timeout_ms: 600_000,
-  lock_retries: 2, retry_base_ms: 500,
 });
 export type SalesforceOptions = z.output<typeof SalesforceOptions>;
 
