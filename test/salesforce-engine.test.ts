@@ -35,6 +35,8 @@ connections:
     type: salesforce
     api_version: "62.0"
     login_url: \${SALESFORCE_LOGIN_URL}
+    client_id: \${SALESFORCE_CLIENT_ID}
+    client_secret: \${SALESFORCE_CLIENT_SECRET}
 `;
 
 interface Env { sf: SalesforceEmulator; db: TestDatabase; project: TestProject }
