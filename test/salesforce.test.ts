@@ -236,6 +236,8 @@ describe('retries, sessions and the daily budget', () => {
     sf.failNext(503, 1, 'describe');
     await assert.rejects(s.check(), (err: unknown) => err instanceof DestinationError && err.retryable && err.code === 'SALESFORCE_SERVER_UNAVAILABLE');
     assert.equal(sf.count('describe'), 1, 'jsforce does not retry the GET behind the engine\'s back');
+    sf.resetNext(1, 'describe');
+    await assert.rejects(s.check(), (err: unknown) => err instanceof DestinationError && err.code === 'NETWORK' && err.retryable && !err.inDoubt, 'a read leaves nothing in doubt');
     await s.check();
     assert.deepEqual(await s.validateMapping(), []);
   });

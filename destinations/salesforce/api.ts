@@ -121,8 +121,11 @@ export class SfApi {
     }
   }
 
-  /** One API call: budget guard, usage bookkeeping, error classification. No retry. */
-  async once<T>(what: string, fn: () => Promise<T>, opts: { guard?: boolean } = {}): Promise<T> {
+  /**
+   * One API call: budget guard, usage bookkeeping, error classification. No retry. `read`: the call changes
+   * nothing in the org (describe, SOQL), so a lost answer leaves nothing in doubt.
+   */
+  async once<T>(what: string, fn: () => Promise<T>, opts: { guard?: boolean; read?: boolean } = {}): Promise<T> {
     if (opts.guard !== false) this.guard();
     this.budget.inFlight += 1;
     try {
@@ -130,6 +133,7 @@ export class SfApi {
     } catch (err) {
       const e = classify(err, what);
       if (e instanceof BudgetExhaustedError) this.budget.exhausted = e.message;
+      if (opts.read && e.inDoubt) throw new DestinationError(e.code, e.message, { cause: err, retryable: e.retryable, ...(e.status ? { status: e.status } : {}) });
       throw e;
     } finally {
       this.budget.inFlight -= 1;

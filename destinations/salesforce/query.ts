@@ -46,11 +46,11 @@ export function inLists(values: string[], fixedChars: number): string[][] {
 export async function queryAll(api: SfApi, what: string, soql: string): Promise<SfRow[]> {
   const rows: SfRow[] = [];
   const base = `/services/data/v${api.conn.version}`;
-  let page = await api.once(what, () => api.conn.request<QueryPage>(`${base}/query?q=${encodeURIComponent(soql)}`));
+  let page = await api.once(what, () => api.conn.request<QueryPage>(`${base}/query?q=${encodeURIComponent(soql)}`), { read: true });
   rows.push(...page.records);
   while (!page.done && page.nextRecordsUrl) {
     const next = page.nextRecordsUrl;
-    page = await api.once(`${what} (next page)`, () => api.conn.request<QueryPage>(next));
+    page = await api.once(`${what} (next page)`, () => api.conn.request<QueryPage>(next), { read: true });
     rows.push(...page.records);
   }
   return rows;

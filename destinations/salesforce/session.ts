@@ -53,7 +53,7 @@ export class SalesforceSession implements DestinationSession {
     if (!d) {
       // Unguarded: the first call of a session also reads today's API usage, so a guard tripped yesterday
       // (or by another mapping) is judged on fresh numbers.
-      d = this.api.once(`describe ${object}`, () => this.api.conn.describe(object) as unknown as Promise<SfDescribe>, { guard: false });
+      d = this.api.once(`describe ${object}`, () => this.api.conn.describe(object) as unknown as Promise<SfDescribe>, { guard: false, read: true });
       d.catch(() => this.describeCache.delete(object));
       this.describeCache.set(object, d);
     }
