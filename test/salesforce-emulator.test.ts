@@ -61,6 +61,47 @@ test('SOQL: the subset, MALFORMED_QUERY for anything else, pages of 2,000 throug
   assert.deepEqual([unknown.status, unknown.body[0].errorCode], [400, 'INVALID_FIELD']);
 });
 
+test('SOQL dateTime literals unquoted with a zone, comparisons, OR in parentheses; Case keeps CreatedDate, LastModifiedDate, IsClosed', async () => {
+  const id = sf.org.insert('Case', { Status: 'New', Subject: 'dated' });
+  const c = sf.records('Case').find((r) => r.Id === id)!;
+  assert.match(String(c.CreatedDate), /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+0000$/);
+  assert.equal(c.LastModifiedDate, c.CreatedDate);
+  sf.editRecord('Case', id, { CreatedDate: '2020-01-01T00:00:00.000+0000', LastModifiedDate: '2020-01-01T00:00:00.000+0000' });
+  const ids = async (where: string): Promise<string[]> => {
+    const r = await call('GET', `query?q=${encodeURIComponent(`SELECT Id FROM Case WHERE Subject = 'dated' AND ${where}`)}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body.records.map((x: any) => x.Id);
+  };
+  assert.deepEqual(await ids('CreatedDate < 2020-01-01T00:00:01Z'), [id]);
+  assert.deepEqual(await ids('CreatedDate >= 2020-01-01T00:00:00Z'), [id]);
+  assert.deepEqual(await ids('CreatedDate > 2020-01-01T00:00:00Z'), []);
+  assert.deepEqual(await ids('LastModifiedDate >= 2020-01-01T01:00:00+01:00'), [id], 'an offset is an instant');
+  sf.editRecord('Case', id, { Status: 'Closed' });
+  const closed = sf.records('Case').find((r) => r.Id === id)!;
+  assert.equal(closed.IsClosed, true, 'IsClosed follows Status');
+  assert.ok(Date.parse(String(closed.LastModifiedDate).replace('+0000', 'Z')) > Date.now() - 60_000, 'an edit moves LastModifiedDate');
+  assert.deepEqual(await ids('(CreatedDate >= 2030-01-01T00:00:00Z OR LastModifiedDate >= 2021-01-01T00:00:00Z) AND IsClosed = true'), [id]);
+  assert.deepEqual(await ids('(CreatedDate >= 2030-01-01T00:00:00Z OR IsClosed = false)'), []);
+  for (const [bad, code] of [
+    ["CreatedDate >= '2020-01-01T00:00:00Z'", 'INVALID_FIELD'],
+    ['CreatedDate >= 2020-01-01T00:00:00', 'MALFORMED_QUERY'],
+    ['CreatedDate >= 2020-01-01T00:00:00.000Z', 'MALFORMED_QUERY'],
+    ['IsClosed = false OR Status = \'New\'', 'MALFORMED_QUERY'],
+  ] as const) {
+    const r = await call('GET', `query?q=${encodeURIComponent(`SELECT Id FROM Case WHERE Subject = 'dated' AND ${bad}`)}`);
+    assert.deepEqual([r.status, r.body[0].errorCode], [400, code], bad);
+  }
+});
+
+test('a session can be made to expire at a chosen endpoint: that request answers 401 INVALID_SESSION_ID', async () => {
+  sf.expireSessionsAt('query');
+  assert.equal((await call('GET', 'sobjects/Contact/describe')).status, 200, 'other endpoints first: the session lives');
+  const r = await call('GET', `query?q=${encodeURIComponent('SELECT Id FROM Case')}`);
+  assert.deepEqual([r.status, r.body], [401, [{ message: 'Session expired or invalid', errorCode: 'INVALID_SESSION_ID' }]]);
+  assert.equal((await call('GET', 'sobjects/Contact/describe')).status, 401, 'the token stays dead');
+  token = sf.issueToken();
+});
+
 test('Bulk 2.0 lifecycle: nothing is processed before UploadComplete; results as CSV', async () => {
   const job = await call('POST', 'jobs/ingest', { object: 'Contact', operation: 'upsert', externalIdFieldName: 'Customer_Id__c', contentType: 'CSV', lineEnding: 'LF' });
   assert.equal(job.body.state, 'Open');

@@ -19,7 +19,7 @@ destination:
   connection: salesforce
   object: Contact
   match_key: Customer_Id__c
-  options: { bulk_poll_interval_ms: 20, retry_base_ms: 10${over.options ?? ''} }
+  options: { bulk_poll_interval_ms: 20${over.options ?? ''} }
 fields:
   - { to: LastName, from: user_id }
   - { to: RFM_Segment__c, from: rfm_segment }
@@ -35,6 +35,8 @@ connections:
     type: salesforce
     api_version: "62.0"
     login_url: \${SALESFORCE_LOGIN_URL}
+    client_id: \${SALESFORCE_CLIENT_ID}
+    client_secret: \${SALESFORCE_CLIENT_SECRET}
 `;
 
 interface Env { sf: SalesforceEmulator; db: TestDatabase; project: TestProject }

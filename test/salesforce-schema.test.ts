@@ -81,3 +81,19 @@ test('the example mapping parses, and setup lists what a fresh org lacks', async
   assert.ok(lines.includes('create: Contact.RFM_Recency_Score__c: Number(18, 2); label "RFM Recency Score"'), lines.join('\n'));
   assert.ok(lines.includes('create: Contact.RFM_Last_Payment__c: Date; label "RFM Last Payment"'), lines.join('\n'));
 });
+
+test('credentials come only from the connection block (${ENV} interpolation), never from the environment behind it', async () => {
+  const { SalesforceConnection } = await import('../destinations/salesforce/config.ts');
+  process.env.SALESFORCE_CLIENT_ID = 'from-env';
+  process.env.SALESFORCE_CLIENT_SECRET = 'from-env';
+  try {
+    const bare = SalesforceConnection.safeParse({ type: 'salesforce', login_url: 'https://login.example.com' });
+    assert.equal(bare.success, false);
+    assert.match(bare.error!.issues[0]!.message, /no Salesforce credentials in the connection block/);
+    const given = SalesforceConnection.parse({ type: 'salesforce', client_id: 'id', client_secret: 'secret' });
+    assert.deepEqual([given.auth, given.clientId, given.loginUrl], ['client_credentials', 'id', 'https://login.salesforce.com']);
+  } finally {
+    delete process.env.SALESFORCE_CLIENT_ID;
+    delete process.env.SALESFORCE_CLIENT_SECRET;
+  }
+});

@@ -140,39 +140,106 @@ describe('Bulk API 2.0', () => {
     assert.ok(again.filter((o) => o.status === 'failed').every((o) => o.errorCode === 'BULK_UNPROCESSED' && o.retryable === true));
   });
 
-  test('row locks inside a Bulk job are re-sent through Collections', async () => {
+  test('row locks inside a Bulk job come back failed and retryable, for the engine to resend; no Collections re-send', async () => {
     const sf = await org();
     const s = await openSession(sf, { options: { bulk_threshold: 10 } });
     sf.lockRows(['C-000003', 'C-000004'], 1);
-    const res = await s.deliver(contacts(20), signal);
-    assert.deepEqual(statusCounts(res.outcomes), { delivered: 20 });
+    const res = byKey((await s.deliver(contacts(20), signal)).outcomes);
+    assert.deepEqual(statusCounts([...res.values()]), { delivered: 18, failed: 2 });
+    for (const k of ['C-000003', 'C-000004']) {
+      assert.deepEqual([res.get(k)?.errorCode, res.get(k)?.retryable, res.get(k)?.requestId?.startsWith('750')], ['UNABLE_TO_LOCK_ROW', true, true]);
+    }
     assert.equal(sf.count('bulk.create'), 1);
-    assert.equal(sf.log.filter((l) => l.endpoint === 'collections.upsert').map((l) => l.records).join(), '2');
+    assert.equal(sf.count('collections.upsert'), 0);
+  });
+
+  test('a session that expires exactly at the CSV upload is refreshed and the CSV sent again: every record delivered', async () => {
+    const sf = await org();
+    const s = await openSession(sf, { auth: 'client_credentials', options: { bulk_threshold: 10 } });
+    await s.check();
+    sf.expireSessionsAt('bulk.upload');
+    const res = await s.deliver(contacts(2500), signal);
+    assert.deepEqual(statusCounts(res.outcomes), { delivered: 2500 });
+    assert.deepEqual(sf.log.filter((l) => l.endpoint === 'bulk.upload').map((l) => l.status), [401, 201]);
+    assert.equal(sf.tokenGrants, 2, 'one login, one refresh');
+    assert.equal(sf.records('Contact').length, 2500);
+  });
+
+  test('a Bulk job still running at bulk_poll_timeout_ms: its records are in doubt with the job id, and the job is aborted', async () => {
+    // The emulator would pick the job up after 300 ms and process it after 600 ms; the poll gives up at 100 ms.
+    const sf = await org({ bulkProcessingMs: 300 });
+    const s = await openSession(sf, { options: { bulk_threshold: 5, bulk_poll_timeout_ms: 100 } });
+    const res = await s.deliver(contacts(10), signal);
+    const [job] = [...sf.bulk.jobs.values()];
+    assert.deepEqual(statusCounts(res.outcomes), { in_doubt: 10 });
+    assert.ok(res.outcomes.every((o) => o.requestId === job!.id && o.errorCode === 'BULK_IN_DOUBT' && /bulk_poll_timeout_ms/.test(o.errorMessage!)), JSON.stringify(res.outcomes[0]));
+    assert.deepEqual([...sf.bulk.jobs.values()].map((j) => j.state), ['Aborted']);
+    // Past the time the job would have been processed: still aborted, and nothing written.
+    await new Promise((r) => setTimeout(r, 900));
+    assert.deepEqual([...sf.bulk.jobs.values()].map((j) => j.state), ['Aborted']);
+    assert.equal(sf.records('Contact').length, 0, 'the aborted job wrote nothing');
+    assert.equal(sf.count('bulk.create'), 1, 'one job: nothing re-sent inside deliver()');
   });
 });
 
 describe('retries, sessions and the daily budget', () => {
-  test('UNABLE_TO_LOCK_ROW is re-sent and lands; a lock that never clears stays retryable for the engine', async () => {
-    const sf = await org();
-    const s = await openSession(sf, { options: { lock_retries: 2 } });
-    sf.lockRows(['C-000003'], 1);
-    const res = byKey((await s.deliver(contacts(5), signal)).outcomes);
-    assert.equal(res.get('C-000003')?.status, 'delivered');
-    assert.deepEqual(sf.log.filter((l) => l.endpoint === 'collections.upsert').map((l) => l.records), [5, 1]);
-    sf.lockRows(['C-000009'], 10);
-    const stuck = byKey((await s.deliver(contacts(3, 8), signal)).outcomes);
-    assert.deepEqual([stuck.get('C-000009')?.status, stuck.get('C-000009')?.errorCode, stuck.get('C-000009')?.retryable], ['failed', 'UNABLE_TO_LOCK_ROW', true]);
-    assert.equal(stuck.get('C-000008')?.status, 'delivered');
-  });
-
-  test('5xx on a PATCH is retried by segsync (jsforce does not); a batch that keeps failing throws a retryable error', async () => {
+  test('UNABLE_TO_LOCK_ROW fails the record as retryable, sent once; the other records of the call land', async () => {
     const sf = await org();
     const s = await openSession(sf);
-    sf.failNext(503, 1, 'collections.upsert');
-    assert.deepEqual(statusCounts((await s.deliver(contacts(3), signal)).outcomes), { delivered: 3 });
-    assert.equal(sf.count('collections.upsert'), 2);
+    sf.lockRows(['C-000003'], 1);
+    const res = byKey((await s.deliver(contacts(5), signal)).outcomes);
+    assert.deepEqual([res.get('C-000003')?.status, res.get('C-000003')?.errorCode, res.get('C-000003')?.retryable], ['failed', 'UNABLE_TO_LOCK_ROW', true]);
+    assert.equal(statusCounts([...res.values()]).delivered, 4);
+    assert.deepEqual(sf.log.filter((l) => l.endpoint === 'collections.upsert').map((l) => l.records), [5], 'no re-send inside deliver()');
+    // The engine's resend of the record lands once the lock is gone.
+    assert.equal((await s.deliver(contacts(1, 3), signal)).outcomes[0]?.status, 'delivered');
+  });
+
+  test('a persistent 500 costs exactly one call per deliver(): thrown as retryable for the engine, never retried inside', async () => {
+    const sf = await org();
+    const s = await openSession(sf);
+    await s.check();
+    sf.resetCounters();
     sf.failNext(500, 10, 'collections.upsert');
-    await assert.rejects(s.deliver(contacts(3, 10), signal), (err: unknown) => err instanceof DestinationError && err.retryable && err.code === 'SALESFORCE_UNKNOWN_EXCEPTION');
+    for (let i = 1; i <= 3; i++) {
+      await assert.rejects(s.deliver(contacts(3, 10), signal), (err: unknown) => err instanceof DestinationError && err.retryable && !err.inDoubt && err.code === 'SALESFORCE_UNKNOWN_EXCEPTION');
+      assert.equal(sf.log.length, i, sf.log.map((l) => `${l.method} ${l.endpoint} ${l.status}`).join('\n'));
+    }
+    assert.ok(sf.log.every((l) => l.endpoint === 'collections.upsert' && l.status === 500));
+  });
+
+  test('a batch of several calls reports each call by its own answer: accepted calls delivered, a failed one retryable', async () => {
+    const sf = await org();
+    const s = await openSession(sf, { options: { collections_concurrency: 1 } });
+    sf.failNext(503, 1, 'collections.upsert');
+    const res = await s.deliver(contacts(450), signal);
+    assert.deepEqual(statusCounts(res.outcomes), { delivered: 250, failed: 200 });
+    assert.ok(res.outcomes.filter((o) => o.status === 'failed').every((o) => o.retryable && o.errorCode === 'SALESFORCE_SERVER_UNAVAILABLE'));
+    assert.equal(sf.count('collections.upsert'), 3);
+  });
+
+  test('a reset after the request reached the org is in doubt; a refused connection is retryable and not in doubt', async () => {
+    const sf = await org();
+    const s = await openSession(sf);
+    await s.check();
+    sf.resetNext(1, 'collections.upsert');
+    await assert.rejects(s.deliver(contacts(3), signal), (err: unknown) => err instanceof DestinationError && err.code === 'NETWORK' && err.retryable && err.inDoubt);
+    assert.equal(sf.records('Contact').length, 3, 'the org applied what it received');
+    assert.equal(sf.count('collections.upsert'), 1);
+    await sf.close();
+    await assert.rejects(s.deliver(contacts(3, 10), signal), (err: unknown) => err instanceof DestinationError && err.code === 'NETWORK' && err.retryable && !err.inDoubt && /ECONNREFUSED/.test(err.message));
+  });
+
+  test('schema reads throw classified errors, once, so the engine can retry them: a 503 on describe, then it works', async () => {
+    const sf = await org();
+    const s = await openSession(sf);
+    sf.failNext(503, 1, 'describe');
+    await assert.rejects(s.check(), (err: unknown) => err instanceof DestinationError && err.retryable && err.code === 'SALESFORCE_SERVER_UNAVAILABLE');
+    assert.equal(sf.count('describe'), 1, 'jsforce does not retry the GET behind the engine\'s back');
+    sf.resetNext(1, 'describe');
+    await assert.rejects(s.check(), (err: unknown) => err instanceof DestinationError && err.code === 'NETWORK' && err.retryable && !err.inDoubt, 'a read leaves nothing in doubt');
+    await s.check();
+    assert.deepEqual(await s.validateMapping(), []);
   });
 
   test('a session expiring mid-run is refreshed and the run goes on', async () => {
@@ -193,7 +260,7 @@ describe('retries, sessions and the daily budget', () => {
     const sf = await org();
     const s = await openSession(sf, { auth: 'access_token' });
     sf.expireSessions();
-    await assert.rejects(s.check(), (err: unknown) => err instanceof DestinationError && err.code === 'SALESFORCE_SESSION_INVALID' && !err.retryable && /SALESFORCE_ACCESS_TOKEN/.test(err.message));
+    await assert.rejects(s.check(), (err: unknown) => err instanceof DestinationError && err.code === 'SALESFORCE_SESSION_INVALID' && !err.retryable && /fresh access_token/.test(err.message));
   });
 
   test('REQUEST_LIMIT_EXCEEDED stops cleanly: what was sent is delivered, the rest deferred, then BudgetExhaustedError', async () => {
@@ -224,18 +291,6 @@ describe('retries, sessions and the daily budget', () => {
 });
 
 describe('edges', () => {
-  test('a Bulk job that does not finish in time is aborted and the batch handed back as retryable', async () => {
-    // The emulator would pick the job up after 300 ms and process it after 600 ms; the poll gives up at 100 ms.
-    const sf = await org({ bulkProcessingMs: 300 });
-    const s = await openSession(sf, { options: { bulk_threshold: 5, bulk_poll_timeout_ms: 100 } });
-    await assert.rejects(s.deliver(contacts(10), signal), (err: unknown) => err instanceof DestinationError && err.code === 'BULK_POLL_TIMEOUT' && err.retryable);
-    assert.deepEqual([...sf.bulk.jobs.values()].map((j) => j.state), ['Aborted']);
-    // Past the time the job would have been processed: still aborted, and nothing written.
-    await new Promise((r) => setTimeout(r, 900));
-    assert.deepEqual([...sf.bulk.jobs.values()].map((j) => j.state), ['Aborted']);
-    assert.equal(sf.records('Contact').length, 0, 'the aborted job wrote nothing');
-  });
-
   test('an unknown sObject or an API version the org lacks is named in the error', async () => {
     const sf = await org({ maxApiVersion: 61 });
     const s = await openSession(sf);

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import pRetry, { AbortError } from 'p-retry';
 import { BudgetExhaustedError, capBody, DestinationError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Connection } from './auth.ts';
@@ -8,8 +7,8 @@ import { setRateBudgetUsed } from '../../src/metrics.ts';
 /**
  * Every Salesforce call goes through `SfApi.call`: it refuses to spend past the configured share of the
  * org's daily API budget (read from `Sforce-Limit-Info` after each response, shared by every mapping of the
- * process), turns jsforce errors into segsync's error family by their stable errorCode, and retries writes
- * on network errors and 5xx, which jsforce never retries for PATCH/POST.
+ * process) and turns jsforce errors into segsync's error family by their stable errorCode. Nothing here
+ * retries: the engine does, from the classification (jsforce's own retries are switched off in auth.ts).
  */
 
 /** The org's daily API budget as last reported; one per org + credential, kept in ctx.shared. */
@@ -35,20 +34,30 @@ export function sharedBudget(shared: Map<string, unknown>, instanceUrl: string, 
 
 /** errorCodes (REST envelope) that mean the same request may succeed later. */
 const TRANSIENT_CODES = new Set(['UNKNOWN_EXCEPTION', 'SERVER_UNAVAILABLE', 'REQUEST_RUNNING_TOO_LONG', 'UNABLE_TO_LOCK_ROW',
-  'ERROR_HTTP_500', 'ERROR_HTTP_502', 'ERROR_HTTP_503', 'ERROR_HTTP_504', 'ERROR_HTTP_420', 'ERROR_HTTP_429']);
-const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+  'ERROR_HTTP_408', 'ERROR_HTTP_420', 'ERROR_HTTP_429']);
+/** Network failures before the request could leave (no connection): sending again is safe and nothing happened. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'ENETDOWN', 'EHOSTUNREACH', 'EHOSTDOWN',
+  'UND_ERR_CONNECT_TIMEOUT']);
+/** Network failures once the request may have been written: the org may have applied it. */
+const IN_DOUBT_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED']);
 
 function networkCode(err: unknown): string | undefined {
   let e: unknown = err;
   for (let depth = 0; e && depth < 4; depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && NETWORK_CODES.has(code)) return code;
+    if (typeof code === 'string' && (NOT_SENT_CODES.has(code) || IN_DOUBT_CODES.has(code))) return code;
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
 }
 
+/**
+ * A jsforce or network error as segsync's error family, by the org's stable errorCode (jsforce keeps no HTTP
+ * status: a body that is not Salesforce's error envelope comes as ERROR_HTTP_<status>). Retryable: network
+ * errors, 5xx, 408/420/429, row locks; `inDoubt` when the request may have reached the org (a reset or a
+ * timeout after it was written); REQUEST_LIMIT_EXCEEDED is the day's budget.
+ */
 export function classify(err: unknown, what: string): DestinationError {
   if (err instanceof DestinationError) return err;
   const e = err as { errorCode?: unknown; name?: unknown; message?: unknown; data?: unknown };
@@ -60,13 +69,22 @@ export function classify(err: unknown, what: string): DestinationError {
     return new BudgetExhaustedError('SALESFORCE_REQUEST_LIMIT_EXCEEDED', `${message} (the org's daily API request limit is spent)`, { cause: err, status: 403 });
   }
   if (code === 'INVALID_SESSION_ID') {
-    return new DestinationError('SALESFORCE_SESSION_INVALID', `${message} (the session expired and could not be refreshed: supply a fresh SALESFORCE_ACCESS_TOKEN or use client credentials / JWT)`, { cause: err, status: 401 });
+    return new DestinationError('SALESFORCE_SESSION_INVALID', `${message} (the session expired and could not be refreshed: supply a fresh access_token or use client credentials / JWT)`, { cause: err, status: 401 });
   }
   const net = networkCode(err);
-  if (net) return new DestinationError('NETWORK', `${what}: network error ${net}`, { cause: err, retryable: true });
-  if (code && TRANSIENT_CODES.has(code)) return new DestinationError(`SALESFORCE_${code}`, message, { cause: err, retryable: true });
-  if (err instanceof TypeError && /fetch failed/.test(String(e.message))) return new DestinationError('NETWORK', `${what}: network error`, { cause: err, retryable: true });
-  return new DestinationError(code ? `SALESFORCE_${code}` : 'SALESFORCE_ERROR', message, { cause: err, retryable: false });
+  if (net) {
+    const inDoubt = IN_DOUBT_CODES.has(net);
+    return new DestinationError('NETWORK', `${what}: network error ${net}${inDoubt ? ' (the request may have reached Salesforce)' : ''}`, { cause: err, retryable: true, inDoubt });
+  }
+  const status = code ? /^ERROR_HTTP_(\d{3})$/.exec(code)?.[1] : undefined;
+  if ((code && TRANSIENT_CODES.has(code)) || (status && status.startsWith('5'))) {
+    return new DestinationError(`SALESFORCE_${code}`, message, { cause: err, retryable: true, ...(status ? { status: Number(status) } : {}) });
+  }
+  // jsforce gives up on a response that never came (its own timeout) or fetch fails without a code.
+  if (e.name === 'AbortError' || (err instanceof TypeError && /fetch failed/.test(String(e.message)))) {
+    return new DestinationError('NETWORK', `${what}: no answer (${String(e.name)}); the request may have reached Salesforce`, { cause: err, retryable: true, inDoubt: true });
+  }
+  return new DestinationError(code ? `SALESFORCE_${code}` : 'SALESFORCE_ERROR', message, { cause: err, retryable: false, ...(status ? { status: Number(status) } : {}) });
 }
 
 export class SfApi {
@@ -74,14 +92,12 @@ export class SfApi {
   readonly budget: OrgBudget;
   readonly budgetShare: number;
   private readonly log: Logger;
-  private readonly retryBaseMs: number;
 
-  constructor(conn: Connection, budget: OrgBudget, share: number, log: Logger, retryBaseMs: number) {
+  constructor(conn: Connection, budget: OrgBudget, share: number, log: Logger) {
     this.conn = conn;
     this.budget = budget;
     this.budgetShare = share;
     this.log = log;
-    this.retryBaseMs = retryBaseMs;
   }
 
   /** Throws BudgetExhaustedError when the next call would pass the configured share of the daily budget. */
@@ -105,8 +121,11 @@ export class SfApi {
     }
   }
 
-  /** One API call: budget guard, usage bookkeeping, error classification. No retry. */
-  async once<T>(what: string, fn: () => Promise<T>, opts: { guard?: boolean } = {}): Promise<T> {
+  /**
+   * One API call: budget guard, usage bookkeeping, error classification. No retry. `read`: the call changes
+   * nothing in the org (describe, SOQL), so a lost answer leaves nothing in doubt.
+   */
+  async once<T>(what: string, fn: () => Promise<T>, opts: { guard?: boolean; read?: boolean } = {}): Promise<T> {
     if (opts.guard !== false) this.guard();
     this.budget.inFlight += 1;
     try {
@@ -114,25 +133,11 @@ export class SfApi {
     } catch (err) {
       const e = classify(err, what);
       if (e instanceof BudgetExhaustedError) this.budget.exhausted = e.message;
+      if (opts.read && e.inDoubt) throw new DestinationError(e.code, e.message, { cause: err, retryable: e.retryable, ...(e.status ? { status: e.status } : {}) });
       throw e;
     } finally {
       this.budget.inFlight -= 1;
       this.noteUsage();
     }
-  }
-
-  /** A write call, retried on network errors and 5xx with exponential backoff; never on validation errors. */
-  async write<T>(what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return pRetry(async () => {
-      try {
-        return await this.once(what, fn);
-      } catch (err) {
-        if (err instanceof DestinationError && err.retryable) throw err;
-        throw new AbortError(err as Error);
-      }
-    }, {
-      retries: 3, minTimeout: this.retryBaseMs, factor: 2, randomize: true, ...(signal ? { signal } : {}),
-      onFailedAttempt: ({ error, attemptNumber }) => { this.log.warn({ what, attempt: attemptNumber, code: (error as DestinationError).code }, 'salesforce write failed; retrying'); },
-    });
   }
 }

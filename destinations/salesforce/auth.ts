@@ -1,12 +1,15 @@
 import { createSign } from 'node:crypto';
 import type jsforce from 'jsforce';
 import { capBody, DestinationError } from '../../src/errors.ts';
+import { classify } from './api.ts';
 import type { SalesforceConnection } from './config.ts';
 
 /**
  * Builds an authorised jsforce Connection for one of three ways in. Client credentials and JWT bearer get
  * no refresh token from Salesforce, so jsforce is given a refreshFn that simply asks for a new token: a
- * session that expires mid-run (401) is renewed and the request replayed by jsforce.
+ * session that expires mid-run (401) is renewed and the request replayed by jsforce (request bodies must be
+ * strings or buffers for that: a consumed stream cannot be sent twice). jsforce's own retries of
+ * GET/PUT/DELETE are switched off: the engine alone retries, from the classified error.
  */
 
 export type Connection = InstanceType<typeof jsforce.Connection>;
@@ -31,11 +34,25 @@ function grantParams(c: SalesforceConnection): { grant_type: string; [name: stri
   return { grant_type: 'client_credentials' };
 }
 
+/**
+ * A failed token request. The token endpoint answering 5xx or 429, or not reachable, may work in a moment
+ * (retryable); a refused grant (invalid_client, invalid_grant) will not. A token request changes nothing in
+ * the org, so it is never in doubt.
+ */
 function authError(c: SalesforceConnection, err: unknown): DestinationError {
   const e = err as { name?: string; message?: string };
+  const transient = /^ERROR_HTTP_(5\d\d|429)$/.test(e.name ?? '') || classify(err, 'login').code === 'NETWORK';
   return new DestinationError('AUTH_FAILED', `Salesforce ${c.auth} login at ${c.loginUrl} failed: ${e.name ?? 'error'}: ${capBody(e.message ?? '')}`.trim(), {
-    cause: err, retryable: false,
+    cause: err, retryable: transient,
   });
+}
+
+/** Every request of `conn` goes out once: jsforce would otherwise retry GET/PUT/DELETE up to 5 times on 5xx. */
+function withoutTransportRetries(conn: Connection): Connection {
+  const transport = conn._transport;
+  const httpRequest = transport.httpRequest.bind(transport);
+  transport.httpRequest = (req, options = {}) => httpRequest(req, { ...options, retry: { ...options.retry, methods: [] } });
+  return conn;
 }
 
 export async function openConnection(c: SalesforceConnection): Promise<Connection> {
@@ -43,7 +60,7 @@ export async function openConnection(c: SalesforceConnection): Promise<Connectio
   const { default: jsforce } = await import('jsforce');
   if (c.auth === 'access_token') {
     // No refreshFn: a 401 surfaces as INVALID_SESSION_ID and the user must supply a fresh token.
-    return new jsforce.Connection({ instanceUrl: c.instanceUrl!, accessToken: c.accessToken!, version: c.apiVersion });
+    return withoutTransportRetries(new jsforce.Connection({ instanceUrl: c.instanceUrl!, accessToken: c.accessToken!, version: c.apiVersion }));
   }
   // JWT: the consumer key goes in the assertion, not as client_id, so the oauth2 client carries only the URL.
   const oauth2 = c.auth === 'jwt' ? { loginUrl: c.loginUrl } : { loginUrl: c.loginUrl, clientId: c.clientId!, clientSecret: c.clientSecret! };
@@ -57,6 +74,7 @@ export async function openConnection(c: SalesforceConnection): Promise<Connectio
       );
     },
   });
+  withoutTransportRetries(conn);
   try {
     await conn.authorize(grantParams(c));
   } catch (err) {

@@ -1,14 +1,14 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { BudgetExhaustedError, DestinationError } from '../../src/errors.ts';
+import { BudgetExhaustedError, type DestinationError } from '../../src/errors.ts';
 import type { Payload, RecordOutcome } from '../types.ts';
 import { classify, type SfApi } from './api.ts';
 import { chunk } from '../../src/db/chunk.ts';
 
 /**
  * Upserts by external ID through sObject Collections: 200 records a call, allOrNone false, a bounded number
- * of calls in flight. Records that hit UNABLE_TO_LOCK_ROW are re-sent after a short pause; a call that
- * fails as a whole (network, 5xx after retries) fails only its own records; once the budget is spent the
- * records not yet sent are deferred.
+ * of calls in flight, each call sent once. Each call's records are reported by that call's answer: per
+ * record from the results (UNABLE_TO_LOCK_ROW failed and retryable, for the engine to resend), or all alike
+ * when the call failed as a whole (failed, or in_doubt when it may have reached the org); once the budget is
+ * spent the records not yet sent are deferred.
  */
 
 export const COLLECTIONS_MAX = 200;
@@ -27,7 +27,6 @@ interface SaveResult {
 
 export interface CollectionsOptions {
   concurrency: number;
-  lockRetries: number;
   signal: AbortSignal;
 }
 
@@ -52,32 +51,28 @@ export async function pool<T>(items: T[], limit: number, fn: (item: T) => Promis
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
+/** The outcome of a record whose call failed as a whole (classified by SfApi). */
+export function callFailure(key: string, e: DestinationError): RecordOutcome {
+  if (e instanceof BudgetExhaustedError) return { key, status: 'deferred', errorCode: e.code, errorMessage: e.message };
+  return { key, status: e.inDoubt ? 'in_doubt' : 'failed', errorCode: e.code, errorMessage: e.message, retryable: e.retryable };
+}
+
 export async function upsertViaCollections(api: SfApi, object: string, matchKey: string, items: SendItem[], opts: CollectionsOptions): Promise<Map<string, RecordOutcome>> {
   const outcomes = new Map<string, RecordOutcome>();
-  let pending = items;
-  for (let round = 0; pending.length > 0; round++) {
-    await pool(chunk(pending, COLLECTIONS_MAX), opts.concurrency, async (part) => {
-      if (opts.signal.aborted || api.budget.exhausted) {
-        for (const it of part) outcomes.set(it.key, { key: it.key, status: 'deferred', errorCode: api.budget.exhausted ? 'BUDGET' : 'ABORTED' });
-        return;
-      }
-      const records = part.map((it) => ({ attributes: { type: object }, ...it.values, [matchKey]: it.key }));
-      try {
-        const results = await api.write(`upsert ${part.length} ${object} by ${matchKey}`,
-          () => api.conn.sobject(object).upsert(records, matchKey, { allOrNone: false }) as unknown as Promise<SaveResult[]>, opts.signal);
-        part.forEach((it, i) => outcomes.set(it.key, saveOutcome(it.key, results[i])));
-      } catch (err) {
-        if (err instanceof BudgetExhaustedError) {
-          for (const it of part) outcomes.set(it.key, { key: it.key, status: 'deferred', errorCode: err.code, errorMessage: err.message });
-          return;
-        }
-        const e = classify(err, `upsert ${object}`);
-        for (const it of part) outcomes.set(it.key, { key: it.key, status: 'failed', errorCode: e.code, errorMessage: e.message, retryable: e.retryable });
-      }
-    });
-    if (round >= opts.lockRetries) break;
-    pending = items.filter((it) => outcomes.get(it.key)?.errorCode === 'UNABLE_TO_LOCK_ROW');
-    if (pending.length > 0) await sleep(150 * (round + 1) + Math.floor(Math.random() * 100), undefined, { signal: opts.signal }).catch(() => undefined);
-  }
+  await pool(chunk(items, COLLECTIONS_MAX), opts.concurrency, async (part) => {
+    if (opts.signal.aborted || api.budget.exhausted) {
+      for (const it of part) outcomes.set(it.key, { key: it.key, status: 'deferred', errorCode: api.budget.exhausted ? 'BUDGET' : 'ABORTED' });
+      return;
+    }
+    const records = part.map((it) => ({ attributes: { type: object }, ...it.values, [matchKey]: it.key }));
+    try {
+      const results = await api.once(`upsert ${part.length} ${object} by ${matchKey}`,
+        () => api.conn.sobject(object).upsert(records, matchKey, { allOrNone: false }) as unknown as Promise<SaveResult[]>);
+      part.forEach((it, i) => outcomes.set(it.key, saveOutcome(it.key, results[i])));
+    } catch (err) {
+      const e = classify(err, `upsert ${object}`);
+      for (const it of part) outcomes.set(it.key, callFailure(it.key, e));
+    }
+  });
   return outcomes;
 }

@@ -1,15 +1,10 @@
 import { z } from 'zod';
 
 /**
- * The `salesforce` connection block, mapping options and the mapping's `cases:` block. Credentials default
- * from the documented SALESFORCE_* environment variables when the block leaves them out, so the YAML never
- * has to hold a secret.
+ * The `salesforce` connection block, mapping options and the mapping's `cases:` block. Secrets reach the
+ * block only through `${ENV}` interpolation in the YAML (config/segsync.yaml writes every credential as
+ * `${SALESFORCE_...:-}`); nothing here reads the environment.
  */
-
-const env = (name: string): string | undefined => {
-  const v = process.env[name];
-  return v === undefined || v === '' ? undefined : v;
-};
 
 const optional = z.string().optional().transform((v) => (v === '' ? undefined : v));
 
@@ -17,27 +12,27 @@ export const SalesforceConnection = z.looseObject({
   type: z.literal('salesforce'),
   api_version: z.string().regex(/^\d{2}\.0$/, 'an API version such as "62.0"').default('62.0')
     .describe('REST API version, pinned (jsforce defaults to 50.0 otherwise)'),
-  instance_url: optional.describe('https://yourorg.my.salesforce.com (env SALESFORCE_INSTANCE_URL)'),
-  access_token: optional.describe('a session or OAuth access token (env SALESFORCE_ACCESS_TOKEN); cannot be refreshed'),
-  login_url: optional.describe('OAuth host for client credentials / JWT (env SALESFORCE_LOGIN_URL, default https://login.salesforce.com)'),
-  client_id: optional.describe('connected app consumer key (env SALESFORCE_CLIENT_ID)'),
-  client_secret: optional.describe('connected app consumer secret, client credentials flow (env SALESFORCE_CLIENT_SECRET)'),
-  username: optional.describe('the integration user, JWT bearer flow (env SALESFORCE_USERNAME)'),
-  jwt_private_key: optional.describe('PEM private key, JWT bearer flow (env SALESFORCE_JWT_PRIVATE_KEY)'),
-  jwt_audience: optional.describe('JWT aud claim (env SALESFORCE_JWT_AUDIENCE, default the login URL)'),
+  instance_url: optional.describe('https://yourorg.my.salesforce.com, with access_token'),
+  access_token: optional.describe('a session or OAuth access token; cannot be refreshed (write it as ${SALESFORCE_ACCESS_TOKEN})'),
+  login_url: optional.describe('OAuth host for client credentials / JWT (default https://login.salesforce.com; your My Domain URL)'),
+  client_id: optional.describe('connected app consumer key, client credentials and JWT bearer'),
+  client_secret: optional.describe('connected app consumer secret, client credentials flow (write it as ${SALESFORCE_CLIENT_SECRET})'),
+  username: optional.describe('the integration user, JWT bearer flow'),
+  jwt_private_key: optional.describe('PEM private key, JWT bearer flow (write it as ${SALESFORCE_JWT_PRIVATE_KEY}; \\n escapes allowed)'),
+  jwt_audience: optional.describe('JWT aud claim (default the login URL)'),
   budget_share: z.number().gt(0).max(1).default(0.8)
     .describe('stop before this share of the org\'s daily API requests is used (Sforce-Limit-Info)'),
 }).transform((c, ctx) => {
   const out = {
     apiVersion: c.api_version,
-    instanceUrl: c.instance_url ?? env('SALESFORCE_INSTANCE_URL'),
-    accessToken: c.access_token ?? env('SALESFORCE_ACCESS_TOKEN'),
-    loginUrl: (c.login_url ?? env('SALESFORCE_LOGIN_URL') ?? 'https://login.salesforce.com').replace(/\/$/, ''),
-    clientId: c.client_id ?? env('SALESFORCE_CLIENT_ID'),
-    clientSecret: c.client_secret ?? env('SALESFORCE_CLIENT_SECRET'),
-    username: c.username ?? env('SALESFORCE_USERNAME'),
-    jwtPrivateKey: (c.jwt_private_key ?? env('SALESFORCE_JWT_PRIVATE_KEY'))?.replace(/\\n/g, '\n'),
-    jwtAudience: c.jwt_audience ?? env('SALESFORCE_JWT_AUDIENCE'),
+    instanceUrl: c.instance_url,
+    accessToken: c.access_token,
+    loginUrl: (c.login_url ?? 'https://login.salesforce.com').replace(/\/$/, ''),
+    clientId: c.client_id,
+    clientSecret: c.client_secret,
+    username: c.username,
+    jwtPrivateKey: c.jwt_private_key?.replace(/\\n/g, '\n'),
+    jwtAudience: c.jwt_audience,
     budgetShare: c.budget_share,
   };
   const auth = out.jwtPrivateKey && out.username && out.clientId ? 'jwt' as const
@@ -46,7 +41,7 @@ export const SalesforceConnection = z.looseObject({
   if (!auth) {
     ctx.addIssue({
       code: 'custom',
-      message: 'no Salesforce credentials: set SALESFORCE_INSTANCE_URL + SALESFORCE_ACCESS_TOKEN, or SALESFORCE_CLIENT_ID + SALESFORCE_CLIENT_SECRET (client credentials), or SALESFORCE_CLIENT_ID + SALESFORCE_USERNAME + SALESFORCE_JWT_PRIVATE_KEY (JWT bearer)',
+      message: 'no Salesforce credentials in the connection block: give instance_url + access_token, or client_id + client_secret (client credentials), or client_id + username + jwt_private_key (JWT bearer), each as ${ENV_VAR} (config/segsync.yaml reads SALESFORCE_INSTANCE_URL, SALESFORCE_ACCESS_TOKEN, SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET, SALESFORCE_USERNAME, SALESFORCE_JWT_PRIVATE_KEY)',
     });
     return z.NEVER;
   }
@@ -63,13 +58,9 @@ export const SalesforceOptions = z.strictObject({
     .describe('Collections calls (200 records each) in flight within one deliver()'),
   bulk_poll_interval_ms: z.number().int().positive().default(2000),
   bulk_poll_timeout_ms: z.number().int().positive().default(600_000)
-    .describe('give up waiting for a Bulk job after this long; its records are failed as retryable'),
-  lock_retries: z.number().int().min(0).max(5).default(2)
-    .describe('re-sends of records that hit UNABLE_TO_LOCK_ROW within one deliver() before the engine retries them'),
-  retry_base_ms: z.number().int().min(0).default(500).describe('first backoff for network errors and 5xx on writes'),
+    .describe('stop waiting for a Bulk job after this long: the job is aborted and its records are in doubt (resent next run)'),
 }).default({
   bulk_threshold: 2000, batch_size: 10_000, collections_concurrency: 4, bulk_poll_interval_ms: 2000, bulk_poll_timeout_ms: 600_000,
-  lock_retries: 2, retry_base_ms: 500,
 });
 export type SalesforceOptions = z.output<typeof SalesforceOptions>;
 

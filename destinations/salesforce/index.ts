@@ -8,7 +8,8 @@ import { SalesforceSession } from './session.ts';
 /**
  * Salesforce through jsforce 3: any sObject (Contact by default) upserted by an external ID field, over
  * sObject Collections or Bulk API 2.0, within a share of the org's daily API budget; read-back by SOQL; the
- * segment written onto open Cases when the mapping has a `cases:` block. See docs/destinations/salesforce.md.
+ * segment onto open Cases as follow-up work (session.followUps) when the mapping has a `cases:` block. See
+ * docs/destinations/salesforce.md.
  */
 export const salesforce = {
   type: 'salesforce',
@@ -29,7 +30,7 @@ export const salesforce = {
     const conn = await openConnection(c);
     const credential = c.auth === 'access_token' ? c.accessToken! : `${c.clientId ?? ''}:${c.username ?? ''}`;
     const budget = sharedBudget(ctx.shared, conn.instanceUrl, credential);
-    const api = new SfApi(conn, budget, c.budgetShare, ctx.log, ctx.options.retry_base_ms);
+    const api = new SfApi(conn, budget, c.budgetShare, ctx.log);
     ctx.log.debug({ auth: c.auth, apiVersion: c.apiVersion, object: ctx.mapping.destination.object }, 'salesforce connected');
     return new SalesforceSession(api, ctx.mapping, ctx.options, cases, ctx.log);
   },

@@ -7,7 +7,7 @@ import type { SfApi } from './api.ts';
  * with explicit requests: jsforce's autoFetch would stop silently at maxFetch (10,000 rows).
  */
 
-type SfRow = Record<string, unknown> & { attributes?: unknown };
+export type SfRow = Record<string, unknown> & { attributes?: unknown };
 interface QueryPage { done: boolean; nextRecordsUrl?: string; records: SfRow[] }
 
 /** Keys per query and a character budget well under SOQL's 100,000-character statement limit. */
@@ -18,7 +18,7 @@ export function soqlString(v: string): string {
   return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t')}'`;
 }
 
-function fieldName(name: string): string {
+export function fieldName(name: string): string {
   if (!/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)?$/.test(name)) throw new DestinationError('SALESFORCE_BAD_FIELD', `not a Salesforce field name: ${JSON.stringify(name)} (check the mapping's fields and match_key)`);
   return name;
 }
@@ -42,21 +42,27 @@ export function inLists(values: string[], fixedChars: number): string[][] {
   return out;
 }
 
+/** Every row of one SOQL statement, page by page through nextRecordsUrl (`what` names it in errors). */
+export async function queryAll(api: SfApi, what: string, soql: string): Promise<SfRow[]> {
+  const rows: SfRow[] = [];
+  const base = `/services/data/v${api.conn.version}`;
+  let page = await api.once(what, () => api.conn.request<QueryPage>(`${base}/query?q=${encodeURIComponent(soql)}`), { read: true });
+  rows.push(...page.records);
+  while (!page.done && page.nextRecordsUrl) {
+    const next = page.nextRecordsUrl;
+    page = await api.once(`${what} (next page)`, () => api.conn.request<QueryPage>(next), { read: true });
+    rows.push(...page.records);
+  }
+  return rows;
+}
+
 /** Every row of `SELECT fields FROM object WHERE inField IN (values) [AND extra]`, all pages. */
 export async function selectIn(api: SfApi, object: string, fields: string[], inField: string, values: string[], extra = ''): Promise<SfRow[]> {
   const select = `SELECT ${[...new Set(fields)].map(fieldName).join(', ')} FROM ${fieldName(object)} WHERE ${fieldName(inField)} IN (`;
   const tail = `)${extra ? ` AND ${extra}` : ''}`;
   const rows: SfRow[] = [];
-  const base = `/services/data/v${api.conn.version}`;
   for (const list of inLists([...new Set(values)], select.length + tail.length)) {
-    const soql = `${select}${list.map(soqlString).join(',')}${tail}`;
-    let page = await api.once(`query ${object}`, () => api.conn.request<QueryPage>(`${base}/query?q=${encodeURIComponent(soql)}`));
-    rows.push(...page.records);
-    while (!page.done && page.nextRecordsUrl) {
-      const next = page.nextRecordsUrl;
-      page = await api.once(`query ${object} (next page)`, () => api.conn.request<QueryPage>(next));
-      rows.push(...page.records);
-    }
+    rows.push(...await queryAll(api, `query ${object}`, `${select}${list.map(soqlString).join(',')}${tail}`));
   }
   return rows;
 }

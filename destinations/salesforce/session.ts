@@ -1,14 +1,14 @@
-import { BudgetExhaustedError, describeError, DestinationError } from '../../src/errors.ts';
+import { BudgetExhaustedError, DestinationError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Mapping } from '../../src/config/mapping.ts';
 import type {
-  BatchResult, Change, DestinationLimits, DestinationSession, FieldDescription, ReadBackRequest, ReadBackResult, RecordOutcome, SetupReport,
+  BatchResult, Change, DestinationLimits, DestinationSession, FieldDescription, FollowUps, ReadBackRequest, ReadBackResult, RecordOutcome, SetupReport,
 } from '../types.ts';
-import type { SfApi } from './api.ts';
+import { classify, type SfApi } from './api.ts';
 import { upsertViaBulk } from './bulk.ts';
-import { updateOpenCases } from './cases.ts';
+import { OpenCases } from './cases.ts';
 import { chunk } from '../../src/db/chunk.ts';
-import { COLLECTIONS_MAX, saveOutcome, upsertViaCollections, type SendItem } from './collections.ts';
+import { callFailure, COLLECTIONS_MAX, saveOutcome, upsertViaCollections, type SendItem } from './collections.ts';
 import type { CasesConfig, SalesforceOptions } from './config.ts';
 import { byExternalId, readBack, selectIn } from './query.ts';
 import { checkMapping, fieldDescriptions, setupLines, type SfDescribe } from './schema.ts';
@@ -17,7 +17,8 @@ import { checkMapping, fieldDescriptions, setupLines, type SfDescribe } from './
  * One run's Salesforce session. deliver() picks the transport by the size of the batch the engine hands it:
  * at least `bulk_threshold` upserts go through one Bulk API 2.0 job, fewer through sObject Collections; the
  * engine batches by `batch_size` (limits.maxBatchSize), so a run smaller than that is one batch and the
- * threshold sees the whole run's size.
+ * threshold sees the whole run's size. deliver() writes only the mapped object; the `cases:` block is
+ * follow-up work with its own outcomes (`followUps`, cases.ts), applied by the engine after delivery.
  */
 
 /** API calls a Bulk job needs at the least (create, upload, close, a few polls, three result reads). */
@@ -25,6 +26,7 @@ const BULK_CALL_RESERVE = 12;
 
 export class SalesforceSession implements DestinationSession {
   readonly limits: DestinationLimits;
+  readonly followUps: FollowUps | null;
   private readonly api: SfApi;
   private readonly mapping: Mapping;
   private readonly object: string;
@@ -42,6 +44,7 @@ export class SalesforceSession implements DestinationSession {
     this.opts = opts;
     this.cases = cases;
     this.log = log;
+    this.followUps = cases ? new OpenCases(api, cases, log) : null;
     this.limits = { maxBatchSize: opts.batch_size, maxConcurrency: 4, defaultConcurrency: 1, readBackBatchSize: 2000 };
   }
 
@@ -50,7 +53,7 @@ export class SalesforceSession implements DestinationSession {
     if (!d) {
       // Unguarded: the first call of a session also reads today's API usage, so a guard tripped yesterday
       // (or by another mapping) is judged on fresh numbers.
-      d = this.api.once(`describe ${object}`, () => this.api.conn.describe(object) as unknown as Promise<SfDescribe>, { guard: false });
+      d = this.api.once(`describe ${object}`, () => this.api.conn.describe(object) as unknown as Promise<SfDescribe>, { guard: false, read: true });
       d.catch(() => this.describeCache.delete(object));
       this.describeCache.set(object, d);
     }
@@ -118,29 +121,22 @@ export class SalesforceSession implements DestinationSession {
     }
     for (const [k, o] of await this.send(toSend, signal)) outcomes.set(k, o);
     for (const [k, o] of await this.destroy(deletes, signal)) outcomes.set(k, o);
-    if (this.cases) await this.writeCases(changes, outcomes, signal);
     const all = changes.map((c) => outcomes.get(c.key) ?? { key: c.key, status: 'failed' as const, errorCode: 'NO_RESULT', errorMessage: 'not sent', retryable: true });
     return { outcomes: this.wholeBatchFailure(all) };
   }
 
   private async send(items: SendItem[], signal: AbortSignal): Promise<Map<string, RecordOutcome>> {
     if (items.length === 0) return new Map();
-    const collections = { concurrency: this.opts.collections_concurrency, lockRetries: this.opts.lock_retries, signal };
+    const collections = { concurrency: this.opts.collections_concurrency, signal };
     if (items.length < this.opts.bulk_threshold) return upsertViaCollections(this.api, this.object, this.matchKey, items, collections);
     const { used, limit } = this.api.budget;
     if (limit > 0 && used + BULK_CALL_RESERVE > Math.floor(limit * this.api.budgetShare)) {
       this.api.guard();
       throw new BudgetExhaustedError('SALESFORCE_BUDGET_SHARE', `Salesforce API budget guard: not enough of the daily budget left for a Bulk job (${used} of ${limit} used)`);
     }
-    const out = await upsertViaBulk(this.api, this.object, this.matchKey, items, {
+    return upsertViaBulk(this.api, this.object, this.matchKey, items, {
       pollIntervalMs: this.opts.bulk_poll_interval_ms, pollTimeoutMs: this.opts.bulk_poll_timeout_ms, signal, log: this.log,
     });
-    // Rows the job could not lock are few: re-send them at once through Collections (with their own pauses).
-    const locked = items.filter((it) => out.get(it.key)?.errorCode === 'UNABLE_TO_LOCK_ROW');
-    if (locked.length > 0 && this.opts.lock_retries > 0) {
-      for (const [k, o] of await upsertViaCollections(this.api, this.object, this.matchKey, locked, { ...collections, lockRetries: this.opts.lock_retries - 1 })) out.set(k, o);
-    }
-    return out;
   }
 
   private async destroy(deletes: Array<{ key: string; id: string }>, signal: AbortSignal): Promise<Map<string, RecordOutcome>> {
@@ -151,42 +147,26 @@ export class SalesforceSession implements DestinationSession {
         continue;
       }
       try {
-        const results = await this.api.write(`delete ${part.length} ${this.object}`,
-          () => this.api.conn.sobject(this.object).destroy(part.map((d) => d.id), { allOrNone: false }) as unknown as Promise<Array<{ id: string; success: boolean; errors?: [] }>>, signal);
+        const results = await this.api.once(`delete ${part.length} ${this.object}`,
+          () => this.api.conn.sobject(this.object).destroy(part.map((d) => d.id), { allOrNone: false }) as unknown as Promise<Array<{ id: string; success: boolean; errors?: [] }>>);
         part.forEach((d, i) => {
           const o = saveOutcome(d.key, results[i]);
           // Already gone is what a delete wants.
           out.set(d.key, o.errorCode === 'ENTITY_IS_DELETED' ? { key: d.key, status: 'delivered', destinationId: d.id } : { ...o, destinationId: d.id });
         });
       } catch (err) {
-        const e = err as DestinationError;
-        for (const d of part) out.set(d.key, err instanceof BudgetExhaustedError ? { key: d.key, status: 'deferred' } : { key: d.key, status: 'failed', errorCode: e.code, errorMessage: e.message, retryable: e.retryable });
+        const e = classify(err, `delete ${this.object}`);
+        for (const d of part) out.set(d.key, { ...callFailure(d.key, e), destinationId: d.id });
       }
     }
     return out;
   }
 
-  private async writeCases(changes: Change[], outcomes: Map<string, RecordOutcome>, signal: AbortSignal): Promise<void> {
-    const cfg = this.cases!;
-    const segments = new Map<string, string | null>();
-    for (const c of changes) {
-      const o = outcomes.get(c.key);
-      if (o?.status !== 'delivered' || !o.destinationId) continue;
-      const source = c.after ?? (c.before ? { [cfg.segment_from]: null } : null);
-      if (!source || !(cfg.segment_from in source)) continue;
-      const v = source[cfg.segment_from];
-      segments.set(o.destinationId, v === null || v === undefined || v === '' ? null : String(v));
-    }
-    try {
-      await updateOpenCases(this.api, cfg, segments, this.log, signal);
-    } catch (err) {
-      this.log.warn({ err: describeError(err) }, 'salesforce open cases not updated this batch');
-    }
-  }
-
   /**
-   * When nothing went through and every record failed for the same transient reason (network, 5xx), the
-   * batch as a whole failed: throw so the engine backs off and retries it. Budget: throw so the run stops.
+   * When nothing went through and every call failed for the same transient reason (network, 5xx), the batch
+   * as a whole failed: throw so the engine backs off and retries it (in doubt when the calls may have reached
+   * the org). Budget: throw so the run stops. Row locks and a Bulk job's in-doubt records stay per record:
+   * the engine resends those records, not the batch.
    */
   private wholeBatchFailure(all: RecordOutcome[]): RecordOutcome[] {
     if (all.length === 0 || all.some((o) => o.status === 'delivered')) return all;
@@ -194,8 +174,10 @@ export class SalesforceSession implements DestinationSession {
       throw new BudgetExhaustedError('SALESFORCE_BUDGET', this.api.budget.exhausted);
     }
     const first = all[0]!;
-    if (all.every((o) => o.status === 'failed' && o.retryable && o.errorCode === first.errorCode && o.errorCode !== 'UNABLE_TO_LOCK_ROW')) {
-      throw new DestinationError(first.errorCode ?? 'SALESFORCE_ERROR', first.errorMessage ?? 'the whole batch failed', { retryable: true });
+    const sameCallFailure = (o: RecordOutcome): boolean => o.errorCode === first.errorCode && o.errorCode !== 'UNABLE_TO_LOCK_ROW' && o.requestId === undefined
+      && ((o.status === 'failed' && o.retryable === true) || o.status === 'in_doubt');
+    if (all.every(sameCallFailure)) {
+      throw new DestinationError(first.errorCode ?? 'SALESFORCE_ERROR', first.errorMessage ?? 'the whole batch failed', { retryable: true, inDoubt: all.some((o) => o.status === 'in_doubt') });
     }
     return all;
   }

@@ -62,7 +62,7 @@ export async function openSession(sf: SalesforceEmulator, o: {
     connection: SalesforceConnection.parse(connectionFor(sf, o.auth, o.connection)),
     connectionName: 'salesforce',
     mapping,
-    options: SalesforceOptions.parse({ bulk_poll_interval_ms: 20, retry_base_ms: 10, ...o.options }),
+    options: SalesforceOptions.parse({ bulk_poll_interval_ms: 20, ...o.options }),
     log: testLog,
     shared: o.shared ?? new Map(),
   });

@@ -28,6 +28,7 @@ export interface LoggedRequest {
   method: string;
   path: string;
   endpoint: string;
+  /** The HTTP status answered; 0 when the connection was reset instead (resetNext). */
   status: number;
   records: number;
 }
@@ -63,7 +64,10 @@ export class SalesforceEmulator {
   latencyMs: number;
   private readonly tokens = new Set<string>();
   private expireAfter: number | null = null;
+  private expireAt: string | null = null;
   private failures: Array<{ status: number; endpoint?: string; left: number }> = [];
+  private resets: Array<{ endpoint?: string; left: number }> = [];
+  private hooks: Array<{ endpoint: string; fn: () => void }> = [];
   private readonly cursors: QueryCursors;
   private readonly maxApiVersion: number;
   private server: Server | null = null;
@@ -79,7 +83,9 @@ export class SalesforceEmulator {
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => { void this.handle(req, res); });
+    // A request whose body stops arriving is answered 408 after 10 s, as Salesforce times it out (sooner than
+    // node's default of 5 minutes, so a test that hits it fails quickly).
+    this.server = createServer({ requestTimeout: 10_000, connectionsCheckingInterval: 500 }, (req, res) => { void this.handle(req, res); });
     this.server.keepAliveTimeout = 1000;
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
@@ -147,9 +153,33 @@ export class SalesforceEmulator {
     this.expireAfter = n;
   }
 
+  /**
+   * Every session dies just before the next request to `endpoint` (e.g. 'bulk.upload'): that request is
+   * answered 401 INVALID_SESSION_ID, as when a session times out between two calls.
+   */
+  expireSessionsAt(endpoint: string): void {
+    this.expireAt = endpoint;
+  }
+
   /** The next `times` requests (to `endpoint` if given) answer `status` (500, 503) instead. */
   failNext(status: number, times = 1, endpoint?: string): void {
     this.failures.push({ status, left: times, ...(endpoint ? { endpoint } : {}) });
+  }
+
+  /**
+   * The next `times` requests (to `endpoint` if given) are carried out, then the connection is reset before
+   * the answer leaves: the client cannot know whether the org applied them (it did).
+   */
+  resetNext(times = 1, endpoint?: string): void {
+    this.resets.push({ left: times, ...(endpoint ? { endpoint } : {}) });
+  }
+
+  /**
+   * Runs `fn` just before the next request to `endpoint` is handled (in-process tests: another integration
+   * spends the day's budget at that moment, an admin edits a record).
+   */
+  beforeNext(endpoint: string, fn: () => void): void {
+    this.hooks.push({ endpoint, fn });
   }
 
   /** These external ids (or Ids) fail their next `times` writes with UNABLE_TO_LOCK_ROW. */
@@ -181,8 +211,15 @@ export class SalesforceEmulator {
       if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
       const reply = this.api(method, version, rest, url, raw, String(req.headers.authorization ?? ''), String(req.headers['content-type'] ?? ''), endpoint);
       const records = method === 'PATCH' && endpoint.startsWith('collections') ? (tryJson(raw)?.records?.length ?? 0) : 0;
-      this.log.push({ method, path: url.pathname, endpoint, status: reply.status, records });
+      const reset = this.resets.find((r) => r.left > 0 && (!r.endpoint || r.endpoint === endpoint));
+      this.log.push({ method, path: url.pathname, endpoint, status: reset ? 0 : reply.status, records });
       if (this.log.length > LOG_CAP) this.log.splice(0, this.log.length - LOG_CAP);
+      if (reset) {
+        reset.left -= 1;
+        this.resets = this.resets.filter((r) => r.left > 0);
+        res.socket?.resetAndDestroy();
+        return;
+      }
       res.setHeader('Sforce-Limit-Info', `api-usage=${this.used}/${this.dailyLimit}`);
       if ('csv' in reply) {
         res.writeHead(reply.status, { 'content-type': 'text/csv' }).end(reply.body as string);
@@ -202,6 +239,9 @@ export class SalesforceEmulator {
 
   private api(method: string, version: string, rest: string, url: URL, raw: string, authz: string, contentType: string, endpoint: string): Reply & { csv?: true } {
     if (Number(version) > this.maxApiVersion) return apiError(404, 'NOT_FOUND', 'The requested resource does not exist');
+    const hook = this.hooks.findIndex((h) => h.endpoint === endpoint);
+    if (hook >= 0) this.hooks.splice(hook, 1)[0]!.fn();
+    if (this.expireAt === endpoint) { this.expireAt = null; this.tokens.clear(); }
     const token = authz.replace(/^Bearer\s+/i, '');
     if (!this.tokens.has(token)) return apiError(401, 'INVALID_SESSION_ID', 'Session expired or invalid');
     if (this.used >= this.dailyLimit) return apiError(403, 'REQUEST_LIMIT_EXCEEDED', 'TotalRequests Limit exceeded.');
@@ -282,8 +322,13 @@ export class SalesforceEmulator {
       return;
     }
     if (method === 'POST' && p === 'reset-usage') { this.resetDailyUsage(Number(body.used ?? 0)); this.send(res, 200, { ok: true }); return; }
-    if (method === 'POST' && p === 'expire-sessions') { this.expireSessions(); this.send(res, 200, { ok: true }); return; }
+    if (method === 'POST' && p === 'expire-sessions') {
+      if (typeof body.at === 'string') this.expireSessionsAt(body.at); else this.expireSessions();
+      this.send(res, 200, { ok: true });
+      return;
+    }
     if (method === 'POST' && p === 'fail-next') { this.failNext(Number(body.status ?? 500), Number(body.times ?? 1), body.endpoint as string | undefined); this.send(res, 200, { ok: true }); return; }
+    if (method === 'POST' && p === 'reset-next') { this.resetNext(Number(body.times ?? 1), body.endpoint as string | undefined); this.send(res, 200, { ok: true }); return; }
     if (method === 'POST' && p === 'lock-rows') { this.lockRows((body.keys as string[]) ?? [], Number(body.times ?? 1)); this.send(res, 200, { ok: true }); return; }
     this.send(res, 404, { error: 'unknown control endpoint' });
   }

@@ -243,12 +243,18 @@ export class Org {
     return false;
   }
 
-  /** Changes a record without any API checks (an admin's edit in the UI). */
+  /**
+   * Changes a record without any API checks (an admin's edit in the UI). The org still keeps its system
+   * fields: LastModifiedDate moves to now (unless the test sets it, to backdate a record) and a Case's
+   * IsClosed follows its Status.
+   */
   edit(type: string, id: string, values: SfRecord): void {
     const rec = this.table(type).get(id);
     if (!rec) throw new Error(`no ${type} ${id}`);
     const before = { ...rec };
+    rec.LastModifiedDate = new Date().toISOString().replace('Z', '+0000');
     Object.assign(rec, values);
+    if (type === 'Case') rec.IsClosed = this.closedStatuses.has(String(rec.Status ?? ''));
     this.reindex(type, id, before);
   }
 
