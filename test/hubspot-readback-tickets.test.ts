@@ -71,16 +71,18 @@ describe('HubSpot destination: setup, validate, read-back and tickets', () => {
     assert.doesNotMatch(err.message, /"champ"|"platinum"|never occur/);
   });
 
-  it('connection settings: the token comes from HUBSPOT_ACCESS_TOKEN, a missing token or a misspelt key is a clear error', async () => {
+  it('connection settings: the token comes only from the block (`${HUBSPOT_ACCESS_TOKEN}` interpolated), never from the environment; a missing token or a misspelt key is a clear error', async () => {
     const { HubSpotConnection } = await import('../destinations/hubspot/config.ts');
     const saved = process.env.HUBSPOT_ACCESS_TOKEN;
     try {
+      const c = HubSpotConnection.parse({ type: 'hubspot', access_token: 'pat-from-block', tier: 'professional', ten_secondly_limit: '150' });
+      assert.deepEqual([c.accessToken, c.baseUrl, c.tenSecondly, c.daily], ['pat-from-block', 'https://api.hubapi.com', 150, 625_000]);
       process.env.HUBSPOT_ACCESS_TOKEN = 'pat-from-env';
-      const c = HubSpotConnection.parse({ type: 'hubspot', tier: 'professional', ten_secondly_limit: '150' });
-      assert.deepEqual([c.accessToken, c.tenSecondly, c.daily], ['pat-from-env', 150, 625_000]);
-      delete process.env.HUBSPOT_ACCESS_TOKEN;
-      assert.match(HubSpotConnection.safeParse({ type: 'hubspot' }).error!.issues[0]!.message, /export HUBSPOT_ACCESS_TOKEN/);
-      assert.match(JSON.stringify(HubSpotConnection.safeParse({ type: 'hubspot', acess_token: 'x' }).error!.issues), /acess_token/);
+      const missing = HubSpotConnection.safeParse({ type: 'hubspot' });
+      assert.equal(missing.success, false, 'the environment is not read behind the config\'s back');
+      assert.match(missing.error!.issues[0]!.message, /access_token: \$\{HUBSPOT_ACCESS_TOKEN\}/);
+      assert.match(HubSpotConnection.safeParse({ type: 'hubspot', access_token: '' }).error!.issues[0]!.message, /empty/);
+      assert.match(JSON.stringify(HubSpotConnection.safeParse({ type: 'hubspot', access_token: 'x', acess_token: 'x' }).error!.issues), /acess_token/);
     } finally {
       if (saved === undefined) delete process.env.HUBSPOT_ACCESS_TOKEN;
       else process.env.HUBSPOT_ACCESS_TOKEN = saved;
