@@ -156,7 +156,7 @@ describe('HubSpot destination: delivery through the real SDK', () => {
 
   it('an unknown token fails check() with a clear, non-retryable error', async () => {
     const s = await connect(hs, testMapping(), new Map(), { access_token: 'wrong' });
-    await assert.rejects(s.check(), (e: Error & { code: string; retryable: boolean }) => e.code === 'HUBSPOT_UNAUTHORIZED' && !e.retryable && /HUBSPOT_ACCESS_TOKEN/.test(e.message) && !e.message.includes('wrong'));
+    await assert.rejects(s.check(), (e: Error & { code: string; retryable: boolean }) => e.code === 'HUBSPOT_UNAUTHORIZED' && !e.retryable && /access_token/.test(e.message) && !e.message.includes('wrong'));
   });
 
   it('mode update never creates: unknown keys fail as not in HubSpot', async () => {

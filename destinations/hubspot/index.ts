@@ -1,6 +1,6 @@
 import { DestinationError } from '../../src/errors.ts';
 import type { DestinationDefinition, DestinationSession } from '../types.ts';
-import { budgetFor, HubSpotApi } from './api.ts';
+import { budgetFor, HubSpotApi, searchBudgetFor } from './api.ts';
 import { HubSpotConnection, HubSpotOptions, TicketsBlock } from './config.ts';
 import type { PropertyInfo, SessionContext } from './context.ts';
 import { deliver, MAX_INPUTS } from './deliver.ts';
@@ -35,7 +35,7 @@ export const hubspot: DestinationDefinition<HubSpotConnection, HubSpotOptions> =
       }
       tickets = parsed.data;
     }
-    const api = await HubSpotApi.open(c.connection, budgetFor(c.shared, c.connection));
+    const api = await HubSpotApi.open(c.connection, budgetFor(c.shared, c.connection), searchBudgetFor(c.shared, c.connection));
     const cache = new Map<string, Promise<Map<string, PropertyInfo>>>();
     const ctx: SessionContext = {
       api, tickets, log: c.log,

@@ -107,8 +107,8 @@ export interface FaultSettings {
 
 export type Fault = 'none' | 'server_error' | 'timeout' | 'reset_before' | 'reset_after' | 'slow';
 
-/** What a test can ask for the next requests, in order: a fault, or a 429 of a policy whatever the counts say. */
-export type ScriptedFault = Exclude<Fault, 'none'> | 'unavailable' | 'rate_limited' | 'daily_limited';
+/** What a test can ask for the next requests, in order: a fault ('none' lets one through), or a 429 of a policy whatever the counts say. */
+export type ScriptedFault = Fault | 'unavailable' | 'rate_limited' | 'daily_limited';
 
 export const NO_FAULTS: FaultSettings = { seed: 1, serverError: 0, timeout: 0, reset: 0, slow: 0, slowMs: 0, timeoutMs: 30_000 };
 
