@@ -1,14 +1,14 @@
 import type { BatchResult, Change, RecordOutcome } from '../types.ts';
 import { HubSpotBadRequest } from './api.ts';
 import { segmentField, type SessionContext } from './context.ts';
-import { syncTickets } from './tickets.ts';
 import { toHubSpot } from './values.ts';
 import { chunk } from '../../src/db/chunk.ts';
 
 /**
  * One deliver() call: upserts (or updates, in mode `update`) by idProperty in batches of at most 100 with
- * keys de-duplicated, removals as clear or archive, then the segment onto open tickets. Every 207 error comes
- * back with the objectWriteTraceId we set to the record's key, so it lands on exactly that record.
+ * keys de-duplicated, removals as clear or archive. Every 207 error comes back with the objectWriteTraceId we
+ * set to the record's key, so it lands on exactly that record. Tickets are follow-up work (tickets.ts): the
+ * engine applies them after delivery, with their own outcome, so a ticket never fails its contact.
  */
 
 export const MAX_INPUTS = 100;
@@ -164,14 +164,5 @@ export async function deliver(ctx: SessionContext, changes: Change[], signal: Ab
     await write(ctx, kind, part.map((c) => ({ key: c.key, properties: upsertProperties(ctx, c, today, seg) })), out, false, signal);
   }
   await removeAll(ctx, unique.filter((c) => c.op === 'remove' || c.after === null), out, signal);
-  if (ctx.tickets) {
-    const delivered = writes.flatMap((c) => {
-      const o = out.get(c.key);
-      const value = seg !== undefined ? c.after?.[seg] : undefined;
-      return o?.status === 'delivered' && o.destinationId && value !== undefined && value !== null ? [{ key: c.key, contactId: o.destinationId, segment: String(value) }] : [];
-    });
-    const ticketFailures = await syncTickets(ctx, ctx.tickets, delivered, signal);
-    for (const [key, message] of ticketFailures) out.set(key, failed(key, 'HUBSPOT_TICKET_UPDATE_FAILED', message, false));
-  }
   return { outcomes: changes.map((c) => ({ ...out.get(c.key)!, key: c.key })) };
 }

@@ -6,10 +6,12 @@ import type { PropertyInfo, SessionContext } from './context.ts';
 import { deliver, MAX_INPUTS } from './deliver.ts';
 import { readBack } from './readback.ts';
 import { describeFields, schemaProblems, setup, validateMapping } from './schema.ts';
+import { ticketFollowUps } from './tickets.ts';
 
 /**
  * HubSpot CRM (contacts, companies or a custom object) through @hubspot/api-client: batch upserts by a
- * unique-value property, one rate budget per account, read-back by idProperty, segments on open tickets.
+ * unique-value property, one rate budget per account, read-back by idProperty, segments on open tickets as
+ * follow-up work (session.followUps, when the mapping has a `tickets:` block).
  * See docs/destinations/hubspot.md.
  */
 
@@ -79,6 +81,7 @@ export const hubspot: DestinationDefinition<HubSpotConnection, HubSpotOptions> =
       validateMapping: () => validateMapping(ctx),
       deliver: (changes, signal) => deliver(ctx, changes, signal),
       readBack: (records, signal) => readBack(ctx, records, signal),
+      followUps: tickets ? ticketFollowUps(ctx, tickets) : null,
       setup: (apply) => setup(ctx, apply),
       async close() {
         cache.clear();
