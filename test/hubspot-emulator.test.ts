@@ -68,7 +68,7 @@ describe('HubSpot emulator (through @hubspot/api-client)', () => {
     await assert.rejects(client.crm.properties.coreApi.create('contacts', { name: 'user_id', label: 'x', type: 'string' as never, fieldType: 'text' as never, groupName: 'g' }), (e: { code: number }) => e.code === 409);
   });
 
-  it('injects the same faults for the same seed (5xx, timeouts, resets before and after applying, slow answers)', async () => {
+  it('injects the same faults for the same seed (5xx, timeouts, resets before and after applying, slow answers), and scripted ones in order', async () => {
     const { FaultInjector, NO_FAULTS } = await import('./emulators/hubspot/limits.ts');
     const settings = { ...NO_FAULTS, seed: 9, serverError: 0.2, timeout: 0.1, reset: 0.2, slow: 0.2, slowMs: 5 };
     const a = new FaultInjector(settings);
@@ -78,7 +78,12 @@ describe('HubSpot emulator (through @hubspot/api-client)', () => {
     for (const f of ['server_error', 'timeout', 'reset_before', 'reset_after', 'slow', 'none']) assert.ok(draws.includes(f as never), f);
     hs.setFaults({ seed: 3, serverError: 1 });
     await assert.rejects(client.crm.properties.coreApi.getAll('contacts'), (e: { code: number }) => e.code === 502);
-    hs.setFaults({ serverError: 0, reset: 1 });
+    hs.setFaults({ serverError: 0 });
+    await fetch(`${hs.url}/__emulator/faults`, { method: 'POST', body: JSON.stringify({ script: ['unavailable', 'none', 'rate_limited'] }) });
+    await assert.rejects(client.crm.properties.coreApi.getAll('contacts'), (e: { code: number }) => e.code === 503);
+    await client.crm.properties.coreApi.getAll('contacts');
+    await assert.rejects(client.crm.properties.coreApi.getAll('contacts'), (e: { code: number; body: { policyName: string } }) => e.code === 429 && e.body.policyName === 'TEN_SECONDLY_ROLLING');
+    hs.setFaults({ reset: 1 });
     await assert.rejects(client.crm.properties.coreApi.getAll('contacts'), (e: { code?: number }) => e.code === undefined);
     hs.setFaults({ reset: 0 });
   });
