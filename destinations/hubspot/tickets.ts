@@ -39,7 +39,7 @@ interface SearchData { total: number; results: Array<{ id: string; properties: R
  * the engine handles it like a failed batch; a failure after some request succeeded lands on the keys that
  * request was about, and a spent budget defers every key not yet settled.
  */
-class Ledger {
+class Outcomes {
   private readonly out = new Map<string, FollowUpOutcome>();
   private answered = false;
   stopped = false;
@@ -83,7 +83,7 @@ class Ledger {
 }
 
 export async function applyTickets(ctx: SessionContext, t: TicketsBlock, items: FollowUpItem[], signal: AbortSignal): Promise<FollowUpOutcome[]> {
-  const ledger = new Ledger();
+  const verdicts = new Outcomes();
   const seg = segmentField(ctx)?.to;
   // The last item of a key wins, as in deliver().
   const latest = new Map(items.map((i) => [i.key, i]));
@@ -92,8 +92,8 @@ export async function applyTickets(ctx: SessionContext, t: TicketsBlock, items: 
     // A removed record clears nothing on tickets (they keep the last segment, as the history of the case),
     // and a payload without a segment has nothing to write: both are done.
     const value = i.payload === null || seg === undefined ? undefined : i.payload[seg];
-    if (value === undefined || value === null || value === '') ledger.done(i.key);
-    else if (!i.destinationId) ledger.failed(i.key, 'HUBSPOT_NO_CONTACT_ID', 'no HubSpot contact id for this record: deliver it first', false);
+    if (value === undefined || value === null || value === '') verdicts.done(i.key);
+    else if (!i.destinationId) verdicts.failed(i.key, 'HUBSPOT_NO_CONTACT_ID', 'no HubSpot contact id for this record: deliver it first', false);
     else owners.set(i.key, { key: i.key, contactId: i.destinationId, segment: String(value) });
   }
   const byContact = new Map<string, Owner>();
@@ -105,7 +105,7 @@ export async function applyTickets(ctx: SessionContext, t: TicketsBlock, items: 
   const readsLeft = new Map<string, number>();
   const writesLeft = new Map<string, number>();
   const settle = (o: Owner) => {
-    if (!assocLeft.has(o.contactId) && !readsLeft.get(o.key) && !writesLeft.get(o.key)) ledger.done(o.key);
+    if (!assocLeft.has(o.contactId) && !readsLeft.get(o.key) && !writesLeft.get(o.key)) verdicts.done(o.key);
   };
   const add = (m: Map<string, number>, key: string, n: number) => m.set(key, (m.get(key) ?? 0) + n);
 
@@ -113,11 +113,11 @@ export async function applyTickets(ctx: SessionContext, t: TicketsBlock, items: 
   const ticketOwner = new Map<string, Owner>();
   // A contact with many tickets comes back with paging.next.after: ask again for those, from there.
   let pending: Array<{ id: string; after?: string }> = [...byContact.keys()].map((id) => ({ id }));
-  while (pending.length > 0 && !ledger.stopped) {
+  while (pending.length > 0 && !verdicts.stopped) {
     const next: Array<{ id: string; after: string }> = [];
     for (const part of chunk(pending, MAX)) {
-      if (ledger.stopped) break;
-      const info = await ledger.request(keysOf(part.map((p) => p.id)), () => ctx.api.call('contact->ticket associations batch read', (c) => c.crm.associations.v4.batchApi.getPageWithHttpInfo('contacts', 'tickets', { inputs: part }), signal));
+      if (verdicts.stopped) break;
+      const info = await verdicts.request(keysOf(part.map((p) => p.id)), () => ctx.api.call('contact->ticket associations batch read', (c) => c.crm.associations.v4.batchApi.getPageWithHttpInfo('contacts', 'tickets', { inputs: part }), signal));
       if (!info) continue;
       const more = new Set<string>();
       for (const r of (info.data as unknown as AssocData).results ?? []) {
@@ -142,12 +142,12 @@ export async function applyTickets(ctx: SessionContext, t: TicketsBlock, items: 
   }
   for (const o of byContact.values()) settle(o);
   // Tickets of a key that already failed are not read or written: the key is retried as a whole.
-  const live = (o: Owner) => !ledger.settled(o.key) && !assocLeft.has(o.contactId);
+  const live = (o: Owner) => !verdicts.settled(o.key) && !assocLeft.has(o.contactId);
   const props = ['hs_pipeline', 'hs_pipeline_stage', t.segment_property, t.priority_property];
   const updates: Array<{ id: string; properties: Record<string, string>; owner: Owner }> = [];
   for (const part of chunk([...ticketOwner.keys()].filter((id) => live(ticketOwner.get(id)!)), MAX)) {
-    if (ledger.stopped) break;
-    const info = await ledger.request(part.map((id) => ticketOwner.get(id)!.key), () => ctx.api.call('tickets batch read', (c) => c.crm.tickets.batchApi.readWithHttpInfo({ inputs: part.map((id) => ({ id })), properties: props, propertiesWithHistory: [] }), signal));
+    if (verdicts.stopped) break;
+    const info = await verdicts.request(part.map((id) => ticketOwner.get(id)!.key), () => ctx.api.call('tickets batch read', (c) => c.crm.tickets.batchApi.readWithHttpInfo({ inputs: part.map((id) => ({ id })), properties: props, propertiesWithHistory: [] }), signal));
     if (!info) continue;
     // Tickets deleted since the association read come back as 207 errors: nothing to write on them.
     for (const ticket of (info.data as unknown as TicketData).results ?? []) {
@@ -175,21 +175,21 @@ export async function applyTickets(ctx: SessionContext, t: TicketsBlock, items: 
   }
   let written = 0;
   for (const part of chunk(updates.filter((u) => live(u.owner)), MAX)) {
-    if (ledger.stopped) break;
-    const info = await ledger.request(part.map((u) => u.owner.key), () => ctx.api.call('tickets batch update', (c) => c.crm.tickets.batchApi.updateWithHttpInfo({ inputs: part.map((u) => ({ id: u.id, properties: u.properties })) }), signal));
+    if (verdicts.stopped) break;
+    const info = await verdicts.request(part.map((u) => u.owner.key), () => ctx.api.call('tickets batch update', (c) => c.crm.tickets.batchApi.updateWithHttpInfo({ inputs: part.map((u) => ({ id: u.id, properties: u.properties })) }), signal));
     if (!info) continue;
     for (const e of (info.data as unknown as TicketData).errors ?? []) {
       if (e.category === 'OBJECT_NOT_FOUND') continue; // deleted meanwhile: nothing left to write on it
       for (const id of e.context?.ids ?? e.context?.id ?? []) {
         const u = part.find((x) => x.id === id);
-        if (u) ledger.failed(u.owner.key, 'HUBSPOT_TICKET_UPDATE_FAILED', `ticket ${id}: ${e.message ?? 'rejected'}`, TRANSIENT.test(e.category ?? ''));
+        if (u) verdicts.failed(u.owner.key, 'HUBSPOT_TICKET_UPDATE_FAILED', `ticket ${id}: ${e.message ?? 'rejected'}`, TRANSIENT.test(e.category ?? ''));
       }
     }
     written += part.length;
     for (const u of part) add(writesLeft, u.owner.key, -1);
     for (const o of new Set(part.map((u) => u.owner))) settle(o);
   }
-  const outcomes = ledger.outcomes(items);
+  const outcomes = verdicts.outcomes(items);
   ctx.log.debug({ contacts: owners.size, tickets: ticketOwner.size, updates: updates.length, written, failed: outcomes.filter((o) => o.status === 'failed').length, deferred: outcomes.filter((o) => o.status === 'deferred').length }, 'hubspot tickets follow-up');
   return outcomes;
 }
