@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { BudgetExhaustedError } from '../src/errors.ts';
+import { BudgetExhaustedError, DestinationError } from '../src/errors.ts';
 import { startHubSpotEmulator, type HubSpotEmulator } from './emulators/hubspot/server.ts';
 import { change, connect, contact, deliverLikeEngine, prepareContacts, testMapping } from './helpers/hubspot.ts';
 
@@ -156,7 +156,7 @@ describe('HubSpot destination: delivery through the real SDK', () => {
 
   it('an unknown token fails check() with a clear, non-retryable error', async () => {
     const s = await connect(hs, testMapping(), new Map(), { access_token: 'wrong' });
-    await assert.rejects(s.check(), (e: Error & { code: string; retryable: boolean }) => e.code === 'HUBSPOT_UNAUTHORIZED' && !e.retryable && /HUBSPOT_ACCESS_TOKEN/.test(e.message) && !e.message.includes('wrong'));
+    await assert.rejects(s.check(), (e: Error & { code: string; retryable: boolean }) => e.code === 'HUBSPOT_UNAUTHORIZED' && !e.retryable && /access_token/.test(e.message) && !e.message.includes('wrong'));
   });
 
   it('mode update never creates: unknown keys fail as not in HubSpot', async () => {
@@ -183,5 +183,26 @@ describe('HubSpot destination: delivery through the real SDK', () => {
     assert.equal(hs.find('contacts', 'user_id', 'r2'), undefined);
     assert.equal(hs.count('POST', '/crm/v3/objects/contacts/batch/archive'), 1);
     assert.equal(hs.records('contacts').length, 1);
+  });
+  it('a batch sent as several requests reports each by its own answer: accepted upserts stay delivered when the removals after them fail', async () => {
+    const s = await connect(hs, testMapping({ on_removed: 'clear' }));
+    await s.deliver([change('x1', contact(1)), change('x2', contact(2)), change('x3', contact(3))], signal());
+    const batch = () => [change('n1', contact(4)), change('n2', contact(5)), change('x1', null, contact(1))];
+    const outcomes = async () => new Map((await s.deliver(batch(), signal())).outcomes.map((o) => [o.key, o]));
+    hs.scriptFaults('none', 'unavailable'); // the upsert passes, the removal's batch update answers 503
+    const failed = await outcomes();
+    assert.deepEqual([failed.get('n1')!.status, failed.get('n2')!.status], ['delivered', 'delivered']);
+    assert.deepEqual([failed.get('x1')!.status, failed.get('x1')!.errorCode, failed.get('x1')!.retryable], ['failed', 'HUBSPOT_SERVER_ERROR', true]);
+    hs.scriptFaults('none', 'reset_after'); // applied, answer lost
+    const doubt = await outcomes();
+    assert.deepEqual([doubt.get('n1')!.status, doubt.get('x1')!.status], ['delivered', 'in_doubt']);
+    assert.equal(hs.find('contacts', 'user_id', 'x1')!.properties.rfm_segment, '', 'the lost answer was applied');
+    hs.scriptFaults('none', 'daily_limited');
+    const spent = await outcomes();
+    assert.deepEqual([spent.get('n2')!.status, spent.get('x1')!.status], ['delivered', 'deferred']);
+    // Nothing answered yet: the whole call failed, as before.
+    hs.scriptFaults('unavailable');
+    const fresh = await connect(hs, testMapping({ on_removed: 'clear' }));
+    await assert.rejects(fresh.deliver(batch(), signal()), (e: unknown) => e instanceof DestinationError && e.retryable);
   });
 });

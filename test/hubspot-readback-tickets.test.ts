@@ -5,7 +5,7 @@ import { change, connect, contact, prepareContacts, SEGMENT_OPTIONS, testMapping
 
 const signal = () => new AbortController().signal;
 
-describe('HubSpot destination: setup, validate, read-back and tickets', () => {
+describe('HubSpot destination: setup, validate and read-back', () => {
   let hs: HubSpotEmulator;
   beforeEach(async () => {
     hs = await startHubSpotEmulator();
@@ -71,16 +71,18 @@ describe('HubSpot destination: setup, validate, read-back and tickets', () => {
     assert.doesNotMatch(err.message, /"champ"|"platinum"|never occur/);
   });
 
-  it('connection settings: the token comes from HUBSPOT_ACCESS_TOKEN, a missing token or a misspelt key is a clear error', async () => {
+  it('connection settings: the token comes only from the block (`${HUBSPOT_ACCESS_TOKEN}` interpolated), never from the environment; a missing token or a misspelt key is a clear error', async () => {
     const { HubSpotConnection } = await import('../destinations/hubspot/config.ts');
     const saved = process.env.HUBSPOT_ACCESS_TOKEN;
     try {
+      const c = HubSpotConnection.parse({ type: 'hubspot', access_token: 'pat-from-block', tier: 'professional', ten_secondly_limit: '150' });
+      assert.deepEqual([c.accessToken, c.baseUrl, c.tenSecondly, c.daily], ['pat-from-block', 'https://api.hubapi.com', 150, 625_000]);
       process.env.HUBSPOT_ACCESS_TOKEN = 'pat-from-env';
-      const c = HubSpotConnection.parse({ type: 'hubspot', tier: 'professional', ten_secondly_limit: '150' });
-      assert.deepEqual([c.accessToken, c.tenSecondly, c.daily], ['pat-from-env', 150, 625_000]);
-      delete process.env.HUBSPOT_ACCESS_TOKEN;
-      assert.match(HubSpotConnection.safeParse({ type: 'hubspot' }).error!.issues[0]!.message, /export HUBSPOT_ACCESS_TOKEN/);
-      assert.match(JSON.stringify(HubSpotConnection.safeParse({ type: 'hubspot', acess_token: 'x' }).error!.issues), /acess_token/);
+      const missing = HubSpotConnection.safeParse({ type: 'hubspot' });
+      assert.equal(missing.success, false, 'the environment is not read behind the config\'s back');
+      assert.match(missing.error!.issues[0]!.message, /access_token: \$\{HUBSPOT_ACCESS_TOKEN\}/);
+      assert.match(HubSpotConnection.safeParse({ type: 'hubspot', access_token: '' }).error!.issues[0]!.message, /empty/);
+      assert.match(JSON.stringify(HubSpotConnection.safeParse({ type: 'hubspot', access_token: 'x', acess_token: 'x' }).error!.issues), /acess_token/);
     } finally {
       if (saved === undefined) delete process.env.HUBSPOT_ACCESS_TOKEN;
       else process.env.HUBSPOT_ACCESS_TOKEN = saved;
@@ -106,43 +108,6 @@ describe('HubSpot destination: setup, validate, read-back and tickets', () => {
     assert.equal(by.get('k6')!.status, 'missing');
     assert.equal(results.filter((r) => r.status === 'verified').length, 118);
     assert.equal(hs.count('POST', '/crm/v3/objects/contacts/batch/read'), 2);
-  });
-
-  it('tickets: the segment and its priority land on the open tickets of delivered contacts; closed tickets and other pipelines are left alone', async () => {
-    prepareContacts(hs);
-    hs.defineProperty('tickets', { name: 'rfm_segment', type: 'enumeration', options: SEGMENT_OPTIONS.map((v) => ({ label: v, value: v })) });
-    const mapping = testMapping({ tickets: { open_stages: ['1', '2'], pipeline: '0', priority: { Champions: 'HIGH', 'At Risk': 'URGENT' } } });
-    const s = await connect(hs, mapping);
-    await s.deliver([change('t1', contact(1)), change('t2', contact(2, 'At Risk')), change('t3', contact(3, 'Promising')), change('t4', contact(4))], signal());
-    const id = (k: string) => hs.find('contacts', 'user_id', k)!.id;
-    const open1 = hs.createTicket({ subject: 'a', hs_pipeline: '0', hs_pipeline_stage: '1', hs_ticket_priority: 'LOW' });
-    const closed1 = hs.createTicket({ subject: 'b', hs_pipeline: '0', hs_pipeline_stage: '4', hs_ticket_priority: 'LOW' });
-    const open2 = hs.createTicket({ subject: 'c', hs_pipeline: '0', hs_pipeline_stage: '2' });
-    const open3 = hs.createTicket({ subject: 'd', hs_pipeline: '0', hs_pipeline_stage: '1', hs_ticket_priority: 'MEDIUM' });
-    const otherPipeline = hs.createTicket({ subject: 'e', hs_pipeline: '9', hs_pipeline_stage: '1' });
-    hs.associateContactTicket(id('t1'), open1);
-    hs.associateContactTicket(id('t1'), closed1);
-    hs.associateContactTicket(id('t2'), open2);
-    hs.associateContactTicket(id('t3'), open3);
-    hs.associateContactTicket(id('t4'), otherPipeline);
-    const open4 = hs.createTicket({ subject: 'f', hs_pipeline: '0', hs_pipeline_stage: '2' });
-    hs.associateContactTicket(id('t1'), open4);
-    hs.crm.associationPageSize = 2; // t1's third ticket comes on a second page
-    const r = await s.deliver([change('t1', contact(1), contact(1, 'Promising')), change('t2', contact(2, 'At Risk')), change('t3', contact(3, 'Promising')), change('t4', contact(4))], signal());
-    assert.ok(r.outcomes.every((o) => o.status === 'delivered'));
-    const ticket = (tid: string) => hs.crm.store('tickets')!.records.get(tid)!.properties;
-    assert.deepEqual([ticket(open1).rfm_segment, ticket(open1).hs_ticket_priority], ['Champions', 'HIGH']);
-    assert.deepEqual([ticket(open2).rfm_segment, ticket(open2).hs_ticket_priority], ['At Risk', 'URGENT']);
-    assert.deepEqual([ticket(open3).rfm_segment, ticket(open3).hs_ticket_priority], ['Promising', 'MEDIUM']);
-    assert.deepEqual([ticket(open4).rfm_segment, ticket(open4).hs_ticket_priority], ['Champions', 'HIGH']);
-    assert.equal(ticket(closed1).rfm_segment, undefined);
-    assert.equal(ticket(otherPipeline).rfm_segment, undefined);
-    assert.equal(hs.count('POST', '/crm/v4/associations/contacts/tickets/batch/read'), 3, 'first delivery, second delivery, second page');
-    assert.equal(hs.count('POST', '/crm/v3/objects/tickets/batch/update'), 1);
-    assert.equal(hs.requests.find((x) => x.path === '/crm/v3/objects/tickets/batch/update')!.inputs, 4);
-    // A rerun reads but writes nothing: the tickets already hold the values.
-    await s.deliver([change('t1', contact(1), contact(1))], signal());
-    assert.equal(hs.count('POST', '/crm/v3/objects/tickets/batch/update'), 1);
   });
 
   it('a custom object works the same way, by its object type id', async () => {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 /**
  * What the HubSpot destination reads from config/segsync.yaml (connection), mapping.destination.options and the
- * mapping's `tickets:` block. Credentials come from the environment only.
+ * mapping's `tickets:` block. Credentials come through `${ENV}` interpolation of the connection block only.
  */
 
 export const DEFAULT_BASE_URL = 'https://api.hubapi.com';
@@ -15,29 +15,27 @@ export const TIERS = {
   enterprise: { tenSecondly: 190, daily: 1_000_000 },
 } as const;
 
-// Numbers are coerced so that they can come from the environment too (`ten_secondly_limit: ${HUBSPOT_TEN_SECONDLY}`).
+// Secrets and hosts arrive only through `${ENV}` interpolation of this block (`access_token: ${HUBSPOT_ACCESS_TOKEN}`):
+// the schema never reads the environment. Numbers are coerced so that they can come from the environment too
+// (`ten_secondly_limit: ${HUBSPOT_TEN_SECONDLY}`).
 export const HubSpotConnection = z.strictObject({
   type: z.literal('hubspot'),
-  access_token: z.string().min(1).optional()
-    .describe('private-app access token; default: the HUBSPOT_ACCESS_TOKEN environment variable (never write the token itself here)'),
-  base_url: z.string().url().optional().describe(`API base URL; default: HUBSPOT_BASE_URL, else ${DEFAULT_BASE_URL}`),
+  access_token: z.string({ error: (i) => (i.input === undefined ? 'no HubSpot access token: set access_token: ${HUBSPOT_ACCESS_TOKEN} in the connection and export that variable (a private app token with crm.objects.contacts.write and crm.schemas.contacts.write)' : undefined) })
+    .min(1, 'access_token is empty: is the environment variable it names exported?')
+    .describe('private-app access token, written as ${HUBSPOT_ACCESS_TOKEN} (never the token itself)'),
+  base_url: z.string().url().optional().describe(`API base URL (an EU proxy, a test emulator); default ${DEFAULT_BASE_URL}`),
   tier: z.enum(['free', 'starter', 'professional', 'enterprise']).default('free')
     .describe('the account tier: sets the starting rate budget until HubSpot\'s X-HubSpot-RateLimit-* headers say otherwise'),
   ten_secondly_limit: z.coerce.number().int().positive().optional().describe('override the per-ten-seconds request budget'),
   daily_limit: z.coerce.number().int().positive().optional().describe('override the per-day request budget'),
   daily_reserve: z.coerce.number().int().nonnegative().default(0)
     .describe('requests per day to leave for other integrations of the account: segsync defers the rest when only this many are left'),
-  request_timeout_ms: z.coerce.number().int().positive().default(30_000).describe('a call that takes longer is abandoned and retried'),
-}).transform((c, ctx) => {
-  const token = c.access_token ?? process.env.HUBSPOT_ACCESS_TOKEN;
-  if (!token) {
-    ctx.addIssue({ code: 'custom', message: 'no HubSpot access token: export HUBSPOT_ACCESS_TOKEN (a private app token with crm.objects.contacts.write and crm.schemas.contacts.write)' });
-    return z.NEVER;
-  }
+  request_timeout_ms: z.coerce.number().int().positive().default(30_000).describe('a call that takes longer is abandoned; the engine retries it (in doubt)'),
+}).transform((c) => {
   const tier = TIERS[c.tier];
   return {
-    accessToken: token,
-    baseUrl: (c.base_url ?? (process.env.HUBSPOT_BASE_URL || DEFAULT_BASE_URL)).replace(/\/+$/, ''),
+    accessToken: c.access_token,
+    baseUrl: (c.base_url || DEFAULT_BASE_URL).replace(/\/+$/, ''),
     tenSecondly: c.ten_secondly_limit ?? tier.tenSecondly,
     daily: c.daily_limit ?? tier.daily,
     dailyReserve: c.daily_reserve,

@@ -1,14 +1,15 @@
 import type { BatchResult, Change, RecordOutcome } from '../types.ts';
 import { HubSpotBadRequest } from './api.ts';
+import { BudgetExhaustedError, DestinationError } from '../../src/errors.ts';
 import { segmentField, type SessionContext } from './context.ts';
-import { syncTickets } from './tickets.ts';
 import { toHubSpot } from './values.ts';
 import { chunk } from '../../src/db/chunk.ts';
 
 /**
  * One deliver() call: upserts (or updates, in mode `update`) by idProperty in batches of at most 100 with
- * keys de-duplicated, removals as clear or archive, then the segment onto open tickets. Every 207 error comes
- * back with the objectWriteTraceId we set to the record's key, so it lands on exactly that record.
+ * keys de-duplicated, removals as clear or archive. Every 207 error comes back with the objectWriteTraceId we
+ * set to the record's key, so it lands on exactly that record. Tickets are follow-up work (tickets.ts): the
+ * engine applies them after delivery, with their own outcome, so a ticket never fails its contact.
  */
 
 export const MAX_INPUTS = 100;
@@ -29,6 +30,27 @@ interface BatchData {
 
 function failed(key: string, code: string, message: string, retryable: boolean, requestId?: string): RecordOutcome {
   return { key, status: 'failed', errorCode: code, errorMessage: message, retryable, ...(requestId ? { requestId } : {}) };
+}
+
+/**
+ * Runs the requests for `keys`. When one fails after an earlier request of this deliver() call was answered,
+ * its records take the error (deferred for a spent budget, in_doubt when the request may have been applied,
+ * else failed with the error's retryable flag) and the accepted records keep their outcomes. When nothing was
+ * answered yet the whole call failed: the error is thrown for the engine to retry the batch.
+ */
+async function settled(out: Outcomes, keys: string[], send: () => Promise<void>): Promise<void> {
+  try {
+    await send();
+  } catch (err) {
+    if (out.size === 0 || !(err instanceof DestinationError)) throw err;
+    const base = { errorCode: err.code, errorMessage: err.message, ...(err.requestId ? { requestId: err.requestId } : {}) };
+    for (const key of keys) {
+      if (out.has(key)) continue;
+      if (err instanceof BudgetExhaustedError) out.set(key, { key, status: 'deferred', ...base });
+      else if (err.inDoubt) out.set(key, { key, status: 'in_doubt', ...base });
+      else out.set(key, { key, status: 'failed', ...base, retryable: err.retryable, ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}) });
+    }
+  }
 }
 
 /** Property names a whole-batch 400 is about (HubSpot names them in errors[].in / context.propertyName). */
@@ -161,17 +183,9 @@ export async function deliver(ctx: SessionContext, changes: Change[], signal: Ab
   // Once per batch, not per record: which mapped property carries the segment.
   const seg = segmentField(ctx)?.to;
   for (const part of chunk(writes, MAX_INPUTS)) {
-    await write(ctx, kind, part.map((c) => ({ key: c.key, properties: upsertProperties(ctx, c, today, seg) })), out, false, signal);
+    await settled(out, part.map((c) => c.key), () => write(ctx, kind, part.map((c) => ({ key: c.key, properties: upsertProperties(ctx, c, today, seg) })), out, false, signal));
   }
-  await removeAll(ctx, unique.filter((c) => c.op === 'remove' || c.after === null), out, signal);
-  if (ctx.tickets) {
-    const delivered = writes.flatMap((c) => {
-      const o = out.get(c.key);
-      const value = seg !== undefined ? c.after?.[seg] : undefined;
-      return o?.status === 'delivered' && o.destinationId && value !== undefined && value !== null ? [{ key: c.key, contactId: o.destinationId, segment: String(value) }] : [];
-    });
-    const ticketFailures = await syncTickets(ctx, ctx.tickets, delivered, signal);
-    for (const [key, message] of ticketFailures) out.set(key, failed(key, 'HUBSPOT_TICKET_UPDATE_FAILED', message, false));
-  }
+  const removes = unique.filter((c) => c.op === 'remove' || c.after === null);
+  await settled(out, removes.map((c) => c.key), () => removeAll(ctx, removes, out, signal));
   return { outcomes: changes.map((c) => ({ ...out.get(c.key)!, key: c.key })) };
 }

@@ -1,15 +1,17 @@
 import { DestinationError } from '../../src/errors.ts';
 import type { DestinationDefinition, DestinationSession } from '../types.ts';
-import { budgetFor, HubSpotApi } from './api.ts';
+import { budgetFor, HubSpotApi, searchBudgetFor } from './api.ts';
 import { HubSpotConnection, HubSpotOptions, TicketsBlock } from './config.ts';
 import type { PropertyInfo, SessionContext } from './context.ts';
 import { deliver, MAX_INPUTS } from './deliver.ts';
 import { readBack } from './readback.ts';
 import { describeFields, schemaProblems, setup, validateMapping } from './schema.ts';
+import { ticketFollowUps } from './tickets.ts';
 
 /**
  * HubSpot CRM (contacts, companies or a custom object) through @hubspot/api-client: batch upserts by a
- * unique-value property, one rate budget per account, read-back by idProperty, segments on open tickets.
+ * unique-value property, one rate budget per account, read-back by idProperty, segments on open tickets as
+ * follow-up work (session.followUps, when the mapping has a `tickets:` block).
  * See docs/destinations/hubspot.md.
  */
 
@@ -35,7 +37,7 @@ export const hubspot: DestinationDefinition<HubSpotConnection, HubSpotOptions> =
       }
       tickets = parsed.data;
     }
-    const api = await HubSpotApi.open(c.connection, budgetFor(c.shared, c.connection));
+    const api = await HubSpotApi.open(c.connection, budgetFor(c.shared, c.connection), searchBudgetFor(c.shared, c.connection));
     const cache = new Map<string, Promise<Map<string, PropertyInfo>>>();
     const ctx: SessionContext = {
       api, tickets, log: c.log,
@@ -79,6 +81,7 @@ export const hubspot: DestinationDefinition<HubSpotConnection, HubSpotOptions> =
       validateMapping: () => validateMapping(ctx),
       deliver: (changes, signal) => deliver(ctx, changes, signal),
       readBack: (records, signal) => readBack(ctx, records, signal),
+      followUps: tickets ? ticketFollowUps(ctx, tickets) : null,
       setup: (apply) => setup(ctx, apply),
       async close() {
         cache.clear();

@@ -1,4 +1,5 @@
 import type { FieldDescription, SetupReport } from '../types.ts';
+import { DestinationError } from '../../src/errors.ts';
 import { SEGMENTS } from './config.ts';
 import { segmentField, type PropertyInfo, type SessionContext } from './context.ts';
 import { applyTransform } from './values.ts';
@@ -136,7 +137,16 @@ export async function setup(ctx: SessionContext, apply: boolean, signal?: AbortS
       continue;
     }
     const def = definition(ctx, need, group);
-    await ctx.api.call(`create property ${label}`, (c) => c.crm.properties.coreApi.createWithHttpInfo(need.objectType, def as never), signal);
+    try {
+      await ctx.api.call(`create property ${label}`, (c) => c.crm.properties.coreApi.createWithHttpInfo(need.objectType, def as never), signal);
+    } catch (err) {
+      // 409: it exists after all. The engine retries setup like delivery, and a create whose answer was lost
+      // (in doubt) did land: the retry must not fail on it.
+      if (!(err instanceof DestinationError && err.status === 409)) throw err;
+      ctx.forgetProperties(need.objectType);
+      lines.push(`exists: ${label} (created by an earlier attempt or meanwhile)`);
+      continue;
+    }
     ctx.forgetProperties(need.objectType);
     lines.push(`created: ${label} (${need.type}${need.unique ? ', unique' : ''}) for ${need.why}`);
   }

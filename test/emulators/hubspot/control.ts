@@ -14,7 +14,13 @@ export function controlRoute(e: HubSpotEmulator, method: string, path: string, b
     return { status: 200, body: { requests: e.requests.length, statuses, counts: e.counts(), records, dailyUsed: e.limiter.dailyUsed } };
   }
   if (method === 'POST' && path === '/__emulator/limits') return e.setLimits(b), { status: 204 };
-  if (method === 'POST' && path === '/__emulator/faults') return e.setFaults(b), { status: 204 };
+  if (method === 'POST' && path === '/__emulator/faults') {
+    // {"script": ["unavailable", "none", "reset_after"]}: the next requests' faults, in order; other keys set the random ones.
+    const { script, ...random } = b;
+    if (Array.isArray(script)) e.scriptFaults(...(script as never[]));
+    e.setFaults(random);
+    return { status: 204 };
+  }
   if (method === 'POST' && path === '/__emulator/next-day') return e.nextDay(), { status: 204 };
   if (method === 'POST' && path === '/__emulator/reset-log') return e.requests.splice(0), { status: 204 };
   const m = path.match(/^\/__emulator\/properties\/([^/]+)$/);

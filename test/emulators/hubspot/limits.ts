@@ -12,15 +12,22 @@ export interface LimitSettings {
   daily: number | null;
   /** 10 = the ten-second window lasts one second. */
   timeScale: number;
+  /**
+   * Search requests per second per account (HubSpot: 5), a limit of its own: search calls count towards the
+   * daily limit but not the ten-second window, and their answers carry no X-HubSpot-RateLimit-* headers.
+   * null = no limit. Scaled by timeScale like the ten-second window.
+   */
+  search?: number | null;
 }
 
 export type RateVerdict =
   | { ok: true; headers: Record<string, string> }
-  | { ok: false; policy: 'TEN_SECONDLY_ROLLING' | 'DAILY'; headers: Record<string, string> };
+  | { ok: false; policy: 'TEN_SECONDLY_ROLLING' | 'DAILY' | 'SECONDLY'; headers: Record<string, string> };
 
 export class RateLimiter {
   settings: LimitSettings;
   private window: number[] = [];
+  private searchWindow: number[] = [];
   dailyUsed = 0;
 
   constructor(settings: LimitSettings) {
@@ -56,6 +63,24 @@ export class RateLimiter {
     return { ok: true, headers: headers() };
   }
 
+  get searchIntervalMs(): number {
+    return Math.max(1, Math.round(1_000 / this.settings.timeScale));
+  }
+
+  /** Counts one search request if it is allowed: the daily count and the per-second search limit, no headers. */
+  admitSearch(now: number): RateVerdict {
+    const { daily } = this.settings;
+    const limit = this.settings.search === undefined ? 5 : this.settings.search;
+    while (this.searchWindow.length > 0 && this.searchWindow[0]! <= now - this.searchIntervalMs) this.searchWindow.shift();
+    if (daily !== null && this.dailyUsed >= daily) {
+      return { ok: false, policy: 'DAILY', headers: { 'x-hubspot-ratelimit-daily': String(daily), 'x-hubspot-ratelimit-daily-remaining': '0' } };
+    }
+    if (limit !== null && this.searchWindow.length >= limit) return { ok: false, policy: 'SECONDLY', headers: {} };
+    this.searchWindow.push(now);
+    this.dailyUsed += 1;
+    return { ok: true, headers: {} };
+  }
+
   /** Another app of the same account (a noisy neighbour) uses n requests of the current window. */
   consume(n: number, now: number): void {
     for (let i = 0; i < n; i++) this.window.push(now);
@@ -64,6 +89,7 @@ export class RateLimiter {
   nextDay(): void {
     this.dailyUsed = 0;
     this.window = [];
+    this.searchWindow = [];
   }
 }
 
@@ -81,11 +107,16 @@ export interface FaultSettings {
 
 export type Fault = 'none' | 'server_error' | 'timeout' | 'reset_before' | 'reset_after' | 'slow';
 
+/** What a test can ask for the next requests, in order: a fault ('none' lets one through), or a 429 of a policy whatever the counts say. */
+export type ScriptedFault = Fault | 'unavailable' | 'rate_limited' | 'daily_limited';
+
 export const NO_FAULTS: FaultSettings = { seed: 1, serverError: 0, timeout: 0, reset: 0, slow: 0, slowMs: 0, timeoutMs: 30_000 };
 
 export class FaultInjector {
   settings: FaultSettings;
   private next: () => number;
+  /** Faults for the next requests (one each, in order), before any random draw. */
+  readonly script: ScriptedFault[] = [];
 
   constructor(settings: FaultSettings) {
     this.settings = settings;
@@ -101,7 +132,9 @@ export class FaultInjector {
    * Draws the fault for one request. A reset is "after" half the time: the write is applied but the answer is
    * lost, which is what makes retries dangerous for a non-idempotent client.
    */
-  draw(): Fault {
+  draw(): Fault | ScriptedFault {
+    const scripted = this.script.shift();
+    if (scripted !== undefined) return scripted;
     const s = this.settings;
     const x = this.next();
     let edge = s.serverError;

@@ -18,12 +18,14 @@ export function errorBody(status: number, category: string, message: string, ext
 
 export class Crm {
   readonly types = new Map<string, ObjectTypeStore>();
-  /** contact id -> ticket ids (v4 associations, type 15 contact_to_ticket). */
+  /** contact id -> ticket ids (v4 associations: 15 contact_to_ticket, and read backwards 16 ticket_to_contact). */
   readonly contactTickets = new Map<string, Set<string>>();
   private seq = 1000;
   shuffle: (n: number) => number[] = (n) => [...Array(n).keys()];
   /** Associations per contact per page of a v4 batch read (HubSpot pages long lists with paging.next.after). */
   associationPageSize = 500;
+  /** Results one search query can page through (HubSpot: 10,000); tests lower it to reach the cap quickly. */
+  searchCap = 10_000;
 
   constructor() {
     for (const t of ['contacts', 'companies', 'tickets']) this.defineType(t);
@@ -222,9 +224,25 @@ export class Crm {
     return { ...rest, hidden: false, formField: true, modificationMetadata: { archivable: true, readOnlyDefinition: readOnlyValue, readOnlyValue } };
   }
 
-  /** v4 batch read of associations: contacts -> tickets only (what segsync uses). */
+  /** Ticket ids associated with a contact, and the reverse (HubSpot keeps both directions of one association). */
+  associated(from: 'contacts' | 'tickets', id: string): string[] {
+    if (from === 'contacts') return [...(this.contactTickets.get(id) ?? [])];
+    const out: string[] = [];
+    for (const [contact, tickets] of this.contactTickets) if (tickets.has(id)) out.push(contact);
+    return out;
+  }
+
+  /**
+   * v4 batch read of associations, contacts <-> tickets (typeId 15 contact_to_ticket, 16 ticket_to_contact):
+   * what segsync uses. Long lists come in pages (paging.next.after per input); an input without associations
+   * is a 207 error, not an empty result.
+   */
   readAssociations(from: string, to: string, body: unknown): Answer {
-    if (canonicalType(from) !== 'contacts' || canonicalType(to) !== 'tickets') return errorBody(400, 'VALIDATION_ERROR', `association ${from} -> ${to} is not emulated`);
+    const pair = `${canonicalType(from)}->${canonicalType(to)}`;
+    if (pair !== 'contacts->tickets' && pair !== 'tickets->contacts') return errorBody(400, 'VALIDATION_ERROR', `association ${from} -> ${to} is not emulated`);
+    const fromType = canonicalType(from) as 'contacts' | 'tickets';
+    const toStore = this.store(to)!;
+    const typeId = fromType === 'contacts' ? 15 : 16;
     const shape = this.batchShape(body);
     if ('status' in shape) return shape;
     const startedAt = new Date().toISOString();
@@ -232,17 +250,108 @@ export class Crm {
     const errors: Json[] = [];
     for (const i of shape.inputs) {
       const id = String(i.id);
-      const all = [...(this.contactTickets.get(id) ?? [])].filter((t) => this.store('tickets')!.findBy('hs_object_id', t));
-      const from = typeof i.after === 'string' ? Number(i.after) : 0;
-      const tickets = all.slice(from, from + this.associationPageSize);
-      const paging = from + this.associationPageSize < all.length ? { paging: { next: { after: String(from + this.associationPageSize), link: null } } } : {};
-      if (tickets.length === 0) {
-        errors.push({ status: 'error', category: 'OBJECT_NOT_FOUND', message: `No tickets are associated with contact ${id}.`, context: { fromObjectId: [id] }, subCategory: 'crm.associations.NO_ASSOCIATIONS_FOUND' });
+      const all = this.associated(fromType, id).filter((t) => toStore.findBy('hs_object_id', t));
+      const start = typeof i.after === 'string' ? Number(i.after) : 0;
+      const page = all.slice(start, start + this.associationPageSize);
+      const paging = start + this.associationPageSize < all.length ? { paging: { next: { after: String(start + this.associationPageSize), link: null } } } : {};
+      if (page.length === 0) {
+        errors.push({ status: 'error', category: 'OBJECT_NOT_FOUND', message: `No ${toStore.type} are associated with ${fromType.slice(0, -1)} ${id}.`, context: { fromObjectId: [id] }, subCategory: 'crm.associations.NO_ASSOCIATIONS_FOUND' });
         continue;
       }
-      results.push({ from: { id }, to: tickets.map((t) => ({ toObjectId: Number(t), associationTypes: [{ category: 'HUBSPOT_DEFINED', typeId: 15, label: null }] })), ...paging });
+      results.push({ from: { id }, to: page.map((t) => ({ toObjectId: Number(t), associationTypes: [{ category: 'HUBSPOT_DEFINED', typeId, label: null }] })), ...paging });
     }
     if (errors.length > 0) return { status: 207, body: { status: 'COMPLETE', results, errors, numErrors: errors.length, startedAt, completedAt: new Date().toISOString() } };
     return { status: 200, body: { status: 'COMPLETE', results, startedAt, completedAt: new Date().toISOString() } };
   }
+
+  /**
+   * POST /crm/v3/objects/{type}/search with HubSpot's rules: filterGroups are ORed, the filters of a group
+   * ANDed (at most 5 groups, 6 filters a group, 18 in all); one sort; `limit` up to 200 (default 10); paging
+   * by `after` (an offset), and no further than `searchCap` (10,000) results into one query: asking for more
+   * is a 400. Datetime filters take epoch milliseconds (or ISO); string comparisons ignore case.
+   */
+  search(objectType: string, body: unknown): Answer {
+    const store = this.store(objectType);
+    if (!store) return errorBody(400, 'VALIDATION_ERROR', `Unable to infer object type from: ${objectType}`);
+    const b = (body ?? {}) as Json;
+    const limit = b.limit === undefined ? 10 : Number(b.limit);
+    if (!Number.isInteger(limit) || limit < 0 || limit > SEARCH_PAGE_MAX) return errorBody(400, 'VALIDATION_ERROR', `limit must be between 0 and ${SEARCH_PAGE_MAX}; got ${String(b.limit)}`);
+    const after = b.after === undefined || b.after === null || b.after === '' ? 0 : Number(b.after);
+    if (!Number.isInteger(after) || after < 0) return errorBody(400, 'VALIDATION_ERROR', `after must be a paging cursor from an earlier answer; got ${String(b.after)}`);
+    if (after >= this.searchCap) return errorBody(400, 'VALIDATION_ERROR', `There was a problem with the request. The search API returns at most ${this.searchCap} results for a query; narrow the filters to see more.`);
+    const groups = Array.isArray(b.filterGroups) ? b.filterGroups as Json[] : [];
+    const filters = groups.map((g) => (Array.isArray(g.filters) ? g.filters as Json[] : []));
+    if (groups.length > 5) return errorBody(400, 'VALIDATION_ERROR', `at most 5 filterGroups are allowed; got ${groups.length}`);
+    if (filters.some((f) => f.length > 6) || filters.flat().length > 18) return errorBody(400, 'VALIDATION_ERROR', 'at most 6 filters a filterGroup and 18 filters in all are allowed');
+    for (const f of filters.flat()) {
+      const name = String(f.propertyName ?? '');
+      if (!store.properties.has(name)) return errorBody(400, 'VALIDATION_ERROR', `There was a problem with the request. Property ${JSON.stringify(name)} does not exist`);
+      if (!SEARCH_OPERATORS.has(String(f.operator))) return errorBody(400, 'VALIDATION_ERROR', `operator ${JSON.stringify(f.operator)} is not one of ${[...SEARCH_OPERATORS].join(', ')}`);
+    }
+    const sorts = Array.isArray(b.sorts) ? b.sorts as unknown[] : [];
+    if (sorts.length > 1) return errorBody(400, 'VALIDATION_ERROR', 'only one sort is allowed');
+    const sort = sorts[0] === undefined ? undefined : typeof sorts[0] === 'string' ? { propertyName: sorts[0], direction: 'ASCENDING' } : sorts[0] as Json;
+    const sortName = sort ? String(sort.propertyName ?? '') : undefined;
+    if (sortName !== undefined && !store.properties.has(sortName)) return errorBody(400, 'VALIDATION_ERROR', `There was a problem with the request. Property ${JSON.stringify(sortName)} does not exist`);
+    const matches = [...store.records.values()].filter((r) => !r.archived && (filters.length === 0 || filters.some((group) => group.every((f) => this.matches(store, r, f)))));
+    const byId = (x: CrmRecord, y: CrmRecord) => Number(x.id) - Number(y.id);
+    if (sortName !== undefined) {
+      const sign = String(sort!.direction ?? 'ASCENDING').toUpperCase() === 'DESCENDING' ? -1 : 1;
+      const type = store.properties.get(sortName)!.type;
+      matches.sort((x, y) => sign * compareValues(type, x.properties[sortName] ?? '', y.properties[sortName] ?? '') || byId(x, y));
+    } else matches.sort(byId);
+    const props = Array.isArray(b.properties) && b.properties.length > 0 ? (b.properties as unknown[]).map(String) : (SEARCH_DEFAULT_PROPERTIES[store.type] ?? []);
+    const end = Math.min(after + limit, matches.length);
+    const results = matches.slice(after, end).map((r) => this.view(r, props));
+    const paging = end < matches.length ? { paging: { next: { after: String(end), link: `?after=${end}` } } } : {};
+    return { status: 200, body: { total: matches.length, results, ...paging } };
+  }
+
+  private matches(store: ObjectTypeStore, r: CrmRecord, f: Json): boolean {
+    const name = String(f.propertyName);
+    const type = store.properties.get(name)!.type;
+    const actual = r.properties[name] ?? '';
+    const has = actual !== '';
+    const cmp = (v: unknown) => compareValues(type, actual, String(v ?? ''));
+    const values = Array.isArray(f.values) ? (f.values as unknown[]) : [];
+    switch (f.operator) {
+      case 'HAS_PROPERTY': return has;
+      case 'NOT_HAS_PROPERTY': return !has;
+      case 'EQ': return has && cmp(f.value) === 0;
+      case 'NEQ': return !has || cmp(f.value) !== 0;
+      case 'LT': return has && cmp(f.value) < 0;
+      case 'LTE': return has && cmp(f.value) <= 0;
+      case 'GT': return has && cmp(f.value) > 0;
+      case 'GTE': return has && cmp(f.value) >= 0;
+      case 'BETWEEN': return has && cmp(f.value) >= 0 && cmp(f.highValue) <= 0;
+      case 'IN': return has && values.some((v) => cmp(v) === 0);
+      case 'NOT_IN': return !has || values.every((v) => cmp(v) !== 0);
+      case 'CONTAINS_TOKEN': return actual.toLowerCase().split(/\s+/).includes(String(f.value ?? '').toLowerCase().replace(/\*/g, ''));
+      case 'NOT_CONTAINS_TOKEN': return !actual.toLowerCase().split(/\s+/).includes(String(f.value ?? '').toLowerCase());
+      default: return false;
+    }
+  }
+}
+
+const SEARCH_PAGE_MAX = 200;
+const SEARCH_OPERATORS = new Set(['EQ', 'NEQ', 'LT', 'LTE', 'GT', 'GTE', 'BETWEEN', 'IN', 'NOT_IN', 'HAS_PROPERTY', 'NOT_HAS_PROPERTY', 'CONTAINS_TOKEN', 'NOT_CONTAINS_TOKEN']);
+/** What a search returns when the request names no properties (besides hs_object_id, createdate, hs_lastmodifieddate). */
+const SEARCH_DEFAULT_PROPERTIES: Record<string, string[]> = {
+  tickets: ['content', 'hs_pipeline', 'hs_pipeline_stage', 'hs_ticket_category', 'hs_ticket_priority', 'subject'],
+  contacts: ['email', 'firstname', 'lastname'],
+  companies: ['domain', 'name'],
+};
+
+/** Orders two stored values of a property type: numbers and instants by value, the rest as text ignoring case. */
+function compareValues(type: string, a: string, b: string): number {
+  if (type === 'number' || type === 'datetime' || type === 'date') {
+    const n = (s: string) => (type === 'number' || /^-?\d+$/.test(s) ? Number(s) : Date.parse(s));
+    const x = n(a);
+    const y = n(b);
+    if (Number.isNaN(x) || Number.isNaN(y)) return a.localeCompare(b);
+    return x - y;
+  }
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  return x < y ? -1 : x > y ? 1 : 0;
 }

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FaultInjector, NO_FAULTS, RateLimiter, type FaultSettings, type LimitSettings } from './limits.ts';
+import { FaultInjector, NO_FAULTS, RateLimiter, type FaultSettings, type LimitSettings, type RateVerdict, type ScriptedFault } from './limits.ts';
 import { controlRoute } from './control.ts';
 import { Crm, errorBody, type Answer } from './routes.ts';
 import { canonicalType, newPropertyDef, type CrmRecord } from './store.ts';
@@ -44,13 +44,16 @@ export interface HubSpotEmulator {
   purge(objectType: string, id: string): void;
   defineProperty(objectType: string, def: Record<string, unknown>): void;
   defineCustomObject(objectTypeId: string, properties: Array<Record<string, unknown>>): void;
-  createTicket(properties: Record<string, string>): string;
+  /** A ticket created in HubSpot (at `at`, default now: createdate and hs_lastmodifieddate). */
+  createTicket(properties: Record<string, string>, at?: Date): string;
   associateContactTicket(contactId: string, ticketId: string): void;
   /** Another app of the account uses n calls of the current ten-second window. */
   consume(n: number): void;
   nextDay(): void;
   setLimits(limits: Partial<LimitSettings>): void;
   setFaults(faults: Partial<FaultSettings>): void;
+  /** The next requests get these faults, one each, in order (then the random ones resume). */
+  scriptFaults(...faults: ScriptedFault[]): void;
   close(): Promise<void>;
 }
 
@@ -80,6 +83,7 @@ function route(crm: Crm, method: string, path: string, query: URLSearchParams, b
     if (method === 'POST') return crm.createProperty(m[1]!, body);
   }
   if (method === 'PATCH' && (m = path.match(/^\/crm\/v3\/objects\/([^/]+)\/([^/]+)$/))) return crm.updateOne(m[1]!, decodeURIComponent(m[2]!), query.get('idProperty') ?? 'hs_object_id', body);
+  if (method === 'POST' && (m = path.match(/^\/crm\/v3\/objects\/([^/]+)\/search$/))) return crm.search(m[1]!, body);
   if (method === 'POST' && (m = path.match(/^\/crm\/v4\/associations\/([^/]+)\/([^/]+)\/batch\/read$/))) return crm.readAssociations(m[1]!, m[2]!, body);
   return errorBody(404, 'OBJECT_NOT_FOUND', `No route for ${method} ${path}`);
 }
@@ -144,15 +148,22 @@ export async function startHubSpotEmulator(opts: EmulatorOptions = {}): Promise<
       req.socket.destroy();
       return;
     }
-    const verdict = limiter.admit(Date.now());
+    const isSearch = method === 'POST' && /^\/crm\/v3\/objects\/[^/]+\/search$/.test(url.pathname);
+    const admitted = isSearch ? limiter.admitSearch(Date.now()) : limiter.admit(Date.now());
+    const verdict: RateVerdict = fault === 'rate_limited' ? { ok: false, policy: isSearch ? 'SECONDLY' : 'TEN_SECONDLY_ROLLING', headers: admitted.headers }
+      : fault === 'daily_limited' ? { ok: false, policy: 'DAILY', headers: admitted.headers } : admitted;
     if (!verdict.ok) {
-      log(429);
-      const message = verdict.policy === 'DAILY' ? 'You have reached your daily limit.' : 'You have reached your ten_secondly_rolling limit.';
+      log(429, fault);
+      const message = { DAILY: 'You have reached your daily limit.', TEN_SECONDLY_ROLLING: 'You have reached your ten_secondly_rolling limit.', SECONDLY: 'You have reached your secondly limit.' }[verdict.policy];
       return send(res, { status: 429, body: { status: 'error', message, errorType: 'RATE_LIMIT', correlationId: crypto.randomUUID(), policyName: verdict.policy } }, verdict.headers);
     }
     if (fault === 'server_error') {
       log(502, fault);
       return send(res, errorBody(502, 'BAD_GATEWAY', 'The server encountered a temporary error.'), verdict.headers);
+    }
+    if (fault === 'unavailable') {
+      log(503, fault);
+      return send(res, errorBody(503, 'SERVICE_UNAVAILABLE', 'The service is temporarily unavailable.'), verdict.headers);
     }
     if (fault === 'slow') await new Promise((r) => setTimeout(r, faults.settings.slowMs));
     const answer = route(crm, method, url.pathname, url.searchParams, body);
@@ -210,9 +221,11 @@ export async function startHubSpotEmulator(opts: EmulatorOptions = {}): Promise<
       crm.defineType(canonicalType(id));
       for (const d of props) emulator.defineProperty(id, d);
     },
-    createTicket(properties) {
+    createTicket(properties, at = new Date()) {
       const s = storeOf('tickets');
-      return s.create(s.check(properties).values, new Date().toISOString()).id;
+      const { values, problems } = s.check(properties);
+      if (problems.length > 0) throw new Error(`emulator: ${problems.map((p) => p.message).join('; ')}`);
+      return s.create(values, at.toISOString()).id;
     },
     associateContactTicket(contactId, ticketId) {
       let set = crm.contactTickets.get(contactId);
@@ -225,6 +238,7 @@ export async function startHubSpotEmulator(opts: EmulatorOptions = {}): Promise<
       limiter.settings = { ...limiter.settings, ...l };
     },
     setFaults: (f) => faults.set(f),
+    scriptFaults: (...f) => void faults.script.push(...f),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
