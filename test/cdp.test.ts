@@ -110,11 +110,11 @@ for (const flavour of FLAVOURS) {
       });
     });
 
-    test('a wrong write key is a non-retryable error naming the env var, found by check()', async () => {
+    test('a wrong write key is a non-retryable error naming write_key, found by check()', async () => {
       await session.check();
       const bad = await cdpSession(emu, { writeKey: 'nope' });
       await assert.rejects(bad.check(), (e: unknown) => e instanceof DestinationError && e.code === 'UNAUTHORIZED' && !e.retryable
-        && e.message.includes(flavour === 'segment' ? 'SEGMENT_WRITE_KEY' : 'RUDDERSTACK_WRITE_KEY') && !e.message.includes('nope'));
+        && e.message.includes(`write_key: \${${flavour === 'segment' ? 'SEGMENT_WRITE_KEY' : 'RUDDERSTACK_WRITE_KEY'}}`) && !e.message.includes('nope'));
       const wrongUrl = await cdpSession(emu, { baseUrl: `${emu.url}/wrong` });
       await assert.rejects(wrongUrl.deliver([upsert('u-1', { rfm_segment: 'A', rfm_score: 1 })], signal), (e: unknown) => e instanceof DestinationError && e.code === 'NOT_FOUND' && !e.retryable);
     });
@@ -315,18 +315,27 @@ test('rudderstack answers 200 text/plain OK and plain-text errors', async () => 
   }
 });
 
-test('connect names the env vars when the write key or data plane URL is missing', async () => {
+test('secrets come only from the connection block: a missing write_key or data plane URL is a config error, the environment is not read', async () => {
   const { rudderstack } = await import('../destinations/rudderstack/index.ts');
+  const { segment } = await import('../destinations/segment/index.ts');
   const { testMapping } = await import('./helpers/cdp.ts');
   const { testLog } = await import('./helpers/pg.ts');
   const saved = { k: process.env.RUDDERSTACK_WRITE_KEY, u: process.env.RUDDERSTACK_DATA_PLANE_URL };
-  delete process.env.RUDDERSTACK_WRITE_KEY;
-  delete process.env.RUDDERSTACK_DATA_PLANE_URL;
+  // Set on purpose: a connection block without write_key must not pick them up.
+  process.env.RUDDERSTACK_WRITE_KEY = 'from-env';
+  process.env.RUDDERSTACK_DATA_PLANE_URL = 'http://127.0.0.1:9';
   try {
-    const ctx = (connection: Record<string, unknown>) => ({ connection: rudderstack.connectionSchema.parse(connection), connectionName: 'rs', mapping: testMapping('rudderstack'), options: rudderstack.optionsSchema.parse({}), log: (null as never), shared: new Map() });
-    await assert.rejects(rudderstack.connect({ ...ctx({}), log: testLog }), /export RUDDERSTACK_WRITE_KEY/);
-    process.env.RUDDERSTACK_WRITE_KEY = 'k';
-    await assert.rejects(rudderstack.connect({ ...ctx({}), log: testLog }), /RUDDERSTACK_DATA_PLANE_URL/);
+    const noKey = rudderstack.connectionSchema.safeParse({ base_url: 'http://127.0.0.1:9' });
+    assert.equal(noKey.success, false);
+    assert.match(noKey.error?.issues[0]?.message ?? '', /missing write_key: take it from the environment \(write_key: \$\{RUDDERSTACK_WRITE_KEY\}\)/);
+    const noUrl = rudderstack.connectionSchema.safeParse({ write_key: 'k' });
+    assert.equal(noUrl.success, false);
+    assert.match(noUrl.error?.issues[0]?.message ?? '', /missing base_url: your data plane URL, e.g. base_url: \$\{RUDDERSTACK_DATA_PLANE_URL\}/);
+    assert.match(rudderstack.connectionSchema.safeParse({ write_key: '', base_url: 'http://x' }).error?.issues[0]?.message ?? '', /write_key is empty/);
+    // Segment has a default endpoint; `${RUDDERSTACK_DATA_PLANE_URL:-}` left empty is refused at connect.
+    assert.equal(segment.connectionSchema.parse({ write_key: 'k' }).base_url, 'https://api.segment.io');
+    const ctx = { connection: rudderstack.connectionSchema.parse({ write_key: 'k', base_url: '' }), connectionName: 'rs', mapping: testMapping('rudderstack'), options: rudderstack.optionsSchema.parse({}), log: testLog, shared: new Map() };
+    await assert.rejects(rudderstack.connect(ctx), /RudderStack connection 'rs': base_url is empty/);
   } finally {
     if (saved.k === undefined) delete process.env.RUDDERSTACK_WRITE_KEY; else process.env.RUDDERSTACK_WRITE_KEY = saved.k;
     if (saved.u === undefined) delete process.env.RUDDERSTACK_DATA_PLANE_URL; else process.env.RUDDERSTACK_DATA_PLANE_URL = saved.u;

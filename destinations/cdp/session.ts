@@ -1,6 +1,6 @@
 import { capBody, DestinationError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
-import { httpError, postOnce, type HttpAnswer } from '../http/post.ts';
+import { describeUrl, httpError, postOnce, type HttpAnswer } from '../http/post.ts';
 import type { BatchResult, Change, DestinationLimits, DestinationSession, FieldDescription, ReadBackRequest, ReadBackResult, RecordOutcome } from '../types.ts';
 import { pack, type PackItem } from './batches.ts';
 import { eventBytes, eventsFor, type CdpEvent, type EventContext } from './events.ts';
@@ -59,10 +59,10 @@ export class CdpSession implements DestinationSession {
   private failure(answer: HttpAnswer): DestinationError {
     const err = httpError(this.what(), answer, this.cfg.flavour.errorDetail(answer.text));
     if (err.status === 401 || err.status === 403) {
-      return new DestinationError(err.code, `${err.message} (check ${this.cfg.flavour.writeKeyEnv})`, { status: err.status, cause: err });
+      return new DestinationError(err.code, `${err.message} (check the connection's write_key: \${${this.cfg.flavour.writeKeyEnv}})`, { status: err.status, cause: err });
     }
     if (err.status === 404) {
-      return new DestinationError(err.code, `${err.message} (check ${this.cfg.flavour.baseUrlEnv}: ${this.endpoint} does not exist)`, { status: err.status, cause: err });
+      return new DestinationError(err.code, `${err.message} (check the connection's base_url: ${describeUrl(this.endpoint)} does not exist)`, { status: err.status, cause: err });
     }
     return err;
   }
