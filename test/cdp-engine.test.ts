@@ -22,10 +22,10 @@ for (const flavour of FLAVOURS) {
     before(async () => {
       emu = await startCdpEmulator({ flavour });
       db = await createTestDatabase();
-      // The connection block names no secret: the write key comes from the environment, as documented.
+      // The write key and URL come from the environment through ${ENV} in the connection block, as documented.
       process.env[keyEnv] = emu.writeKey;
       process.env[urlEnv] = emu.url;
-      project = await createProject({ url: db.url, settings: `warehouse:\n  url: ${db.url}\nconnections:\n  cdp:\n    type: ${flavour}\n    base_url: \${${urlEnv}:-}\n` });
+      project = await createProject({ url: db.url, settings: `warehouse:\n  url: ${db.url}\nconnections:\n  cdp:\n    type: ${flavour}\n    write_key: \${${keyEnv}}\n    base_url: \${${urlEnv}}\n` });
       await project.write('mappings/m.yaml', `name: ${name}
 source: { model: segments, key: user_id }
 destination:

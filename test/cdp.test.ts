@@ -3,7 +3,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { DestinationError } from '../src/errors.ts';
 import type { DestinationSession } from '../destinations/types.ts';
 import type { CdpEmulator } from './emulators/cdp/server.ts';
-import { cdpSession, FLAVOURS, removal, startCdpEmulator, upsert } from './helpers/cdp.ts';
+import { cdpSession, closedPortUrl, FLAVOURS, removal, startCdpEmulator, upsert } from './helpers/cdp.ts';
 
 const signal = new AbortController().signal;
 
@@ -110,11 +110,11 @@ for (const flavour of FLAVOURS) {
       });
     });
 
-    test('a wrong write key is a non-retryable error naming the env var, found by check()', async () => {
+    test('a wrong write key is a non-retryable error naming write_key, found by check()', async () => {
       await session.check();
       const bad = await cdpSession(emu, { writeKey: 'nope' });
       await assert.rejects(bad.check(), (e: unknown) => e instanceof DestinationError && e.code === 'UNAUTHORIZED' && !e.retryable
-        && e.message.includes(flavour === 'segment' ? 'SEGMENT_WRITE_KEY' : 'RUDDERSTACK_WRITE_KEY') && !e.message.includes('nope'));
+        && e.message.includes(`write_key: \${${flavour === 'segment' ? 'SEGMENT_WRITE_KEY' : 'RUDDERSTACK_WRITE_KEY'}}`) && !e.message.includes('nope'));
       const wrongUrl = await cdpSession(emu, { baseUrl: `${emu.url}/wrong` });
       await assert.rejects(wrongUrl.deliver([upsert('u-1', { rfm_segment: 'A', rfm_score: 1 })], signal), (e: unknown) => e instanceof DestinationError && e.code === 'NOT_FOUND' && !e.retryable);
     });
@@ -172,6 +172,84 @@ for (const flavour of FLAVOURS) {
       assert.ok(emu.requests.every((r) => r.events <= 2500));
       assert.equal(emu.droppedBatches, 0);
       assert.equal(emu.kept.length, 3000);
+    });
+
+    // 5,001 records go out as three requests in both flavours (cut at 500 KB for Segment, 2,500 events for
+    // RudderStack). Which records a request carried is read from what the emulator received, in order; the
+    // last request takes the rest, sent or not.
+    const threeRequests = () => Array.from({ length: 5001 }, (_, i) => upsert(`p-${i}`, { rfm_segment: 'Loyal', rfm_score: i }));
+    const keysOfRequest = (changes: ReturnType<typeof threeRequests>, n: number) => {
+      const sizes = emu.requests.filter((r) => r.events > 0).map((r) => r.events);
+      const from = sizes.slice(0, n - 1).reduce((a, b) => a + b, 0);
+      return changes.slice(from, n === 3 ? undefined : from + (sizes[n - 1] ?? 0)).map((c) => c.key);
+    };
+
+    test('request 2 of 3 answered 503: requests 1 and 3 are delivered, only request 2\'s records fail (retryable)', async () => {
+      const changes = threeRequests();
+      emu.faults.queue({ kind: 'pass' }, { kind: 'status', status: 503, retryAfterSec: 2 });
+      const res = await session.deliver(changes, signal);
+      assert.equal(emu.requests.length, 3, 'request 3 still went out');
+      const byKey = new Map(res.outcomes.map((o) => [o.key, o]));
+      for (const k of [...keysOfRequest(changes, 1), ...keysOfRequest(changes, 3)]) assert.equal(byKey.get(k)?.status, 'delivered', k);
+      const second = keysOfRequest(changes, 2).map((k) => byKey.get(k));
+      assert.ok(second.every((o) => o?.status === 'failed' && o.retryable === true && o.errorCode === 'SERVER_ERROR' && o.retryAfterMs === 2000));
+      assert.match(second[0]?.errorMessage ?? '', /request 2 of 3/);
+      assert.equal(emu.kept.length, 5001 - second.length);
+      // The engine resends only the failed records, as a new attempt: same messageIds (the CDP keeps no record
+      // of a failure, only of what it accepted), and now they land.
+      const again = await session.deliver(changes.filter((c) => byKey.get(c.key)?.status === 'failed').map((c) => ({ ...c, attempt: 2 })), signal);
+      assert.ok(again.outcomes.every((o) => o.status === 'delivered'));
+      assert.equal(emu.kept.length, 5001);
+      assert.equal(emu.duplicatesReceived(), 0, 'no delivered record was sent twice');
+    });
+
+    test('request 2 of 3 reset after the CDP read it: its records are in doubt, the others delivered; the resend is deduplicated', async () => {
+      const changes = threeRequests();
+      emu.faults.queue({ kind: 'pass' }, { kind: 'reset', phase: 'after' });
+      const res = await session.deliver(changes, signal);
+      const byKey = new Map(res.outcomes.map((o) => [o.key, o]));
+      assert.ok(keysOfRequest(changes, 2).every((k) => byKey.get(k)?.status === 'in_doubt' && byKey.get(k)?.errorCode === 'NETWORK'));
+      assert.equal(res.outcomes.filter((o) => o.status === 'delivered').length, 5001 - keysOfRequest(changes, 2).length);
+      assert.equal(emu.kept.length, 5001, 'the CDP did hold request 2');
+      // The next run resends the in-doubt records (attempt 1 again): the same messageIds, dropped as copies.
+      const next = await (await cdpSession(emu)).deliver(changes.filter((c) => byKey.get(c.key)?.status === 'in_doubt'), signal);
+      assert.ok(next.outcomes.every((o) => o.status === 'delivered'));
+      assert.equal(emu.kept.length, 5001);
+      assert.equal(emu.duplicatesReceived(), keysOfRequest(changes, 2).length);
+    });
+
+    test('a 429 on request 2 of 3 stops the batch: request 1 delivered, the rest failed retryable with Retry-After and not sent', async () => {
+      const changes = threeRequests();
+      emu.faults.queue({ kind: 'pass' }, { kind: 'status', status: 429, retryAfterSec: 5 });
+      const res = await session.deliver(changes, signal);
+      assert.equal(emu.requests.length, 2, 'request 3 was not sent into a rate limit');
+      const byKey = new Map(res.outcomes.map((o) => [o.key, o]));
+      assert.ok(keysOfRequest(changes, 1).every((k) => byKey.get(k)?.status === 'delivered'));
+      const rest = [...keysOfRequest(changes, 2), ...keysOfRequest(changes, 3)].map((k) => byKey.get(k));
+      assert.ok(rest.every((o) => o?.status === 'failed' && o.retryable && o.errorCode === 'RATE_LIMITED' && o.retryAfterMs === 5000));
+      assert.match(byKey.get(keysOfRequest(changes, 3)[0]!)?.errorMessage ?? '', /^not sent: an earlier request of this batch failed/);
+    });
+
+    test('every request failing alike throws for the whole batch with the longest Retry-After', async () => {
+      emu.faults.queue({ kind: 'status', status: 503, retryAfterSec: 1 }, { kind: 'status', status: 503, retryAfterSec: 4 }, { kind: 'status', status: 503 });
+      await assert.rejects(session.deliver(threeRequests(), signal), (e: unknown) => e instanceof DestinationError && e.retryable && !e.inDoubt && e.status === 503 && e.retryAfterMs === 4000);
+      assert.equal(emu.kept.length, 0);
+    });
+
+    test('a reset after sending is in doubt; connection refused is retryable, not in doubt, and names the URL', async () => {
+      emu.faults.queue({ kind: 'reset', phase: 'after' });
+      await assert.rejects(session.deliver([upsert('u-1', { rfm_segment: 'A', rfm_score: 1 })], signal),
+        (e: unknown) => e instanceof DestinationError && e.code === 'NETWORK' && e.retryable && e.inDoubt && /may have been received/.test(e.message));
+      const closed = await closedPortUrl();
+      const down = await cdpSession(emu, { baseUrl: closed });
+      await assert.rejects(down.deliver([upsert('u-1', { rfm_segment: 'A', rfm_score: 1 })], signal), (e: unknown) => {
+        assert.ok(e instanceof DestinationError);
+        assert.equal(e.code, 'NETWORK');
+        assert.equal(e.retryable, true);
+        assert.equal(e.inDoubt, false);
+        assert.match(e.message, new RegExp(`connection refused by ${closed}/v1/batch: nothing was sent`));
+        return true;
+      });
     });
 
     test('removal clears the mapped traits by default', async () => {
@@ -237,18 +315,27 @@ test('rudderstack answers 200 text/plain OK and plain-text errors', async () => 
   }
 });
 
-test('connect names the env vars when the write key or data plane URL is missing', async () => {
+test('secrets come only from the connection block: a missing write_key or data plane URL is a config error, the environment is not read', async () => {
   const { rudderstack } = await import('../destinations/rudderstack/index.ts');
+  const { segment } = await import('../destinations/segment/index.ts');
   const { testMapping } = await import('./helpers/cdp.ts');
   const { testLog } = await import('./helpers/pg.ts');
   const saved = { k: process.env.RUDDERSTACK_WRITE_KEY, u: process.env.RUDDERSTACK_DATA_PLANE_URL };
-  delete process.env.RUDDERSTACK_WRITE_KEY;
-  delete process.env.RUDDERSTACK_DATA_PLANE_URL;
+  // Set on purpose: a connection block without write_key must not pick them up.
+  process.env.RUDDERSTACK_WRITE_KEY = 'from-env';
+  process.env.RUDDERSTACK_DATA_PLANE_URL = 'http://127.0.0.1:9';
   try {
-    const ctx = (connection: Record<string, unknown>) => ({ connection: rudderstack.connectionSchema.parse(connection), connectionName: 'rs', mapping: testMapping('rudderstack'), options: rudderstack.optionsSchema.parse({}), log: (null as never), shared: new Map() });
-    await assert.rejects(rudderstack.connect({ ...ctx({}), log: testLog }), /export RUDDERSTACK_WRITE_KEY/);
-    process.env.RUDDERSTACK_WRITE_KEY = 'k';
-    await assert.rejects(rudderstack.connect({ ...ctx({}), log: testLog }), /RUDDERSTACK_DATA_PLANE_URL/);
+    const noKey = rudderstack.connectionSchema.safeParse({ base_url: 'http://127.0.0.1:9' });
+    assert.equal(noKey.success, false);
+    assert.match(noKey.error?.issues[0]?.message ?? '', /missing write_key: take it from the environment \(write_key: \$\{RUDDERSTACK_WRITE_KEY\}\)/);
+    const noUrl = rudderstack.connectionSchema.safeParse({ write_key: 'k' });
+    assert.equal(noUrl.success, false);
+    assert.match(noUrl.error?.issues[0]?.message ?? '', /missing base_url: your data plane URL, e.g. base_url: \$\{RUDDERSTACK_DATA_PLANE_URL\}/);
+    assert.match(rudderstack.connectionSchema.safeParse({ write_key: '', base_url: 'http://x' }).error?.issues[0]?.message ?? '', /write_key is empty/);
+    // Segment has a default endpoint; `${RUDDERSTACK_DATA_PLANE_URL:-}` left empty is refused at connect.
+    assert.equal(segment.connectionSchema.parse({ write_key: 'k' }).base_url, 'https://api.segment.io');
+    const ctx = { connection: rudderstack.connectionSchema.parse({ write_key: 'k', base_url: '' }), connectionName: 'rs', mapping: testMapping('rudderstack'), options: rudderstack.optionsSchema.parse({}), log: testLog, shared: new Map() };
+    await assert.rejects(rudderstack.connect(ctx), /RudderStack connection 'rs': base_url is empty/);
   } finally {
     if (saved.k === undefined) delete process.env.RUDDERSTACK_WRITE_KEY; else process.env.RUDDERSTACK_WRITE_KEY = saved.k;
     if (saved.u === undefined) delete process.env.RUDDERSTACK_DATA_PLANE_URL; else process.env.RUDDERSTACK_DATA_PLANE_URL = saved.u;

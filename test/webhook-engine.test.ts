@@ -16,7 +16,14 @@ describe('webhook through the sync engine', () => {
   let project: TestProject;
 
   before(async () => {
-    emu = await startWebhookEmulator({ secret: SECRET, validate: (c) => (c.key === 'u0007' ? 'u0007 is locked in the CRM' : undefined) });
+    // A gateway in front of the receiver replays any answer stored under an Idempotency-Key; u0011 is refused
+    // as retryable on its first try only.
+    let u0011Tries = 0;
+    emu = await startWebhookEmulator({
+      secret: SECRET,
+      gatewayCache: true,
+      validate: (c) => (c.key === 'u0007' ? 'u0007 is locked in the CRM' : c.key === 'u0011' && ++u0011Tries === 1 ? { error: 'u0011 busy', retryable: true } : undefined),
+    });
     db = await createTestDatabase();
     process.env.TEST_WEBHOOK_SECRET = SECRET;
     project = await createProject({ url: db.url, settings: `warehouse:\n  url: ${db.url}\nconnections:
@@ -60,6 +67,14 @@ dead_after: 3
       assert.deepEqual(rows[0], { status: 'failed', error_code: 'WEBHOOK_RECORD_ERROR', error_message: 'u0007 is locked in the CRM' });
       const body = JSON.parse(emu.requests.filter((r) => r.body.includes('"u0001"')).at(-1)?.body ?? '{}');
       assert.equal(body.run, first.runId, 'the body names the run');
+      // u0011, refused as retryable, was resent by the engine as a new attempt: a new change id, a new key,
+      // not answered from the gateway's cache of the refusal.
+      const u0011 = emu.requests.filter((r) => r.body.includes('"u0011"'));
+      assert.equal(u0011.length, 2);
+      const idOf = (r: { body: string }) => (JSON.parse(r.body).changes as Array<{ key: string; id: string }>).find((c) => c.key === 'u0011')?.id;
+      assert.notEqual(idOf(u0011[0]!), idOf(u0011[1]!));
+      assert.equal(emu.replayedFromCache, 0);
+      assert.equal(emu.receiver.records.get('u0011')?.rfm_segment !== undefined, true);
 
       const posts = emu.requests.length;
       const second = await runMapping(app, 'seg-to-hook');

@@ -28,10 +28,10 @@ function change(key: string, after: Payload | null, before: Payload | null = nul
   return { key, op: after === null ? 'remove' : before ? 'update' : 'create', before, after, payloadHash: createHash('md5').update(JSON.stringify(after)).digest('hex'), destinationId: null, attempt: 1 };
 }
 
-async function session(url: string, extra: Record<string, unknown> = {}): Promise<DestinationSession> {
+async function session(url: string, extra: Record<string, unknown> = {}, runId?: number): Promise<DestinationSession> {
   return webhook.connect({
     connection: webhook.connectionSchema.parse({ type: 'webhook', url: `${url}/segsync`, secret: SECRET, timeout_ms: 5000, ...extra }),
-    connectionName: 'hooks', mapping, options: {}, log: testLog, shared: new Map(),
+    connectionName: 'hooks', mapping, options: {}, log: testLog, shared: new Map(), ...(runId === undefined ? {} : { runId }),
   });
 }
 
@@ -43,8 +43,7 @@ describe('webhook destination through the sample receiver', () => {
   beforeEach(() => {
     clock = 0;
     emu.requests.length = 0;
-    emu.receiver.refused.length = 0;
-    emu.receiver.records.clear();
+    emu.receiver.clear();
     emu.faults.clear();
   });
 
@@ -59,7 +58,8 @@ describe('webhook destination through the sample receiver', () => {
     assert.equal(body.mapping, 'rfm-to-webhook');
     assert.equal(body.on_removed, 'clear');
     assert.ok(!Number.isNaN(Date.parse(body.sent_at)));
-    assert.deepEqual(Object.keys(body.changes[0]).sort(), ['after', 'before', 'key', 'op', 'payload_hash']);
+    assert.deepEqual(Object.keys(body.changes[0]).sort(), ['after', 'before', 'id', 'key', 'op', 'payload_hash']);
+    assert.match(body.changes[0].id, /^segsync-[0-9a-f]{64}$/);
     assert.match(String(req.headers['x-segsync-signature']), /^v1=[0-9a-f]{64}$/);
     assert.match(String(req.headers['idempotency-key']), /^segsync-[0-9a-f]{64}$/);
     assert.deepEqual(verifyWebhookSignature(SECRET, String(req.headers['x-segsync-timestamp']), req.body, String(req.headers['x-segsync-signature'])), { ok: true });
@@ -171,6 +171,100 @@ describe('webhook destination through the sample receiver', () => {
     assert.ok(emu.requests.at(-1)?.headers['x-segsync-signature'], 'read-back requests are signed too');
     const plain = await session(emu.url);
     assert.equal((await plain.readBack([{ key: 'u-rb1', expected: {}, destinationId: null }], signal))[0]?.status, 'unverifiable');
+  });
+
+  test('the same change resent with other batch boundaries carries the same id; the request key depends only on the set of ids', async () => {
+    const a = change('u-a', { rfm_segment: 'Champions', rfm_score: 555 });
+    const b = change('u-b', { rfm_segment: 'Lost', rfm_score: 111 });
+    const c = change('u-c', { rfm_segment: 'Loyal', rfm_score: 444 });
+    await (await session(emu.url, {}, 1)).deliver([a, b], signal);
+    // The next run (a new session) resends b, now batched with c, then the same two in another order.
+    const next = await session(emu.url, {}, 2);
+    await next.deliver([b, c], signal);
+    await next.deliver([c, b], signal);
+    const bodies = emu.requests.map((r) => JSON.parse(r.body) as { changes: Array<{ id: string; key: string }> });
+    const idOf = (n: number, key: string) => bodies[n]?.changes.find((x) => x.key === key)?.id;
+    assert.ok(idOf(0, 'u-b'));
+    assert.equal(idOf(1, 'u-b'), idOf(0, 'u-b'), 'u-b keeps its id across batches and runs');
+    assert.equal(idOf(2, 'u-b'), idOf(0, 'u-b'));
+    assert.equal(idOf(2, 'u-c'), idOf(1, 'u-c'));
+    assert.notEqual(emu.requests[0]?.headers['idempotency-key'], emu.requests[1]?.headers['idempotency-key']);
+    assert.equal(emu.requests[1]?.headers['idempotency-key'], emu.requests[2]?.headers['idempotency-key'], 'the same set of changes, the same key, in any order');
+    assert.equal(emu.receiver.applied, 3, 'each change applied once');
+    assert.equal(emu.receiver.duplicates, 3);
+  });
+
+  test('a delivered change\'s id is the record\'s destinationId, and the next change chains on it (A -> B -> A -> B: four ids)', async () => {
+    const s = await session(emu.url);
+    const A = { rfm_segment: 'Champions', rfm_score: 555 };
+    const B = { rfm_segment: 'Lost', rfm_score: 111 };
+    let prev: string | null = null;
+    const ids: string[] = [];
+    for (const [after, before] of [[A, null], [B, A], [A, B], [B, A]] as Array<[Payload, Payload | null]>) {
+      const res = await s.deliver([{ ...change('u-1', after, before), destinationId: prev }], signal);
+      prev = res.outcomes[0]?.destinationId ?? null;
+      ids.push(JSON.parse(emu.requests.at(-1)?.body ?? '{}').changes[0].id);
+      assert.equal(prev, ids.at(-1));
+    }
+    assert.equal(new Set(ids).size, 4);
+    assert.equal(emu.receiver.applied, 4);
+    assert.equal(emu.receiver.records.get('u-1')?.rfm_segment, 'Lost');
+  });
+
+  test('a record answered retryable is resent as a new attempt with a new id and key, never answered from a cache of its failure', async () => {
+    let tries = 0;
+    const cached = await startWebhookEmulator({ secret: SECRET, gatewayCache: true, validate: (c) => (c.key === 'u-lock' && ++tries <= 2 ? { error: 'row locked', retryable: true } : undefined) });
+    try {
+      const s = await session(cached.url);
+      const lock = change('u-lock', { rfm_segment: 'Champions', rfm_score: 5 });
+      const r1 = await s.deliver([lock], signal);
+      assert.deepEqual([r1.outcomes[0]?.status, r1.outcomes[0]?.retryable], ['failed', true]);
+      // The engine resends it alone with attempt 2, then 3: each a new attempt after a definite failure answer.
+      const r2 = await s.deliver([{ ...lock, attempt: 2 }], signal);
+      assert.equal(r2.outcomes[0]?.status, 'failed');
+      const r3 = await s.deliver([{ ...lock, attempt: 3 }], signal);
+      assert.equal(r3.outcomes[0]?.status, 'delivered', r3.outcomes[0]?.errorMessage);
+      assert.equal(cached.replayedFromCache, 0, 'no attempt was answered from the gateway\'s cache');
+      assert.equal(tries, 3, 'the receiver saw all three attempts');
+      const ids = cached.requests.map((r) => JSON.parse(r.body).changes[0].id);
+      assert.equal(new Set(ids).size, 3);
+      assert.equal(new Set(cached.requests.map((r) => r.headers['idempotency-key'])).size, 3);
+      assert.deepEqual(cached.receiver.records.get('u-lock'), { rfm_segment: 'Champions', rfm_score: 5 });
+      // An identical resend (no answer came, say) keeps its key: the gateway answers it, nothing is applied twice.
+      const again = await s.deliver([{ ...lock, attempt: 3 }], signal);
+      assert.equal(again.outcomes[0]?.status, 'delivered');
+      assert.equal(cached.replayedFromCache, 1);
+      assert.equal(cached.receiver.applied, 1);
+    } finally {
+      await cached.close();
+    }
+  });
+
+  test('a reset after the receiver applied the batch is in doubt; the resend is dropped per change id', async () => {
+    const s = await session(emu.url);
+    const changes = [change('u-1', { rfm_segment: 'A', rfm_score: 1 }), change('u-2', { rfm_segment: 'B', rfm_score: 2 })];
+    emu.faults.queue({ kind: 'reset', phase: 'after' });
+    await assert.rejects(s.deliver(changes, signal), (e: unknown) => e instanceof DestinationError && e.code === 'NETWORK' && e.retryable && e.inDoubt);
+    assert.equal(emu.receiver.applied, 2, 'the receiver did apply it');
+    const res = await s.deliver(changes, signal);
+    assert.ok(res.outcomes.every((o) => o.status === 'delivered'));
+    assert.deepEqual([emu.receiver.applied, emu.receiver.duplicates], [2, 2]);
+  });
+
+  test('connection refused: retryable, not in doubt, names the URL without its query string, says nothing was received', async () => {
+    const { closedPortUrl } = await import('./helpers/cdp.ts');
+    const base = await closedPortUrl();
+    const s = await webhook.connect({
+      connection: webhook.connectionSchema.parse({ url: `${base}/segsync?token=tok3n-s3cret`, secret: SECRET }),
+      connectionName: 'hooks', mapping, options: {}, log: testLog, shared: new Map(),
+    });
+    await assert.rejects(s.deliver([change('u-1', { rfm_segment: 'A', rfm_score: 1 })], signal), (e: unknown) => {
+      assert.ok(e instanceof DestinationError);
+      assert.deepEqual([e.code, e.retryable, e.inDoubt], ['NETWORK', true, false]);
+      assert.equal(e.message, `webhook POST: connection refused by ${base}/segsync: nothing was sent, the receiver got nothing`);
+      assert.ok(!e.message.includes('tok3n') && !e.message.includes(SECRET));
+      return true;
+    });
   });
 
   test('a short secret is refused at connect', async () => {

@@ -6,13 +6,21 @@ import { CdpSession } from './session.ts';
 
 /** Builds the Segment or RudderStack destination from its flavour; the two differ only in CdpFlavour. */
 
+/**
+ * Secrets come only through `${ENV}` interpolation of the connection block (one path for every destination):
+ * nothing here reads process.env.
+ */
 export function cdpConnectionSchema(flavour: CdpFlavour) {
+  const example = `write_key: \${${flavour.writeKeyEnv}}`;
   return z.strictObject({
     type: z.literal(flavour.type).optional(),
-    write_key: z.string().optional()
-      .describe(`the source's write key; default: the ${flavour.writeKeyEnv} environment variable (never write the key itself here)`),
-    base_url: z.string().optional()
-      .describe(`API base URL; default: ${flavour.baseUrlEnv}${flavour.defaultBaseUrl ? `, then ${flavour.defaultBaseUrl}` : ' (required: your data plane URL)'}`),
+    write_key: z.string({ error: `missing write_key: take it from the environment (${example})` })
+      .min(1, `write_key is empty: take it from the environment (${example})`)
+      .describe(`the source's write key, from the environment: ${example} (never write the key itself here)`),
+    base_url: flavour.defaultBaseUrl
+      ? z.string().default(flavour.defaultBaseUrl).describe(`API base URL (segsync appends /v1/batch); e.g. base_url: \${${flavour.baseUrlEnv}:-${flavour.defaultBaseUrl}}`)
+      : z.string({ error: `missing base_url: your data plane URL, e.g. base_url: \${${flavour.baseUrlEnv}}` })
+        .describe(`your data plane URL (segsync appends /v1/batch), e.g. base_url: \${${flavour.baseUrlEnv}}`),
     timeout_ms: z.number().int().positive().default(30_000).describe('per-request timeout'),
   });
 }
@@ -26,22 +34,21 @@ export const CdpOptions = z.strictObject({
 });
 export type CdpOptions = z.infer<typeof CdpOptions>;
 
-function resolveUrl(flavour: CdpFlavour, configured: string | undefined, env: NodeJS.ProcessEnv): string {
-  const raw = configured || env[flavour.baseUrlEnv] || flavour.defaultBaseUrl;
-  if (!raw) {
-    throw new DestinationError('CONFIG_INVALID', `${flavour.label}: no endpoint: set base_url on the connection or ${flavour.baseUrlEnv} (your data plane URL, e.g. https://<workspace>.dataplane.rudderstack.com)`);
+function resolveUrl(flavour: CdpFlavour, connectionName: string, raw: string): string {
+  if (!raw.trim()) {
+    throw new DestinationError('CONFIG_INVALID', `${flavour.label} connection '${connectionName}': base_url is empty (your data plane URL, e.g. https://<workspace>.dataplane.rudderstack.com)`);
   }
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new DestinationError('CONFIG_INVALID', `${flavour.label}: base_url is not a URL`);
+    throw new DestinationError('CONFIG_INVALID', `${flavour.label} connection '${connectionName}': base_url is not a URL`);
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new DestinationError('CONFIG_INVALID', `${flavour.label}: base_url must be http(s)`);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new DestinationError('CONFIG_INVALID', `${flavour.label} connection '${connectionName}': base_url must be http(s)`);
   return url.toString();
 }
 
-export function makeCdpDestination(flavour: CdpFlavour, description: string, env: NodeJS.ProcessEnv = process.env): DestinationDefinition<CdpConnection, CdpOptions> {
+export function makeCdpDestination(flavour: CdpFlavour, description: string): DestinationDefinition<CdpConnection, CdpOptions> {
   return {
     type: flavour.type,
     description,
@@ -49,14 +56,10 @@ export function makeCdpDestination(flavour: CdpFlavour, description: string, env
     optionsSchema: CdpOptions,
     supportsRemoval: ['clear'],
     async connect(ctx) {
-      const writeKey = ctx.connection.write_key || env[flavour.writeKeyEnv];
-      if (!writeKey) {
-        throw new DestinationError('CONFIG_INVALID', `${flavour.label}: no write key for connection '${ctx.connectionName}': export ${flavour.writeKeyEnv}`);
-      }
       return new CdpSession({
         flavour,
-        baseUrl: resolveUrl(flavour, ctx.connection.base_url, env),
-        writeKey,
+        baseUrl: resolveUrl(flavour, ctx.connectionName, ctx.connection.base_url),
+        writeKey: ctx.connection.write_key,
         timeoutMs: ctx.connection.timeout_ms,
         mapping: ctx.mapping.name,
         mappingObject: ctx.mapping.destination.object,

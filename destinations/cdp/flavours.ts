@@ -1,10 +1,11 @@
 /**
- * What differs between Segment's HTTP Tracking API and RudderStack's compatible data plane: limits, where
- * credentials and endpoints come from, and how answers are shaped. Everything else is one implementation.
+ * What differs between Segment's HTTP Tracking API and RudderStack's compatible data plane: limits, the
+ * default endpoint, and how answers are shaped. Everything else is one implementation.
  */
 export interface CdpFlavour {
   type: 'segment' | 'rudderstack';
   label: string;
+  /** The environment variable names the docs and hints use in `${ENV}` examples; segsync never reads them itself. */
   writeKeyEnv: string;
   baseUrlEnv: string;
   /** null: there is no shared endpoint (RudderStack data planes are per workspace). */

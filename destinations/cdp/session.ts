@@ -1,6 +1,6 @@
 import { capBody, DestinationError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
-import { httpError, postOnce, type HttpAnswer } from '../http/post.ts';
+import { describeUrl, httpError, postOnce, type HttpAnswer } from '../http/post.ts';
 import type { BatchResult, Change, DestinationLimits, DestinationSession, FieldDescription, ReadBackRequest, ReadBackResult, RecordOutcome } from '../types.ts';
 import { pack, type PackItem } from './batches.ts';
 import { eventBytes, eventsFor, type CdpEvent, type EventContext } from './events.ts';
@@ -27,10 +27,6 @@ export interface CdpSessionConfig {
   log: Logger;
 }
 
-interface Accepted {
-  requestId: string;
-}
-
 export const CDP_LIMITS: DestinationLimits = { maxBatchSize: 1000, maxConcurrency: 8, defaultConcurrency: 2, readBackBatchSize: 1000 };
 
 export class CdpSession implements DestinationSession {
@@ -38,12 +34,6 @@ export class CdpSession implements DestinationSession {
   private readonly cfg: CdpSessionConfig;
   private readonly endpoint: string;
   private readonly auth: string;
-  /**
-   * messageIds the CDP confirmed of a batch that then failed. When the engine retries that batch, the
-   * confirmed part is not sent again (the CDP would drop it anyway; this saves the quota). A batch that returns
-   * normally is never sent again, so its ids are forgotten then: the map holds one batch, not the whole run.
-   */
-  private readonly accepted = new Map<string, Accepted>();
 
   constructor(cfg: CdpSessionConfig) {
     this.cfg = cfg;
@@ -69,10 +59,10 @@ export class CdpSession implements DestinationSession {
   private failure(answer: HttpAnswer): DestinationError {
     const err = httpError(this.what(), answer, this.cfg.flavour.errorDetail(answer.text));
     if (err.status === 401 || err.status === 403) {
-      return new DestinationError(err.code, `${err.message} (check ${this.cfg.flavour.writeKeyEnv})`, { status: err.status, cause: err });
+      return new DestinationError(err.code, `${err.message} (check the connection's write_key: \${${this.cfg.flavour.writeKeyEnv}})`, { status: err.status, cause: err });
     }
     if (err.status === 404) {
-      return new DestinationError(err.code, `${err.message} (check ${this.cfg.flavour.baseUrlEnv}: ${this.endpoint} does not exist)`, { status: err.status, cause: err });
+      return new DestinationError(err.code, `${err.message} (check the connection's base_url: ${describeUrl(this.endpoint)} does not exist)`, { status: err.status, cause: err });
     }
     return err;
   }
@@ -109,6 +99,15 @@ export class CdpSession implements DestinationSession {
     return problems;
   }
 
+  /**
+   * One request per pack group, in order, each group's records reported by that group's answer: accepted
+   * records are delivered even when a later request fails. A failing request's records are failed (retryable
+   * when its error is, with Retry-After) or in_doubt (a reset or timeout after sending: the CDP may hold them).
+   * After an endpoint-wide failure (429, unreachable, 401/403/404) the rest of the batch is not sent and fails
+   * with that error. The batch throws only when it failed as a whole: nothing delivered and every request
+   * failed the same way. Nothing is retried here; the engine resends what is failed and retryable, with the
+   * same messageIds, so a resend the CDP already holds is dropped by its dedup.
+   */
   async deliver(changes: Change[], signal: AbortSignal): Promise<BatchResult> {
     const { flavour } = this.cfg;
     const ctx: EventContext = {
@@ -121,10 +120,8 @@ export class CdpSession implements DestinationSession {
     };
     const outcomes: RecordOutcome[] = [];
     const toSend: PackItem[] = [];
-    const messageIds: string[] = [];
     for (const change of changes) {
       const events = eventsFor(change, ctx);
-      for (const e of events) messageIds.push(e.messageId);
       const sizes = events.map(eventBytes);
       const big = sizes.find((b) => b > flavour.maxEventBytes);
       if (big !== undefined) {
@@ -132,41 +129,64 @@ export class CdpSession implements DestinationSession {
           errorMessage: `the ${flavour.label} event for this record is ${big} bytes; the limit is ${flavour.maxEventBytes} bytes per event (shorten or drop large traits)` });
         continue;
       }
-      const done = events.map((e) => this.accepted.get(e.messageId));
-      if (done.every((a) => a !== undefined)) {
-        outcomes.push(this.delivered(change.key, events, done.at(-1)?.requestId));
-        continue;
-      }
       toSend.push({ key: change.key, events, bytes: sizes.reduce((n, b) => n + b, 0) });
     }
+    const refusedBeforeSending = outcomes.length;
 
     const groups = pack(toSend, flavour);
-    let rejected = 0;
-    let lastRejection: DestinationError | undefined;
-    for (const group of groups) {
-      const answer = await this.send(group.flatMap((i) => i.events), signal);
-      if (answer.status >= 200 && answer.status < 300) {
-        const requestId = answer.requestId ?? `http-${answer.status}`;
-        for (const item of group) {
-          for (const e of item.events) this.accepted.set(e.messageId, { requestId });
-          outcomes.push(this.delivered(item.key, item.events, requestId));
+    const n = groups.length;
+    let delivered = 0;
+    let interrupted = false;
+    let stoppedBy: DestinationError | undefined;
+    const requestErrors: DestinationError[] = [];
+    for (const [i, group] of groups.entries()) {
+      const which = n > 1 ? ` (request ${i + 1} of ${n} of this batch)` : '';
+      if (stoppedBy) {
+        outcomes.push(...group.map((item) => failed(item.key, stoppedBy!, `not sent: an earlier request of this batch failed: ${stoppedBy!.message}`)));
+        continue;
+      }
+      if (interrupted || signal.aborted) {
+        interrupted = true;
+        outcomes.push(...group.map((item): RecordOutcome => ({ key: item.key, status: 'deferred', errorCode: 'INTERRUPTED', errorMessage: 'not sent: the run was stopping' })));
+        continue;
+      }
+      let answer: HttpAnswer;
+      try {
+        answer = await this.send(group.flatMap((item) => item.events), signal);
+      } catch (err) {
+        if (signal.aborted) {
+          // The run stopped while this request was in flight: it may have been read and applied.
+          interrupted = true;
+          outcomes.push(...group.map((item): RecordOutcome => ({ key: item.key, status: 'in_doubt', errorCode: 'INTERRUPTED', errorMessage: `the run stopped while this request was in flight${which}; the CDP may hold it` })));
+          continue;
+        }
+        if (!(err instanceof DestinationError)) throw err;
+        requestErrors.push(err);
+        if (err.inDoubt) {
+          outcomes.push(...group.map((item): RecordOutcome => ({ key: item.key, status: 'in_doubt', errorCode: err.code, errorMessage: capBody(`${err.message}${which}`) })));
+        } else {
+          // Never sent (nothing listening, unknown host): the requests after it would meet the same.
+          outcomes.push(...group.map((item) => failed(item.key, err, `${err.message}${which}`)));
+          stoppedBy = err;
         }
         continue;
       }
-      const err = this.failure(answer);
-      // Rate limits, server trouble and bad credentials are about the whole batch: the engine retries it
-      // (honouring Retry-After) and what this session already delivered is not sent twice.
-      if (err.retryable || answer.status === 401 || answer.status === 403 || answer.status === 404) throw err;
-      // A 400 / 413 rejects this request's records; the other requests go on.
-      rejected += group.length;
-      lastRejection = err;
-      this.cfg.log.warn({ status: answer.status, records: group.length, requestId: answer.requestId }, `${flavour.label} rejected a request`);
-      for (const item of group) {
-        outcomes.push({ key: item.key, status: 'failed', errorCode: err.code, errorMessage: capBody(err.message), retryable: false, ...(answer.requestId ? { requestId: answer.requestId } : {}) });
+      if (answer.status >= 200 && answer.status < 300) {
+        const requestId = answer.requestId ?? `http-${answer.status}`;
+        for (const item of group) outcomes.push(this.delivered(item.key, item.events, requestId));
+        delivered += group.length;
+        continue;
       }
+      const err = this.failure(answer);
+      requestErrors.push(err);
+      this.cfg.log.warn({ status: answer.status, records: group.length, requestId: answer.requestId, request: i + 1, requests: n }, `${flavour.label} refused a request`);
+      outcomes.push(...group.map((item) => failed(item.key, err, `${err.message}${which}`)));
+      // A rate limit or a wrong key / URL holds for the whole endpoint; a 5xx or a 400/413 is this request's.
+      if (answer.status === 429 || answer.status === 401 || answer.status === 403 || answer.status === 404) stoppedBy = err;
     }
-    if (lastRejection && rejected === changes.length) throw lastRejection;
-    for (const id of messageIds) this.accepted.delete(id);
+
+    const whole = delivered === 0 && !interrupted && refusedBeforeSending === 0 ? sameFailure(requestErrors) : undefined;
+    if (whole) throw whole;
     return { outcomes };
   }
 
@@ -185,7 +205,37 @@ export class CdpSession implements DestinationSession {
     }));
   }
 
-  async close(): Promise<void> {
-    this.accepted.clear();
-  }
+  async close(): Promise<void> {}
+}
+
+function failed(key: string, err: DestinationError, message: string): RecordOutcome {
+  return {
+    key,
+    status: 'failed',
+    errorCode: err.code,
+    errorMessage: capBody(message),
+    retryable: err.retryable,
+    ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }),
+    ...(err.requestId === undefined ? {} : { requestId: err.requestId }),
+  };
+}
+
+/**
+ * The error to throw for the whole batch when every request failed the same way (same code, retryability and
+ * doubt), so all its records share one fate; undefined when they differ (the outcomes say it per record).
+ * The longest Retry-After of them is kept.
+ */
+function sameFailure(errors: DestinationError[]): DestinationError | undefined {
+  const [first] = errors;
+  if (!first || errors.some((e) => e.code !== first.code || e.retryable !== first.retryable || e.inDoubt !== first.inDoubt)) return undefined;
+  if (errors.length === 1) return first;
+  const waits = errors.map((e) => e.retryAfterMs).filter((w): w is number => w !== undefined);
+  return new DestinationError(first.code, `${first.message} (all ${errors.length} requests of this batch failed alike)`, {
+    cause: first,
+    retryable: first.retryable,
+    inDoubt: first.inDoubt,
+    ...(waits.length ? { retryAfterMs: Math.max(...waits) } : {}),
+    ...(first.status === undefined ? {} : { status: first.status }),
+    ...(first.requestId === undefined ? {} : { requestId: first.requestId }),
+  });
 }

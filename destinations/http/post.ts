@@ -3,7 +3,8 @@ import { capBody, DestinationError } from '../../src/errors.ts';
 /**
  * The small HTTP layer the fetch-based destinations (CDPs, webhook) share: one POST with a timeout tied to
  * the run's AbortSignal, and the classification every caller needs: network trouble, 429 and 5xx are
- * retryable (with the server's Retry-After), other 4xx are not. Nothing here retries; the engine does.
+ * retryable (with the server's Retry-After), other 4xx are not, and a request that may have been applied
+ * without an answer coming back is `inDoubt`. Nothing here retries; the engine does.
  */
 
 export interface HttpAnswer {
@@ -34,8 +35,45 @@ function requestIdOf(headers: Headers): string | undefined {
 }
 
 /**
- * POSTs and returns the answer whatever its status; throws a retryable DestinationError only when no
- * answer came (connection refused or reset, timeout). An abort of the run itself is rethrown as is.
+ * The URL as it may appear in a message: scheme, host and path, without user info, query string or fragment
+ * (where webhook providers put tokens), and with path segments that look like tokens replaced by `…`.
+ */
+export function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    const path = u.pathname.split('/').map((seg) => (isTokenLike(seg) ? '…' : seg)).join('/');
+    return `${u.protocol}//${u.host}${path}`;
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+function isTokenLike(segment: string): boolean {
+  return segment.length >= 20 && /[0-9]/.test(segment) && /[A-Za-z]/.test(segment);
+}
+
+/**
+ * Connection errors that mean the request never left: nothing listens (ECONNREFUSED), the name does not
+ * resolve, no route, or the connection could not be set up in time. Anything else (a reset, a socket closed by
+ * the other side, a timeout waiting for the answer) may come after the server read the request.
+ */
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** The system error codes of a failed fetch: its cause's, or each of an AggregateError's (both address families tried). */
+function errorCodes(err: unknown): string[] {
+  const cause = (err as { cause?: { code?: unknown; errors?: unknown } } | undefined)?.cause;
+  const codes: string[] = [];
+  if (typeof cause?.code === 'string') codes.push(cause.code);
+  if (Array.isArray(cause?.errors)) for (const e of cause.errors as Array<{ code?: unknown }>) if (typeof e?.code === 'string') codes.push(e.code);
+  return codes;
+}
+
+/**
+ * POSTs and returns the answer whatever its status; throws a retryable DestinationError only when no answer
+ * came. Never sent (connection refused, unknown host): retryable, not in doubt, and the message says the
+ * receiver got nothing. Otherwise (reset, other side closed, timeout): retryable and `inDoubt`, since the
+ * server may have read and applied the request before the connection broke. An abort of the run itself is
+ * rethrown as is (the caller knows whether a request was in flight).
  */
 export async function postOnce(url: string, init: { headers: Record<string, string>; body: string; timeoutMs: number; signal: AbortSignal; what: string }): Promise<HttpAnswer> {
   const timeout = AbortSignal.timeout(init.timeoutMs);
@@ -51,11 +89,17 @@ export async function postOnce(url: string, init: { headers: Record<string, stri
     return { status: res.status, headers: res.headers, text, requestId: requestIdOf(res.headers) };
   } catch (err) {
     if (init.signal.aborted) throw init.signal.reason ?? err;
+    const where = describeUrl(url);
     if (timeout.aborted) {
-      throw new DestinationError('TIMEOUT', `${init.what}: no answer within ${init.timeoutMs} ms`, { cause: err, retryable: true });
+      throw new DestinationError('TIMEOUT', `${init.what}: no answer from ${where} within ${init.timeoutMs} ms (the request may have been received and applied)`, { cause: err, retryable: true, inDoubt: true });
     }
-    const code = (err as { cause?: { code?: string } }).cause?.code;
-    throw new DestinationError('NETWORK', `${init.what}: ${code ?? (err as Error).message} (the request may or may not have been received)`, { cause: err, retryable: true });
+    const codes = errorCodes(err);
+    if (codes.length && codes.every((c) => NEVER_SENT.has(c))) {
+      const code = codes[0]!;
+      const why = code === 'ECONNREFUSED' ? 'connection refused by' : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? `${code}: cannot resolve the host of` : `${code} connecting to`;
+      throw new DestinationError('NETWORK', `${init.what}: ${why} ${where}: nothing was sent, the receiver got nothing`, { cause: err, retryable: true, inDoubt: false });
+    }
+    throw new DestinationError('NETWORK', `${init.what}: ${codes[0] ?? (err as Error).message} from ${where} after the request was sent (it may have been received and applied)`, { cause: err, retryable: true, inDoubt: true });
   }
 }
 

@@ -50,12 +50,12 @@ export class WebhookSession implements DestinationSession {
     });
   }
 
-  private async sendChanges(changes: Change[], signal: AbortSignal, what: string): Promise<{ answer: HttpAnswer; key: string }> {
-    const wc = toWebhookChanges(changes);
+  private async sendChanges(changes: Change[], signal: AbortSignal, what: string): Promise<{ answer: HttpAnswer; key: string; ids: string[] }> {
+    const wc = toWebhookChanges(this.cfg.mapping, changes);
     const body: WebhookBody = { mapping: this.cfg.mapping, ...(this.cfg.runId === undefined ? {} : { run: this.cfg.runId }), on_removed: this.cfg.onRemoved, sent_at: new Date().toISOString(), changes: wc };
     const key = idempotencyKey(this.cfg.mapping, wc);
     const answer = await this.post(this.cfg.url, what, JSON.stringify(body), { [IDEMPOTENCY_HEADER]: key }, signal);
-    return { answer, key };
+    return { answer, key, ids: wc.map((c) => c.id) };
   }
 
   private failure(what: string, answer: HttpAnswer): DestinationError {
@@ -85,10 +85,17 @@ export class WebhookSession implements DestinationSession {
     return [];
   }
 
+  /**
+   * One request for the batch, so its answer is the batch's: a non-2xx or no answer throws (retryable or not,
+   * in doubt when the request may have been applied) and the engine retries it as is, with the same key.
+   */
   async deliver(changes: Change[], signal: AbortSignal): Promise<BatchResult> {
-    const { answer, key } = await this.sendChanges(changes, signal, 'webhook POST');
+    const { answer, key, ids } = await this.sendChanges(changes, signal, 'webhook POST');
     if (answer.status < 200 || answer.status >= 300) throw this.failure('webhook POST', answer);
-    return { outcomes: outcomesFrom(changes.map((c) => c.key), parseJson(answer.text), answer.requestId ?? key) };
+    const outcomes = outcomesFrom(changes.map((c) => c.key), parseJson(answer.text), answer.requestId ?? key);
+    // A delivered change's id becomes the record's destinationId: the next change of the key chains on it.
+    for (const [i, o] of outcomes.entries()) if (o.status === 'delivered') o.destinationId = ids[i] ?? null;
+    return { outcomes };
   }
 
   async readBack(records: ReadBackRequest[], signal: AbortSignal): Promise<ReadBackResult[]> {

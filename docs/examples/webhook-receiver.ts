@@ -1,6 +1,6 @@
 /**
- * A sample receiver for segsync's webhook destination: verifies signatures, drops replays, applies changes to
- * an in-memory store, answers per-record results, and serves read-back. Run it:
+ * A sample receiver for segsync's webhook destination: verifies signatures, applies each change once (by its
+ * `id`), applies changes to an in-memory store, answers per-record results, and serves read-back. Run it:
  *
  *   WEBHOOK_SECRET=$(openssl rand -hex 32) PORT=8787 node docs/examples/webhook-receiver.ts
  *
@@ -10,11 +10,13 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_TOLERANCE_SEC, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhookSignature } from '../../src/webhook/verify.ts';
+import { DEFAULT_TOLERANCE_SEC, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhookSignature } from '../../src/webhook/verify.ts';
 
 type Values = Record<string, string | number | boolean | null>;
 
 interface IncomingChange {
+  /** The change's idempotency id: the same change sent again has the same id. */
+  id: string;
   key: string;
   op: 'create' | 'update' | 'remove';
   before: Values | null;
@@ -26,31 +28,52 @@ export interface ReceiverOptions {
   secret: string;
   /** Replay window in seconds: older or future-dated timestamps are refused (default 300). */
   toleranceSec?: number;
-  /** Your own per-record check: return an error message to refuse that record only. */
-  validate?: (change: IncomingChange) => string | undefined;
+  /**
+   * Your own per-record check: return an error message to refuse that record for good, or
+   * `{error, retryable: true}` when sending it again later may succeed (a lock, a dependency down).
+   */
+  validate?: (change: IncomingChange) => string | { error: string; retryable: boolean } | undefined;
+  /** How long applied change ids are remembered, in ms (default 24 h). */
+  rememberMs?: number;
   now?: () => number;
 }
+
+type Result = { key: string; status: 'ok' } | { key: string; status: 'error'; error: string; retryable?: boolean };
 
 export interface Receiver {
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
   /** Current values per key (what a CRM would hold). */
   records: Map<string, Values>;
-  /** Batches applied (a replayed Idempotency-Key is not counted twice). */
+  /** Changes applied (a change id seen before is not applied again). */
   applied: number;
+  /** Changes received again after they were applied, answered without applying them. */
+  duplicates: number;
   /** Requests refused, with why. */
   refused: Array<{ status: number; reason: string }>;
+  /** Forgets everything (records, applied ids, counters), as a freshly started receiver would. */
+  clear(): void;
 }
 
 export function createWebhookReceiver(opts: ReceiverOptions): Receiver {
   const tolerance = opts.toleranceSec ?? DEFAULT_TOLERANCE_SEC;
   const now = opts.now ?? Date.now;
-  // Idempotency keys are kept for twice the replay window: after that, the timestamp check refuses a replay.
-  const seen = new Map<string, { at: number; response: string }>();
+  const rememberMs = opts.rememberMs ?? 24 * 3600_000;
+  // Ids of applied changes, with when. Only what was applied is remembered: a refusal is worked out again on
+  // each try, so a change refused as retryable gets a fresh answer when it comes back.
+  const applied = new Map<string, { at: number; result: Result }>();
 
   const r: Receiver = {
     records: new Map(),
     applied: 0,
+    duplicates: 0,
     refused: [],
+    clear() {
+      r.records.clear();
+      applied.clear();
+      r.applied = 0;
+      r.duplicates = 0;
+      r.refused.length = 0;
+    },
     async handle(req, res) {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
@@ -78,22 +101,29 @@ export function createWebhookReceiver(opts: ReceiverOptions): Receiver {
         return send(200, { records: keys.filter((k) => r.records.has(k)).map((key) => ({ key, values: r.records.get(key) })) });
       }
 
-      for (const [k, v] of seen) if (now() - v.at > 2 * tolerance * 1000) seen.delete(k);
-      const idem = header(req, IDEMPOTENCY_HEADER);
-      const earlier = idem ? seen.get(idem) : undefined;
-      if (earlier) return send(200, earlier.response);
-
-      const results = (body.changes ?? []).map((c) => {
+      // Oldest first (a Map keeps insertion order), so expiry stops at the first id still fresh.
+      for (const [id, v] of applied) {
+        if (now() - v.at <= rememberMs) break;
+        applied.delete(id);
+      }
+      const results = (body.changes ?? []).map((c): Result => {
+        const earlier = typeof c.id === 'string' ? applied.get(c.id) : undefined;
+        if (earlier) {
+          r.duplicates++;
+          return earlier.result;
+        }
         const problem = opts.validate?.(c);
-        if (problem) return { key: c.key, status: 'error', error: problem };
+        if (typeof problem === 'string') return { key: c.key, status: 'error', error: problem };
+        if (problem) return { key: c.key, status: 'error', error: problem.error, retryable: problem.retryable };
         if (c.op === 'remove' && body.on_removed === 'delete') r.records.delete(c.key);
         else if (c.op === 'remove') r.records.set(c.key, Object.fromEntries(Object.keys(c.before ?? {}).map((f) => [f, null])));
         else r.records.set(c.key, { ...r.records.get(c.key), ...c.after });
-        return { key: c.key, status: 'ok' };
+        r.applied++;
+        const result: Result = { key: c.key, status: 'ok' };
+        if (typeof c.id === 'string') applied.set(c.id, { at: now(), result });
+        return result;
       });
-      r.applied++;
       const response = JSON.stringify({ results });
-      if (idem) seen.set(idem, { at: now(), response });
       send(200, response);
     },
   };

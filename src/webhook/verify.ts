@@ -5,7 +5,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  *   X-Segsync-Timestamp: <unix seconds>
  *   X-Segsync-Signature: v1=<hex HMAC-SHA256(secret, `${timestamp}.${raw body}`)>
  * Signing the timestamp with the body means a captured request cannot be replayed later than the receiver's
- * tolerance; within it, receivers drop repeats by the Idempotency-Key header.
+ * tolerance; within it, and for segsync's own resends, receivers apply each change's `id` once
+ * (docs/destinations/webhook.md).
  */
 
 export const TIMESTAMP_HEADER = 'x-segsync-timestamp';

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Mapping } from '../../src/config/mapping.ts';
 import { rudderstack } from '../../destinations/rudderstack/index.ts';
 import { segment } from '../../destinations/segment/index.ts';
@@ -49,3 +51,12 @@ export function removal(key: string, before: Payload, destinationId: string | nu
 }
 
 export { startCdpEmulator };
+
+/** A URL on which nothing listens (a port just released), for connection-refused cases. */
+export async function closedPortUrl(): Promise<string> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
