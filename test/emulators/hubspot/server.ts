@@ -51,6 +51,11 @@ export interface HubSpotEmulator {
   nextDay(): void;
   setLimits(limits: Partial<LimitSettings>): void;
   setFaults(faults: Partial<FaultSettings>): void;
+  /**
+   * No request being handled and no client connection open: once a killed client's connections are closed,
+   * every request it sent has been applied or dropped, and nothing of it can change the store any more.
+   */
+  idle(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -144,9 +149,9 @@ export async function startHubSpotEmulator(opts: EmulatorOptions = {}): Promise<
       req.socket.destroy();
       return;
     }
-    const verdict = limiter.admit(Date.now());
+    const verdict = fault === 'rate_limited' ? limiter.crowdOut(Date.now()) : limiter.admit(Date.now());
     if (!verdict.ok) {
-      log(429);
+      log(429, fault === 'rate_limited' ? fault : 'none');
       const message = verdict.policy === 'DAILY' ? 'You have reached your daily limit.' : 'You have reached your ten_secondly_rolling limit.';
       return send(res, { status: 429, body: { status: 'error', message, errorType: 'RATE_LIMIT', correlationId: crypto.randomUUID(), policyName: verdict.policy } }, verdict.headers);
     }
@@ -165,10 +170,12 @@ export async function startHubSpotEmulator(opts: EmulatorOptions = {}): Promise<
     send(res, answer, verdict.headers);
   };
 
+  let handling = 0;
   const server: Server = createServer((req, res) => {
+    handling += 1;
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) send(res, errorBody(500, 'INTERNAL_ERROR', String(err)), {});
-    });
+    }).finally(() => { handling -= 1; });
   });
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
@@ -225,6 +232,7 @@ export async function startHubSpotEmulator(opts: EmulatorOptions = {}): Promise<
       limiter.settings = { ...limiter.settings, ...l };
     },
     setFaults: (f) => faults.set(f),
+    idle: () => new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(handling === 0 && n === 0)))),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
