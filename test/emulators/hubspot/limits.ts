@@ -86,6 +86,21 @@ export class RateLimiter {
     for (let i = 0; i < n; i++) this.window.push(now);
   }
 
+  /**
+   * A neighbour app takes what is left of the current window just before this request: HubSpot answers it
+   * (and whatever else comes within the window) with the TEN_SECONDLY_ROLLING 429 and headers saying so.
+   * A spent daily limit still wins, as in admit().
+   */
+  crowdOut(now: number): RateVerdict {
+    const max = this.settings.tenSecondly;
+    if (max !== null) {
+      while (this.window.length > 0 && this.window[0]! <= now - this.intervalMs) this.window.shift();
+      this.consume(Math.max(0, max - this.window.length), now);
+    }
+    const verdict = this.admit(now);
+    return verdict.ok ? { ok: false, policy: 'TEN_SECONDLY_ROLLING', headers: verdict.headers } : verdict;
+  }
+
   nextDay(): void {
     this.dailyUsed = 0;
     this.window = [];
@@ -103,9 +118,11 @@ export interface FaultSettings {
   slowMs: number;
   /** How long a "timeout" holds the request before dropping the connection. */
   timeoutMs: number;
+  /** Probability that another app of the account fills the ten-second window just before a request: a 429. */
+  rateLimit?: number;
 }
 
-export type Fault = 'none' | 'server_error' | 'timeout' | 'reset_before' | 'reset_after' | 'slow';
+export type Fault = 'none' | 'server_error' | 'timeout' | 'reset_before' | 'reset_after' | 'slow' | 'rate_limited';
 
 /** What a test can ask for the next requests, in order: a fault ('none' lets one through), or a 429 of a policy whatever the counts say. */
 export type ScriptedFault = Fault | 'unavailable' | 'rate_limited' | 'daily_limited';
@@ -145,6 +162,9 @@ export class FaultInjector {
     if (x < edge) return this.next() < 0.5 ? 'reset_before' : 'reset_after';
     edge += s.slow;
     if (x < edge) return 'slow';
+    // Last, so that the draws of settings without it stay what they were.
+    edge += s.rateLimit ?? 0;
+    if (x < edge) return 'rate_limited';
     return 'none';
   }
 }

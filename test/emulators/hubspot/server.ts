@@ -54,6 +54,11 @@ export interface HubSpotEmulator {
   setFaults(faults: Partial<FaultSettings>): void;
   /** The next requests get these faults, one each, in order (then the random ones resume). */
   scriptFaults(...faults: ScriptedFault[]): void;
+  /**
+   * No request being handled and no client connection open: once a killed client's connections are closed,
+   * every request it sent has been applied or dropped, and nothing of it can change the store any more.
+   */
+  idle(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -149,8 +154,10 @@ export async function startHubSpotEmulator(opts: EmulatorOptions = {}): Promise<
       return;
     }
     const isSearch = method === 'POST' && /^\/crm\/v3\/objects\/[^/]+\/search$/.test(url.pathname);
-    const admitted = isSearch ? limiter.admitSearch(Date.now()) : limiter.admit(Date.now());
-    const verdict: RateVerdict = fault === 'rate_limited' ? { ok: false, policy: isSearch ? 'SECONDLY' : 'TEN_SECONDLY_ROLLING', headers: admitted.headers }
+    // A rate-limit fault on a write fills the ten-second window as another app of the account would, so the
+    // 429 comes with honest headers; on a search it is the search API's own SECONDLY limit.
+    const admitted = isSearch ? limiter.admitSearch(Date.now()) : fault === 'rate_limited' ? limiter.crowdOut(Date.now()) : limiter.admit(Date.now());
+    const verdict: RateVerdict = fault === 'rate_limited' && isSearch ? { ok: false, policy: 'SECONDLY', headers: admitted.headers }
       : fault === 'daily_limited' ? { ok: false, policy: 'DAILY', headers: admitted.headers } : admitted;
     if (!verdict.ok) {
       log(429, fault);
@@ -176,10 +183,12 @@ export async function startHubSpotEmulator(opts: EmulatorOptions = {}): Promise<
     send(res, answer, verdict.headers);
   };
 
+  let handling = 0;
   const server: Server = createServer((req, res) => {
+    handling += 1;
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) send(res, errorBody(500, 'INTERNAL_ERROR', String(err)), {});
-    });
+    }).finally(() => { handling -= 1; });
   });
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
@@ -239,6 +248,7 @@ export async function startHubSpotEmulator(opts: EmulatorOptions = {}): Promise<
     },
     setFaults: (f) => faults.set(f),
     scriptFaults: (...f) => void faults.script.push(...f),
+    idle: () => new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(handling === 0 && n === 0)))),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
