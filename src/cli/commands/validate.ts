@@ -5,7 +5,7 @@ import { ConfigError, describeError, UsageError } from '../../errors.ts';
 import { log } from '../../log.ts';
 import { ensureState } from '../../sync/engine.ts';
 import { getMapping, openDestination } from '../../sync/connect.ts';
-import { jsonSchemas, markdownReference } from '../../config/reference.ts';
+import { jsonSchemas, markdownReference } from '../reference.ts';
 import { table } from '../format.ts';
 import { checkSource } from '../../sync/source.ts';
 import { appOptions, integer } from '../options.ts';

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { destinations } from '../../destinations/registry.ts';
 import type { DestinationDefinition } from '../../destinations/types.ts';
-import { Mapping } from './mapping.ts';
-import { Settings } from './settings.ts';
+import { Mapping } from '../config/mapping.ts';
+import { Settings } from '../config/settings.ts';
 
 /**
  * The configuration reference, generated from the zod schemas (the single source of truth): JSON Schema for
