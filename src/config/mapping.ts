@@ -4,7 +4,9 @@ import { z } from 'zod';
 /**
  * A mapping is one sync: which rows (source), where to (destination), which fields, and how removals and
  * failures are treated. This schema is the single source of truth: `validate`, the docs and the types come
- * from it. Unknown keys are errors, so a typo never silently turns a setting off.
+ * from it. Unknown keys are errors, so a typo never silently turns a setting off. Blocks that belong to one
+ * destination (HubSpot's `tickets:`) are declared and typed by that destination (DestinationDefinition
+ * .mappingBlocks) and checked by the loader beside this schema.
  */
 
 export const TransformName = z.enum(['string', 'number', 'integer', 'lowercase', 'uppercase', 'slug', 'trim', 'date', 'datetime', 'epoch_ms'])
@@ -77,7 +79,5 @@ export const Mapping = z.strictObject({
   batch_size: z.number().int().positive().optional().describe('records per destination call (default: the destination\'s own, 5,000 for file; capped by its limit)'),
   concurrency: z.number().int().positive().optional().describe('destination calls in flight (capped by the destination limit)'),
   dead_after: z.number().int().positive().optional().describe('a record that failed this many runs in a row is marked dead'),
-  tickets: z.record(z.string(), z.unknown()).optional().describe('HubSpot: write the segment onto open tickets (see docs/destinations/hubspot.md)'),
-  cases: z.record(z.string(), z.unknown()).optional().describe('Salesforce: write the segment onto open Cases (see docs/destinations/salesforce.md)'),
 });
 export type Mapping = z.infer<typeof Mapping>;
