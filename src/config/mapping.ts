@@ -1,5 +1,6 @@
 import cron from 'node-cron';
 import { z } from 'zod';
+import { TRANSFORM_NAMES } from './transforms.ts';
 
 /**
  * A mapping is one sync: which rows (source), where to (destination), which fields, and how removals and
@@ -9,7 +10,7 @@ import { z } from 'zod';
  * .mappingBlocks) and checked by the loader beside this schema.
  */
 
-export const TransformName = z.enum(['string', 'number', 'integer', 'lowercase', 'uppercase', 'slug', 'trim', 'date', 'datetime', 'epoch_ms'])
+export const TransformName = z.enum(TRANSFORM_NAMES)
   .describe('built-in transform, applied in SQL so that the payload hash covers exactly what is sent');
 export const Transform = z.union([
   TransformName,
