@@ -12,7 +12,7 @@ import { startHttp, type Readiness } from './http.ts';
 import { mappingJob } from './mapping-job.ts';
 import { modelsJob } from './models-job.ts';
 import { reconcileJob, reconcileJobName } from './reconcile-job.ts';
-import { checkDaemonConfig } from './plan.ts';
+import { checkDaemonConfig } from './config-check.ts';
 import { Scheduler, type Job } from './scheduler.ts';
 import { startWatchdog } from './watchdog.ts';
 
