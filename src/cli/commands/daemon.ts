@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { loadConfig, type App } from '../../app.ts';
 import { Daemon } from '../../daemon/daemon.ts';
-import { syncEngine } from '../../daemon/engine-binding.ts';
+import { syncEngine } from '../../daemon/sync-adapter.ts';
 import { installSignals } from '../../daemon/signals.ts';
 import { openWarehouse, warehouseUrl } from '../../db/warehouse.ts';
 import { UsageError } from '../../errors.ts';
