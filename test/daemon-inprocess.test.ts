@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadProject } from '../src/config/load.ts';
 import { Daemon } from '../src/daemon/daemon.ts';
 import { syncEngine } from '../src/daemon/sync-adapter.ts';
-import type { SyncEngine } from '../src/daemon/engine.ts';
+import type { SyncEngine } from '../src/daemon/sync-port.ts';
 import { recentEvents } from '../src/daemon/events.ts';
 import type { Warehouse } from '../src/db/warehouse.ts';
 import { registry } from '../src/metrics.ts';

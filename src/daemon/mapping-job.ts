@@ -1,7 +1,7 @@
 import type { Mapping } from '../config/mapping.ts';
 import { countRecords, lastSuccess, observeStage, runsTotal } from '../metrics.ts';
 import { setStatus, type DaemonContext } from './context.ts';
-import type { RunSummary } from './engine.ts';
+import type { RunSummary } from './sync-port.ts';
 import { checkGate } from './gate.ts';
 import type { Job, Trigger } from './scheduler.ts';
 import { runJob } from './job-lifecycle.ts';

@@ -4,7 +4,7 @@ import { buildModels, modelFreshness } from '../models/index.ts';
 import { acquireRunLock } from '../state/locks.ts';
 import { migrate, pendingMigrations } from '../state/migrate.ts';
 import { closeAbandonedRuns, runMapping } from '../sync/engine.ts';
-import type { LastRun, RunSummary, SyncEngine } from './engine.ts';
+import type { LastRun, RunSummary, SyncEngine } from './sync-port.ts';
 import { quoteIdent } from '../db/sql.ts';
 
 /**
