@@ -168,13 +168,24 @@ export interface DestinationSession {
   close(): Promise<void>;
 }
 
-export interface ConnectContext<C, O> {
+/** Top-level mapping blocks a destination owns, by name, each typed by the destination's own schema. */
+export type MappingBlocks = Record<string, z.ZodType>;
+
+/** The parsed values of the blocks a mapping uses (a block the mapping leaves out is absent). */
+export type MappingBlockValues<B extends MappingBlocks> = { readonly [K in keyof B]?: z.output<B[K]> };
+
+export interface ConnectContext<C, O, B extends MappingBlocks = MappingBlocks> {
   /** The connection block from config/segsync.yaml, `${ENV}` already interpolated and parsed. */
   connection: C;
   connectionName: string;
   mapping: Mapping;
   /** mapping.destination.options, parsed with optionsSchema. */
   options: O;
+  /**
+   * The destination-owned blocks the mapping uses, parsed with mappingBlocks (checked at load, with
+   * positions); absent when it uses none.
+   */
+  blocks?: MappingBlockValues<B>;
   /** Child logger with {mapping, destination} bound. */
   log: Logger;
   /** Shared across every mapping of one process: rate budgets per account live here. */
@@ -188,12 +199,18 @@ export interface ConnectContext<C, O> {
   ledgerId?: string;
 }
 
-export interface DestinationDefinition<C = unknown, O = unknown> {
+export interface DestinationDefinition<C = unknown, O = unknown, B extends MappingBlocks = MappingBlocks> {
   type: string;
   description: string;
   connectionSchema: z.ZodType<C>;
   optionsSchema: z.ZodType<O>;
+  /**
+   * Top-level blocks of a mapping that this destination owns (HubSpot: `tickets:`), typed by its own schemas.
+   * The loader checks them with file:line:column when the project is loaded, refuses them on a mapping of
+   * another destination type, and the docs list them under the destination.
+   */
+  mappingBlocks?: B;
   /** Removal ops this destination supports (the mapping's on_removed must be one of them). */
   supportsRemoval: ReadonlyArray<'clear' | 'delete'>;
-  connect(ctx: ConnectContext<C, O>): Promise<DestinationSession>;
+  connect(ctx: ConnectContext<C, O, B>): Promise<DestinationSession>;
 }

@@ -1,3 +1,4 @@
+import { mappingBlockDeclarations } from '../destinations/registry.ts';
 import { loadProject, type LoadOptions, type ProjectConfig } from './config/load.ts';
 import { openWarehouse, warehouseUrl, type Warehouse } from './db/warehouse.ts';
 import { log, type Logger } from './log.ts';
@@ -16,9 +17,18 @@ export interface AppOptions extends LoadOptions {
   config?: ProjectConfig;
 }
 
+/**
+ * Loads and checks the project with what the destinations declare (their mapping blocks): the one way the
+ * CLI and the daemon read configuration, so `validate --offline`, every command and a daemon reload check
+ * the same things.
+ */
+export function loadConfig(opts: LoadOptions = {}): Promise<ProjectConfig> {
+  return loadProject({ ...opts, mappingBlocks: mappingBlockDeclarations() });
+}
+
 /** Loads config, opens the warehouse, runs `fn`, and always closes the warehouse. */
 export async function withApp<T>(opts: AppOptions, fn: (app: App) => Promise<T>): Promise<T> {
-  const config = opts.config ?? (await loadProject(opts));
+  const config = opts.config ?? (await loadConfig(opts));
   const logger = log();
   const warehouse = await openWarehouse({ url: warehouseUrl(config.settings.warehouse.url), dataDir: opts.dataDir, log: logger });
   logger.debug({ warehouse: warehouse.description }, 'warehouse open');

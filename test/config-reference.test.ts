@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { jsonSchemas, markdownReference } from '../src/config/reference.ts';
+import { jsonSchemas, markdownReference } from '../src/cli/reference.ts';
 import { REPO_ROOT } from './helpers/project.ts';
 
 test('docs/configuration.md is exactly what the schemas generate (regenerate: segsync config-schema --format markdown)', async () => {

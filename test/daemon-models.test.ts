@@ -4,7 +4,7 @@ import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadProject } from '../src/config/load.ts';
 import { Daemon } from '../src/daemon/daemon.ts';
-import { syncEngine } from '../src/daemon/engine-binding.ts';
+import { syncEngine } from '../src/daemon/sync-adapter.ts';
 import type { Warehouse } from '../src/db/warehouse.ts';
 import { registry } from '../src/metrics.ts';
 import { committedRecords } from './helpers/files.ts';

@@ -20,23 +20,16 @@ interface SdkProperty {
   options?: Array<{ value: string; hidden?: boolean }>; modificationMetadata?: { readOnlyValue?: boolean };
 }
 
-export const hubspot: DestinationDefinition<HubSpotConnection, HubSpotOptions> = {
+export const hubspot: DestinationDefinition<HubSpotConnection, HubSpotOptions, { tickets: typeof TicketsBlock }> = {
   type: 'hubspot',
   description: 'HubSpot CRM v3: contacts, companies or a custom object, matched by a unique property',
   connectionSchema: HubSpotConnection,
   optionsSchema: HubSpotOptions,
+  mappingBlocks: { tickets: TicketsBlock },
   supportsRemoval: ['clear', 'delete'],
 
   async connect(c): Promise<DestinationSession> {
-    let tickets: TicketsBlock | undefined;
-    if (c.mapping.tickets !== undefined) {
-      const parsed = TicketsBlock.safeParse(c.mapping.tickets);
-      if (!parsed.success) {
-        const why = parsed.error.issues.map((i) => `tickets.${i.path.join('.')}: ${i.message}`).join('; ');
-        throw new DestinationError('CONFIG_INVALID', `mapping ${c.mapping.name}: ${why}`);
-      }
-      tickets = parsed.data;
-    }
+    const tickets = c.blocks?.tickets;
     const api = await HubSpotApi.open(c.connection, budgetFor(c.shared, c.connection), searchBudgetFor(c.shared, c.connection));
     const cache = new Map<string, Promise<Map<string, PropertyInfo>>>();
     const ctx: SessionContext = {

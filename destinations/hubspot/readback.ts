@@ -1,10 +1,12 @@
-import type { Payload, ReadBackRequest, ReadBackResult } from '../types.ts';
+import { compareRecord } from '../compare.ts';
+import type { ReadBackRequest, ReadBackResult } from '../types.ts';
 import type { SessionContext } from './context.ts';
-import { sameValue } from './values.ts';
+import { kindOf, normaliseValue } from './values.ts';
 
 /**
  * Reconciliation: read delivered records back by idProperty and compare each mapped property by its HubSpot
- * type (numbers come back as strings, dates as YYYY-MM-DD): verified, drifted (with the fields) or missing.
+ * type (numbers come back as strings, dates as YYYY-MM-DD) with the shared comparer: verified, drifted (with
+ * the fields) or missing.
  */
 
 interface ReadData {
@@ -29,15 +31,10 @@ export async function readBack(ctx: SessionContext, requests: ReadBackRequest[],
         out.push({ key: req.key, status: 'missing', destinationId: req.destinationId, detail: `no ${ctx.objectType} with this ${ctx.idProperty} (deleted or archived in HubSpot)` });
         continue;
       }
-      const actual: Payload = {};
-      const drifted: string[] = [];
-      for (const [field, expected] of Object.entries(req.expected)) {
-        if (field === ctx.idProperty) continue;
-        const value = found.properties[field] ?? null;
-        actual[field] = value;
-        const p = types.get(field);
-        if (!sameValue(expected, value, p?.type, p?.fieldType)) drifted.push(field);
-      }
+      const { actual, driftedFields: drifted } = compareRecord(req.expected, found.properties, {
+        kindOf: (field) => kindOf(types.get(field)?.type),
+        normalise: (field, value) => normaliseValue(types.get(field)?.fieldType, value),
+      }, (field) => field === ctx.idProperty);
       out.push(drifted.length === 0
         ? { key: req.key, status: 'verified', actual, destinationId: found.id }
         : { key: req.key, status: 'drifted', actual, driftedFields: drifted, destinationId: found.id, detail: `changed in HubSpot: ${drifted.join(', ')}` });

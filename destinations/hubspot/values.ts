@@ -1,9 +1,12 @@
 import type { Transform } from '../../src/config/mapping.ts';
+import { transformValue } from '../../src/config/transforms.ts';
+import type { ValueKind } from '../compare.ts';
 
 /**
  * HubSpot keeps every property value as a string and normalises on write: numbers lose trailing zeros, dates
  * become YYYY-MM-DD, datetimes ISO strings, an empty string clears. These helpers send our values the way
- * HubSpot expects and compare what it gives back by the property's type, so normalisation is not "drift".
+ * HubSpot expects and tell the shared comparer (destinations/compare.ts) how a property's type compares, so
+ * HubSpot's normalisation is not "drift".
  */
 
 export type Value = string | number | boolean | null;
@@ -14,51 +17,35 @@ export function toHubSpot(v: Value | undefined): string {
   return String(v);
 }
 
-function dateOnly(s: string): string | undefined {
-  if (/^\d{4}-\d{2}-\d{2}$/.test(s)) return s;
-  const ms = /^-?\d+$/.test(s) ? Number(s) : Date.parse(s);
-  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString().slice(0, 10);
-}
-
-function instant(s: string): number {
-  return /^-?\d+$/.test(s) ? Number(s) : Date.parse(s);
-}
-
-/** Whether HubSpot's stored `actual` is what we sent as `expected`, for a property of `type`. */
-export function sameValue(expected: Value | undefined, actual: string | null | undefined, type: string | undefined, fieldType?: string): boolean {
-  const e = toHubSpot(expected);
-  const a = actual ?? '';
-  if (e === a) return true;
-  if (e === '' || a === '') return false;
+/** How a HubSpot property type compares (destinations/compare.ts); undefined for a property we do not know. */
+export function kindOf(type: string | undefined): ValueKind | undefined {
   switch (type) {
-    case 'number':
-      return Number(e) === Number(a);
-    case 'date':
-      return dateOnly(e) !== undefined && dateOnly(e) === dateOnly(a);
-    case 'datetime':
-      return !Number.isNaN(instant(e)) && instant(e) === instant(a);
-    case 'bool':
-      return e.toLowerCase() === a.toLowerCase();
-    case 'enumeration':
-      if (fieldType === 'checkbox') return [...e.split(';')].sort().join(';') === [...a.split(';')].sort().join(';');
-      return false;
-    default:
-      return false;
+    case 'number': return 'number';
+    case 'date': return 'date';
+    case 'datetime': return 'datetime';
+    case 'bool': return 'bool';
+    case undefined: return undefined;
+    default: return 'text';
   }
 }
 
 /**
- * What the engine will send for a source value after a mapping transform. Used to know which enumeration
- * options a segment property needs; must agree with the engine's SQL transforms.
+ * HubSpot's own normalisation before comparing: a multi-checkbox holds its options as 'a;b' in whatever
+ * order HubSpot keeps them, so both sides are compared as sorted lists.
+ */
+export function normaliseValue(fieldType: string | undefined, value: unknown): unknown {
+  if (fieldType !== 'checkbox' || typeof value !== 'string') return value;
+  return value.split(';').sort().join(';');
+}
+
+/**
+ * What the engine will send for a source value after a mapping transform (the one transform table,
+ * src/config/transforms.ts). Used to know which enumeration options a segment property needs.
  */
 export function applyTransform(value: string, t: Transform | undefined): string {
-  if (t === undefined) return value;
-  if (typeof t === 'object') return t.map[value] ?? value;
-  switch (t) {
-    case 'lowercase': return value.toLowerCase();
-    case 'uppercase': return value.toUpperCase();
-    case 'trim': return value.trim();
-    case 'slug': return value.trim().toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
-    default: return value;
+  try {
+    return toHubSpot(transformValue(value, t));
+  } catch {
+    return value; // a transform the value cannot take (number on a segment name) fails the run in SQL, not here
   }
 }

@@ -71,6 +71,6 @@ export const CasesConfig = z.strictObject({
   priority: z.record(z.string(), z.string()).default({}).describe('segment -> priority; segments not listed leave the priority alone'),
   open_statuses: z.array(z.string().min(1)).min(1).optional()
     .describe('Case statuses that count as open; without it, open means IsClosed = false'),
-  contact_field: z.string().min(1).default('ContactId'),
+  contact_field: z.string().min(1).default('ContactId').describe('the Case field that holds the contact (a lookup to the mapped object)'),
 });
 export type CasesConfig = z.output<typeof CasesConfig>;

@@ -1,4 +1,3 @@
-import { DestinationError } from '../../src/errors.ts';
 import type { DestinationDefinition } from '../types.ts';
 import { SfApi, sharedBudget } from './api.ts';
 import { openConnection } from './auth.ts';
@@ -16,16 +15,10 @@ export const salesforce = {
   description: 'Salesforce sObjects (Contact by default) by external ID: Collections or Bulk API 2.0, read-back by SOQL, segments on open Cases',
   connectionSchema: SalesforceConnection,
   optionsSchema: SalesforceOptions,
+  mappingBlocks: { cases: CasesConfig },
   supportsRemoval: ['clear', 'delete'],
   async connect(ctx) {
-    let cases: CasesConfig | null = null;
-    if (ctx.mapping.cases !== undefined) {
-      const parsed = CasesConfig.safeParse(ctx.mapping.cases);
-      if (!parsed.success) {
-        throw new DestinationError('CONFIG_INVALID', `mapping ${ctx.mapping.name}: cases: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(block)'}: ${i.message}`).join('; ')}`);
-      }
-      cases = parsed.data;
-    }
+    const cases = ctx.blocks?.cases ?? null;
     const c = ctx.connection;
     const conn = await openConnection(c);
     const credential = c.auth === 'access_token' ? c.accessToken! : `${c.clientId ?? ''}:${c.username ?? ''}`;
@@ -34,5 +27,5 @@ export const salesforce = {
     ctx.log.debug({ auth: c.auth, apiVersion: c.apiVersion, object: ctx.mapping.destination.object }, 'salesforce connected');
     return new SalesforceSession(api, ctx.mapping, ctx.options, cases, ctx.log);
   },
-} satisfies DestinationDefinition<SalesforceConnection, SalesforceOptions>;
+} satisfies DestinationDefinition<SalesforceConnection, SalesforceOptions, { cases: typeof CasesConfig }>;
 

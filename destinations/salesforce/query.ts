@@ -1,5 +1,6 @@
 import { DestinationError } from '../../src/errors.ts';
-import type { Payload, ReadBackRequest, ReadBackResult } from '../types.ts';
+import { compareRecord } from '../compare.ts';
+import type { ReadBackRequest, ReadBackResult } from '../types.ts';
 import type { SfApi } from './api.ts';
 
 /**
@@ -77,27 +78,6 @@ export function byExternalId(rows: SfRow[], field: string): Map<string, SfRow> {
   return out;
 }
 
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
-const DATETIME = /^\d{4}-\d{2}-\d{2}T/;
-
-/** Equal as Salesforce stores them: '' is null, numbers by value, datetimes by instant, booleans by text. */
-export function sameValue(expected: unknown, actual: unknown): boolean {
-  const empty = (v: unknown): boolean => v === null || v === undefined || v === '';
-  if (empty(expected) || empty(actual)) return empty(expected) && empty(actual);
-  if (typeof expected === 'number' || typeof actual === 'number') {
-    const a = Number(expected);
-    const b = Number(actual);
-    return Number.isFinite(a) && Number.isFinite(b) && Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
-  }
-  if (typeof expected === 'boolean' || typeof actual === 'boolean') return String(expected).toLowerCase() === String(actual).toLowerCase();
-  const e = String(expected);
-  const a = String(actual);
-  if (e === a) return true;
-  if (DATETIME.test(e) && DATETIME.test(a)) return Date.parse(e) === Date.parse(a.replace(/([+-]\d{2})(\d{2})$/, '$1:$2'));
-  if (DATE.test(e) && a.startsWith(e) && a.length > 10) return true;
-  return false;
-}
-
 export async function readBack(api: SfApi, object: string, matchKey: string, requests: ReadBackRequest[]): Promise<ReadBackResult[]> {
   const fields = new Set<string>(['Id', matchKey]);
   for (const r of requests) for (const f of Object.keys(r.expected)) fields.add(f);
@@ -105,13 +85,8 @@ export async function readBack(api: SfApi, object: string, matchKey: string, req
   return requests.map((req): ReadBackResult => {
     const row = rows.get(req.key.toLowerCase());
     if (!row) return { key: req.key, status: 'missing', destinationId: req.destinationId, detail: `no ${object} with this ${matchKey}` };
-    const actual: Payload = {};
-    const drifted: string[] = [];
-    for (const [f, want] of Object.entries(req.expected)) {
-      const got = row[f] as Payload[string] | undefined;
-      actual[f] = got ?? null;
-      if (!sameValue(want, got)) drifted.push(f);
-    }
+    // Salesforce answers in JSON types ('' stored as null, numbers as numbers): the shared rules need no help.
+    const { actual, driftedFields: drifted } = compareRecord(req.expected, row);
     const id = typeof row.Id === 'string' ? row.Id : null;
     return drifted.length > 0
       ? { key: req.key, status: 'drifted', actual, driftedFields: drifted, destinationId: id, detail: `changed in Salesforce: ${drifted.join(', ')}` }

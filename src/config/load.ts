@@ -20,11 +20,30 @@ export interface LoadedFile<T> {
   where(pathParts: ReadonlyArray<string | number>): { line: number; column: number };
 }
 
+/**
+ * A top-level mapping block owned by one destination type (HubSpot's `tickets:`, Salesforce's `cases:`),
+ * typed by that destination's own schema. The destinations declare them (DestinationDefinition.mappingBlocks)
+ * and the layer that sees both hands them to the loader (src/project.ts), so config never imports
+ * destinations and still checks the blocks, with positions, when the project is loaded.
+ */
+export interface MappingBlockDeclaration {
+  name: string;
+  /** The destination type that owns the block: a mapping whose connection is of another type may not use it. */
+  owner: string;
+  schema: z.ZodType;
+}
+
+/** A mapping file with the destination-owned blocks it uses, each already checked against its owner's schema. */
+export interface LoadedMapping extends LoadedFile<Mapping> {
+  /** Block name -> the value as written (${ENV} interpolated); the destination parses it with its own schema. */
+  blocks: Readonly<Record<string, unknown>>;
+}
+
 export interface ProjectConfig {
   root: string;
   settingsFile: LoadedFile<Settings> | null;
   settings: Settings;
-  mappings: LoadedFile<Mapping>[];
+  mappings: LoadedMapping[];
   /** sha256 over the settings and mapping files as read: ties a run to the exact config it used. */
   hash: string;
 }
@@ -101,9 +120,9 @@ function interpolate(parsed: ParsedYaml, value: unknown, at: (string | number)[]
   return value;
 }
 
-function zodProblems(parsed: ParsedYaml, error: z.ZodError, hints: (issuePath: string) => string | undefined): ConfigProblem[] {
+function zodProblems(parsed: ParsedYaml, error: z.ZodError, hints: (issuePath: string) => string | undefined, prefix: ReadonlyArray<string | number> = []): ConfigProblem[] {
   return error.issues.map((issue) => {
-    const parts = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+    const parts = [...prefix, ...issue.path.filter((p): p is string | number => typeof p !== 'symbol')];
     let node: YamlNode | null;
     let message = issue.message;
     if (issue.code === 'unrecognized_keys') {
@@ -136,6 +155,11 @@ export interface LoadOptions {
   /** Alternative mappings folder. */
   mappingsDir?: string;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Destination-owned mapping blocks that may appear at the top level of a mapping (see
+   * MappingBlockDeclaration). Without them any such block is an unknown key.
+   */
+  mappingBlocks?: ReadonlyArray<MappingBlockDeclaration>;
 }
 
 function loaded<T>(parsed: ParsedYaml, value: T): LoadedFile<T> {
@@ -173,9 +197,11 @@ export async function loadProject(opts: LoadOptions = {}): Promise<ProjectConfig
   }
 
   const mappingsDir = path.resolve(root, opts.mappingsDir ?? 'mappings');
-  const mappings: LoadedFile<Mapping>[] = [];
+  const mappings: LoadedMapping[] = [];
   const files = (await exists(mappingsDir)) ? (await readdir(mappingsDir)).filter((f) => /\.ya?ml$/.test(f)).sort() : [];
   const byName = new Map<string, string>();
+  const declared = new Map<string, MappingBlockDeclaration[]>();
+  for (const d of opts.mappingBlocks ?? []) declared.set(d.name, [...(declared.get(d.name) ?? []), d]);
   for (const f of files) {
     const parsed = await parseYamlFile(rel(path.join(mappingsDir, f)), problems);
     if (!parsed) continue;
@@ -186,7 +212,10 @@ export async function loadProject(opts: LoadOptions = {}): Promise<ProjectConfig
       const known = Object.keys(settings.connections);
       problems.push({ file: parsed.file, ...positionOf(parsed, nodeAt(parsed.doc, ['destination', 'connection']).node), path: 'destination.connection', message: `unknown connection '${connection}'`, hint: known.length ? `connections in config/segsync.yaml: ${known.join(', ')}` : 'define it under connections: in config/segsync.yaml' });
     }
-    const result = Mapping.safeParse(raw);
+    const connectionType = typeof connection === 'string' ? settings.connections[connection]?.type : undefined;
+    const { core, blocks, blockProblems } = mappingBlocks(parsed, raw, declared, typeof connection === 'string' ? connection : undefined, connectionType);
+    problems.push(...blockProblems);
+    const result = Mapping.safeParse(core);
     if (!result.success) {
       problems.push(...zodProblems(parsed, result.error, mappingHint));
       continue;
@@ -203,12 +232,45 @@ export async function loadProject(opts: LoadOptions = {}): Promise<ProjectConfig
     if (m.mode === 'mirror' && m.on_removed === 'keep') {
       problems.push({ file: parsed.file, ...positionOf(parsed, nodeAt(parsed.doc, ['mode']).node), path: 'mode', message: 'mode mirror removes what left the model, but on_removed is keep', hint: 'set on_removed: clear or on_removed: delete, or use mode: upsert' });
     }
-    mappings.push(loaded(parsed, m));
+    mappings.push({ ...loaded(parsed, m), blocks });
   }
 
   if (problems.length) throw new ConfigError(problems);
   const hash = createHash('sha256').update(hashInput.join('\0')).digest('hex');
   return { root, settingsFile, settings, mappings, hash };
+}
+
+/**
+ * Splits the destination-owned blocks off a mapping and checks each against its owner's schema, with
+ * positions. A block the mapping's destination type does not own is a problem at its key; an undeclared one
+ * stays in `core`, where the strict mapping schema calls it an unknown key.
+ */
+function mappingBlocks(parsed: ParsedYaml, raw: unknown, declared: ReadonlyMap<string, MappingBlockDeclaration[]>, connection: string | undefined, connectionType: string | undefined):
+  { core: unknown; blocks: Record<string, unknown>; blockProblems: ConfigProblem[] } {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return { core: raw, blocks: {}, blockProblems: [] };
+  const core: Record<string, unknown> = {};
+  const blocks: Record<string, unknown> = {};
+  const blockProblems: ConfigProblem[] = [];
+  for (const [key, value] of Object.entries(raw)) {
+    const owners = declared.get(key);
+    if (!owners) {
+      core[key] = value;
+      continue;
+    }
+    if (connectionType === undefined) continue; // the connection itself is missing or unknown: reported already
+    const decl = owners.find((d) => d.owner === connectionType);
+    if (!decl) {
+      const types = owners.map((d) => d.owner).join(', ');
+      blockProblems.push({ file: parsed.file, ...positionOf(parsed, keyNodeAt(parsed.doc, [], key)), path: key,
+        message: `'${key}' is a block of ${types} mappings; this mapping's connection '${connection}' is of type ${connectionType}`,
+        hint: `remove '${key}:', or point destination.connection at a ${types} connection` });
+      continue;
+    }
+    const result = decl.schema.safeParse(value);
+    if (result.success) blocks[key] = value;
+    else blockProblems.push(...zodProblems(parsed, result.error, () => `the ${decl.owner} destination's '${key}:' block (docs/configuration.md#${decl.owner})`, [key]));
+  }
+  return { core, blocks, blockProblems };
 }
 
 const settingsParsed = new WeakMap<Settings, ParsedYaml>();
@@ -228,7 +290,7 @@ export function resolveConnection(config: ProjectConfig, name: string, env: Node
   return value;
 }
 
-export function findMapping(config: ProjectConfig, name: string): LoadedFile<Mapping> | undefined {
+export function findMapping(config: ProjectConfig, name: string): LoadedMapping | undefined {
   return config.mappings.find((m) => m.value.name === name);
 }
 

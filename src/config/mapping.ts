@@ -1,13 +1,16 @@
 import cron from 'node-cron';
 import { z } from 'zod';
+import { TRANSFORM_NAMES } from './transforms.ts';
 
 /**
  * A mapping is one sync: which rows (source), where to (destination), which fields, and how removals and
  * failures are treated. This schema is the single source of truth: `validate`, the docs and the types come
- * from it. Unknown keys are errors, so a typo never silently turns a setting off.
+ * from it. Unknown keys are errors, so a typo never silently turns a setting off. Blocks that belong to one
+ * destination (HubSpot's `tickets:`) are declared and typed by that destination (DestinationDefinition
+ * .mappingBlocks) and checked by the loader beside this schema.
  */
 
-export const TransformName = z.enum(['string', 'number', 'integer', 'lowercase', 'uppercase', 'slug', 'trim', 'date', 'datetime', 'epoch_ms'])
+export const TransformName = z.enum(TRANSFORM_NAMES)
   .describe('built-in transform, applied in SQL so that the payload hash covers exactly what is sent');
 export const Transform = z.union([
   TransformName,
@@ -122,7 +125,5 @@ export const Mapping = z.strictObject({
   concurrency: z.number().int().positive().optional().describe('destination calls in flight (capped by the destination limit)'),
   dead_after: z.number().int().positive().optional().describe('a record that failed this many runs in a row is marked dead'),
   guardrails: Guardrails.default(Guardrails.parse({})),
-  tickets: z.record(z.string(), z.unknown()).optional().describe('HubSpot: write the segment onto open tickets (see docs/destinations/hubspot.md)'),
-  cases: z.record(z.string(), z.unknown()).optional().describe('Salesforce: write the segment onto open Cases (see docs/destinations/salesforce.md)'),
 });
 export type Mapping = z.infer<typeof Mapping>;

@@ -1,5 +1,5 @@
 import type { App } from '../app.ts';
-import type { SyncEngine } from './engine.ts';
+import type { SyncEngine } from './sync-port.ts';
 import type { EventLog } from './events.ts';
 import type { Scheduler } from './scheduler.ts';
 

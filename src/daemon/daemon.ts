@@ -6,13 +6,13 @@ import { enableProcessMetrics } from '../metrics.ts';
 import { catchUp } from './catch-up.ts';
 import { MODELS_JOB, type DaemonContext } from './context.ts';
 import { durationMs } from './duration.ts';
-import type { SyncEngine } from './engine.ts';
+import type { SyncEngine } from './sync-port.ts';
 import { eventLog } from './events.ts';
 import { startHttp, type Readiness } from './http.ts';
 import { mappingJob } from './mapping-job.ts';
 import { modelsJob } from './models-job.ts';
 import { reconcileJob, reconcileJobName } from './reconcile-job.ts';
-import { checkDaemonConfig } from './plan.ts';
+import { checkDaemonConfig } from './config-check.ts';
 import { Scheduler, type Job } from './scheduler.ts';
 import { startWatchdog } from './watchdog.ts';
 

@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { Mapping } from '../config/mapping.ts';
 import type { Settings } from '../config/settings.ts';
 import { sourceQuery } from '../sync/source.ts';
-import type { SyncEngine } from './engine.ts';
+import type { SyncEngine } from './sync-port.ts';
 
 /**
  * How fresh the models are, from the first configured source:

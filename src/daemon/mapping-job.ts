@@ -1,12 +1,12 @@
-import { describeError } from '../errors.ts';
 import { daemonActor } from '../state/actor.ts';
 import type { Mapping } from '../config/mapping.ts';
-import { countRecords, lastSuccess, observeStage, runsInFlight, runsTotal, skippedTicks } from '../metrics.ts';
+import { countRecords, lastSuccess, observeStage, runsTotal } from '../metrics.ts';
 import { setStatus, type DaemonContext } from './context.ts';
-import type { RunSummary } from './engine.ts';
+import type { RunSummary } from './sync-port.ts';
 import { checkGate } from './gate.ts';
 import type { Job, Trigger } from './scheduler.ts';
-import { checkFinishedStages, slaLimits, watchStage } from './sla.ts';
+import { runJob } from './job-lifecycle.ts';
+import { checkFinishedStages, slaLimits } from './sla.ts';
 
 /**
  * One mapping as a scheduled job: gate (model freshness), run through the engine with the daemon's abort
@@ -48,31 +48,16 @@ async function runOnce(ctx: DaemonContext, name: string, trigger: Trigger): Prom
   }
 
   const limits = slaLimits(ctx.app.config.settings, mapping);
-  let runId: number | null = null;
-  const watch = watchStage(ctx.events, { stage: 'run', limitMs: limits.run, mapping: name, runId: () => runId });
-  const startedAt = new Date();
-  setStatus(ctx, name, { state: 'running', trigger });
-  runsInFlight.inc();
-  let summary: RunSummary;
-  try {
-    summary = await ctx.engine.runMapping(ctx.app, name, { signal: ctx.signal, wait: false, actor: daemonActor(trigger), shared: ctx.shared });
-  } catch (err) {
-    if (ctx.engine.isLocked(err)) {
-      skippedTicks.inc({ job: name, reason: 'replica' });
-      log.info({ trigger }, 'running on another replica; this tick is skipped');
-      setStatus(ctx, name, { state: 'skipped', reason: 'running on another replica', trigger });
-      return;
-    }
-    const message = describeError(err);
-    runsTotal.inc({ mapping: name, status: 'failed' });
-    setStatus(ctx, name, { state: 'idle', trigger, lastRun: { runId: null, status: 'failed', startedAt, finishedAt: new Date(), error: message } });
-    await ctx.events.record({ kind: 'run_failed', severity: 'error', mapping: name, message: `${name} failed to run: ${message}`, details: { trigger, code: (err as { code?: string }).code }, dedupKey: `run_failed:${name}` });
-    return;
-  } finally {
-    runsInFlight.dec();
-    watch.stop();
-  }
-  runId = summary.runId;
+  const summary = await runJob<RunSummary>(ctx, {
+    job: name, trigger, log,
+    sla: { stage: 'run', limitMs: limits.run, mapping: name },
+    lockedElsewhere: (err) => ctx.engine.isLocked(err),
+    work: () => ctx.engine.runMapping(ctx.app, name, { signal: ctx.signal, wait: false, actor: daemonActor(trigger), shared: ctx.shared }),
+    lastRun: (s) => ({ runId: s.runId, status: s.status, startedAt: s.startedAt, finishedAt: s.finishedAt, ...(s.error ? { error: s.error } : {}) }),
+    onFailure: () => runsTotal.inc({ mapping: name, status: 'failed' }),
+    failureEvent: (message, err) => ({ kind: 'run_failed', severity: 'error', mapping: name, message: `${name} failed to run: ${message}`, details: { trigger, code: (err as { code?: string }).code }, dedupKey: `run_failed:${name}` }),
+  });
+  if (!summary) return;
   if (summary.status === 'held') {
     // One hold, one event (the engine raised it when it held the run); later ticks only show it.
     if (!summary.heldEarlier) runsTotal.inc({ mapping: name, status: 'held' });
@@ -81,7 +66,6 @@ async function runOnce(ctx: DaemonContext, name: string, trigger: Trigger): Prom
     return;
   }
   record(ctx, mapping, summary);
-  setStatus(ctx, name, { state: 'idle', trigger, lastRun: { runId: summary.runId, status: summary.status, startedAt: summary.startedAt, finishedAt: summary.finishedAt, ...(summary.error ? { error: summary.error } : {}) } });
   log.info({ run: summary.runId, status: summary.status, counts: summary.counts, trigger }, 'run finished');
   if (summary.stages) await checkFinishedStages(ctx.events, limits, name, summary.runId, summary.stages);
   if (summary.status === 'failed' || summary.status === 'partial') {

@@ -6,7 +6,7 @@ import { carriedSnapshot, ensureBookkeeping, readState, recordSnapshots, saveFin
 import { ensureCurrentView, rebuildHistory, refreshHistory, relationExists } from './materialize.ts';
 import { profilePayments, type PaymentsProfile } from './fingerprint.ts';
 import { checkPaymentsRelation, qualify, type Queryable } from './payments.ts';
-import { planBuild } from './plan.ts';
+import { planBuild } from './rebuild-scope.ts';
 import { loadModelSources, renderBuild } from './template.ts';
 
 export interface BuildOptions {

@@ -1,12 +1,11 @@
 import { z } from 'zod';
 import { destinations } from '../../destinations/registry.ts';
 import type { DestinationDefinition, DestinationSession } from '../../destinations/types.ts';
-import { findMapping, resolveConnection, type LoadedFile, type ProjectConfig } from '../config/load.ts';
-import type { Mapping } from '../config/mapping.ts';
+import { findMapping, resolveConnection, type LoadedMapping, type ProjectConfig } from '../config/load.ts';
 import { ConfigError, UsageError, type ConfigProblem } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
-export function getMapping(config: ProjectConfig, name: string): LoadedFile<Mapping> {
+export function getMapping(config: ProjectConfig, name: string): LoadedMapping {
   const m = findMapping(config, name);
   if (!m) {
     const known = config.mappings.map((x) => x.value.name);
@@ -32,7 +31,7 @@ export interface OpenedDestination {
  * Resolves the mapping's connection (secrets from the environment), checks its settings and the mapping's
  * destination options against the destination's own schemas, and opens a session.
  */
-export async function openDestination(config: ProjectConfig, file: LoadedFile<Mapping>, ctx: { log: Logger; shared: Map<string, unknown>; runId?: number }): Promise<OpenedDestination> {
+export async function openDestination(config: ProjectConfig, file: LoadedMapping, ctx: { log: Logger; shared: Map<string, unknown>; runId?: number }): Promise<OpenedDestination> {
   const mapping = file.value;
   const connection = resolveConnection(config, mapping.destination.connection);
   const definition = (destinations as Record<string, DestinationDefinition<unknown, unknown>>)[connection.type];
@@ -46,13 +45,22 @@ export async function openDestination(config: ProjectConfig, file: LoadedFile<Ma
   if (!conn.success) problems.push(...issuesToProblems(settingsFile?.file ?? 'config/segsync.yaml', settingsFile?.where ?? (() => ({ line: 1, column: 1 })), ['connections', mapping.destination.connection], conn.error));
   const opts = definition.optionsSchema.safeParse(mapping.destination.options);
   if (!opts.success) problems.push(...issuesToProblems(file.file, file.where, ['destination', 'options'], opts.error));
+  const blocks: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(file.blocks)) {
+    // The loader checked each block against its owner's schema; here it becomes the typed value.
+    const schema = definition.mappingBlocks?.[name];
+    const parsed = schema?.safeParse(value);
+    if (!parsed) problems.push({ file: file.file, ...file.where([name]), path: name, message: `destination type '${connection.type}' has no '${name}:' block` });
+    else if (!parsed.success) problems.push(...issuesToProblems(file.file, file.where, [name], parsed.error));
+    else blocks[name] = parsed.data;
+  }
   if (mapping.on_removed !== 'keep' && !definition.supportsRemoval.includes(mapping.on_removed)) {
     problems.push({ file: file.file, ...file.where(['on_removed']), path: 'on_removed', message: `destination type '${connection.type}' does not support on_removed: ${mapping.on_removed}`, hint: `supported: keep${definition.supportsRemoval.map((r) => `, ${r}`).join('')}` });
   }
   if (problems.length) throw new ConfigError(problems);
   const log = ctx.log.child({ mapping: mapping.name, destination: connection.type, ...(ctx.runId === undefined ? {} : { run: ctx.runId }) });
   const session = await definition.connect({
-    connection: conn.data, connectionName: mapping.destination.connection, mapping, options: opts.data, log, shared: ctx.shared,
+    connection: conn.data, connectionName: mapping.destination.connection, mapping, options: opts.data, blocks, log, shared: ctx.shared,
     ...(ctx.runId === undefined ? {} : { runId: ctx.runId }),
   });
   return { definition, type: connection.type, session };

@@ -1,14 +1,15 @@
 import type pg from 'pg';
 import { chunk } from '../db/chunk.ts';
-import type { Mapping, Transform } from '../config/mapping.ts';
+import type { Mapping } from '../config/mapping.ts';
+import { transformSql } from '../config/transforms.ts';
 import type { LoadedFile } from '../config/load.ts';
 import { DataError } from '../errors.ts';
 import { quoteIdent, quoteLiteral, quoteRelation } from '../db/sql.ts';
 
 /**
  * How a mapping's records are read: the source as a subquery, the key as text, and the mapped payload as a
- * jsonb built in SQL. Transforms run in SQL too, so the payload hash the planner compares covers exactly the
- * values the destination receives, and nothing is copied into Node to diff.
+ * jsonb built in SQL. Transforms run in SQL too (src/config/transforms.ts), so the payload hash the planner
+ * compares covers exactly the values the destination receives, and nothing is copied into Node to diff.
  */
 export interface SourceQuery {
   /** `(SELECT ...) src`: usable in FROM. */
@@ -17,27 +18,6 @@ export interface SourceQuery {
   payload: string;
   /** The quoted relation when the source is a model (not SQL), and the key column's name in it. */
   relation?: { name: string; key: string };
-}
-
-export function transformSql(column: string, transform: Transform | undefined): string {
-  const c = quoteIdent(column);
-  if (transform === undefined) return c;
-  if (typeof transform === 'object') {
-    const whens = Object.entries(transform.map).map(([from, to]) => `WHEN ${quoteLiteral(from)} THEN ${quoteLiteral(to)}`).join(' ');
-    return `(CASE ${c}::text ${whens} ELSE ${c}::text END)`;
-  }
-  switch (transform) {
-    case 'string': return `${c}::text`;
-    case 'number': return `${c}::numeric`;
-    case 'integer': return `round(${c}::numeric)::bigint`;
-    case 'lowercase': return `lower(${c}::text)`;
-    case 'uppercase': return `upper(${c}::text)`;
-    case 'trim': return `btrim(${c}::text)`;
-    case 'slug': return `btrim(regexp_replace(lower(${c}::text), '[^a-z0-9]+', '_', 'g'), '_')`;
-    case 'date': return `to_char(${c}::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
-    case 'datetime': return `to_char(${c}::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-    case 'epoch_ms': return `(extract(epoch FROM ${c}::timestamptz) * 1000)::bigint`;
-  }
 }
 
 export function sourceQuery(mapping: Mapping, modelsSchema: string): SourceQuery {

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { Mapping } from '../../src/config/mapping.ts';
+import type { Mapping } from '../../src/config/mapping.ts';
 import { DestinationError } from '../../src/errors.ts';
 import { hubspot } from '../../destinations/hubspot/index.ts';
 import { HubSpotConnection, HubSpotOptions } from '../../destinations/hubspot/config.ts';
 import type { Change, DestinationSession, Payload, RecordOutcome } from '../../destinations/types.ts';
 import type { HubSpotEmulator } from '../emulators/hubspot/server.ts';
+import { blocksFor, mappingWithBlocks } from './blocks.ts';
 import { testLog } from './pg.ts';
 
 for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY', 'all_proxy']) delete process.env[k];
@@ -12,7 +13,7 @@ for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_
 export const SEGMENT_OPTIONS = ['Champions', 'Loyal Customers', 'Potential Loyalists', 'New Customers', 'Promising', 'Need Attention', 'About to Sleep', 'Cannot Lose Them', 'At Risk', 'Hibernating'];
 
 export function testMapping(overrides: Record<string, unknown> = {}): Mapping {
-  return Mapping.parse({
+  return mappingWithBlocks(hubspot, {
     name: 'rfm-to-hubspot',
     source: { model: 'rfm_current_segments', key: 'user_id' },
     destination: { connection: 'hubspot', object: 'contacts', match_key: 'user_id', options: {} },
@@ -38,7 +39,7 @@ export function prepareContacts(hs: HubSpotEmulator): void {
 export async function connect(hs: Pick<HubSpotEmulator, 'url' | 'token'>, mapping = testMapping(), shared = new Map<string, unknown>(), conn: Record<string, unknown> = {}): Promise<DestinationSession> {
   return hubspot.connect({
     connection: HubSpotConnection.parse({ type: 'hubspot', access_token: hs.token, base_url: hs.url, ...conn }),
-    connectionName: 'hubspot', mapping, options: HubSpotOptions.parse(mapping.destination.options), log: testLog, shared,
+    connectionName: 'hubspot', mapping, options: HubSpotOptions.parse(mapping.destination.options), blocks: blocksFor(mapping), log: testLog, shared,
   });
 }
 

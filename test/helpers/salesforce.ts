@@ -3,8 +3,9 @@ import { after } from 'node:test';
 import { salesforce } from '../../destinations/salesforce/index.ts';
 import { SalesforceConnection, SalesforceOptions } from '../../destinations/salesforce/config.ts';
 import type { Change, DestinationSession, Payload } from '../../destinations/types.ts';
-import { Mapping } from '../../src/config/mapping.ts';
+import type { Mapping } from '../../src/config/mapping.ts';
 import { startSalesforceEmulator, type EmulatorOptions, type SalesforceEmulator } from '../emulators/salesforce/index.ts';
+import { blocksFor, mappingWithBlocks } from './blocks.ts';
 import { testLog } from './pg.ts';
 
 /** jsforce uses undici's fetch, which honours proxy variables: the emulator is local. */
@@ -31,7 +32,7 @@ export function useOrgs(): (opts?: EmulatorOptions) => Promise<SalesforceEmulato
 }
 
 export function contactMapping(over: Record<string, unknown> = {}): Mapping {
-  return Mapping.parse({
+  return mappingWithBlocks(salesforce, {
     name: 'rfm-to-salesforce',
     source: { model: 'segments', key: 'user_id' },
     destination: { connection: 'salesforce', object: 'Contact', match_key: 'Customer_Id__c', options: {} },
@@ -63,6 +64,7 @@ export async function openSession(sf: SalesforceEmulator, o: {
     connectionName: 'salesforce',
     mapping,
     options: SalesforceOptions.parse({ bulk_poll_interval_ms: 20, ...o.options }),
+    blocks: blocksFor(mapping),
     log: testLog,
     shared: o.shared ?? new Map(),
   });

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import type { App } from '../../app.ts';
-import { loadProject } from '../../config/load.ts';
+import { loadConfig, type App } from '../../app.ts';
 import { Daemon } from '../../daemon/daemon.ts';
-import { syncEngine } from '../../daemon/engine-binding.ts';
+import { syncEngine } from '../../daemon/sync-adapter.ts';
 import { installSignals } from '../../daemon/signals.ts';
 import { openWarehouse, warehouseUrl } from '../../db/warehouse.ts';
 import { UsageError } from '../../errors.ts';
@@ -28,11 +27,11 @@ export function registerDaemon(program: Command): void {
     .action(async (opts: { port?: number }, cmd: Command) => {
       const port = opts.port ?? (process.env.SEGSYNC_HTTP_PORT ? envPort(process.env.SEGSYNC_HTTP_PORT) : undefined);
       const loadOpts = appOptions(cmd);
-      const config = await loadProject(loadOpts);
+      const config = await loadConfig(loadOpts);
       const logger = log();
       const warehouse = await openWarehouse({ url: warehouseUrl(config.settings.warehouse.url), dataDir: loadOpts.dataDir, log: logger });
       const app: App = { config, warehouse, log: logger };
-      const daemon = new Daemon({ app, engine: syncEngine, loadConfig: () => loadProject(loadOpts), ...(port === undefined ? {} : { port }) });
+      const daemon = new Daemon({ app, engine: syncEngine, loadConfig: () => loadConfig(loadOpts), ...(port === undefined ? {} : { port }) });
       let closed: Promise<void> | null = null;
       const close = () => (closed ??= warehouse.close());
       // Signals first: a SIGTERM or SIGHUP during a slow start must not kill the process by default action.

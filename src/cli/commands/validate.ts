@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { withApp } from '../../app.ts';
-import { loadProject } from '../../config/load.ts';
+import { loadConfig, withApp } from '../../app.ts';
 import { ConfigError, describeError, UsageError } from '../../errors.ts';
 import { log } from '../../log.ts';
 import { listRuns } from '../../state/list-runs.ts';
@@ -8,7 +7,7 @@ import { stateDiagram } from '../../state/machine.ts';
 import { ensureState, openChecked } from '../../sync/run.ts';
 import { withRetries } from '../../sync/retry.ts';
 import { getMapping, openDestination } from '../../sync/connect.ts';
-import { jsonSchemas, markdownReference } from '../../config/reference.ts';
+import { jsonSchemas, markdownReference } from '../reference.ts';
 import { table } from '../format.ts';
 import { checkSource } from '../../sync/source.ts';
 import { appOptions, integer } from '../options.ts';
@@ -24,7 +23,7 @@ export function registerValidate(program: Command): void {
     .option('--offline', 'check only the files: no warehouse, no destinations')
     .action(async (only: string | undefined, o: { offline?: boolean }, cmd: Command) => {
       const opts = appOptions(cmd);
-      const config = await loadProject(opts); // throws ConfigError listing every file problem
+      const config = await loadConfig(opts); // throws ConfigError listing every file problem
       const mappings = config.mappings.filter((m) => !only || m.value.name === only);
       if (only && !mappings.length) throw new ConfigError([{ file: opts.mappingsDir ?? 'mappings', line: 1, column: 1, path: '', message: `no mapping named '${only}'` }]);
       const problems: string[] = [];

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { destinations } from '../../destinations/registry.ts';
 import type { DestinationDefinition } from '../../destinations/types.ts';
-import { Mapping } from './mapping.ts';
-import { Settings } from './settings.ts';
+import { Mapping } from '../config/mapping.ts';
+import { Settings } from '../config/settings.ts';
 
 /**
  * The configuration reference, generated from the zod schemas (the single source of truth): JSON Schema for
@@ -23,14 +23,27 @@ type JsonSchema = {
   additionalProperties?: boolean | JsonSchema;
 };
 
+const definitions = (): Array<[string, DestinationDefinition<unknown, unknown>]> =>
+  Object.entries(destinations as Record<string, DestinationDefinition<unknown, unknown>>);
+
+const toJson = (schema: z.ZodType): JsonSchema => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+
+/**
+ * `mapping` is the generic schema plus every destination-owned block as an optional property (an editor
+ * cannot know the connection's type); `block.<type>.<name>` is each block alone.
+ */
 export function jsonSchemas(): Record<string, unknown> {
-  const out: Record<string, unknown> = {
-    mapping: z.toJSONSchema(Mapping, { io: 'input', unrepresentable: 'any' }),
-    settings: z.toJSONSchema(Settings, { io: 'input', unrepresentable: 'any' }),
-  };
-  for (const [type, def] of Object.entries(destinations as Record<string, DestinationDefinition<unknown, unknown>>)) {
-    out[`connection.${type}`] = z.toJSONSchema(def.connectionSchema, { io: 'input', unrepresentable: 'any' });
-    out[`options.${type}`] = z.toJSONSchema(def.optionsSchema, { io: 'input', unrepresentable: 'any' });
+  const mapping = toJson(Mapping);
+  const out: Record<string, unknown> = { mapping, settings: toJson(Settings) };
+  for (const [type, def] of definitions()) {
+    out[`connection.${type}`] = toJson(def.connectionSchema);
+    out[`options.${type}`] = toJson(def.optionsSchema);
+    for (const [name, schema] of Object.entries(def.mappingBlocks ?? {})) {
+      const block = toJson(schema);
+      out[`block.${type}.${name}`] = block;
+      const { $schema: _, ...inline } = block as JsonSchema & { $schema?: string };
+      mapping.properties = { ...mapping.properties, [name]: { ...inline, description: `${type} mappings only: see block.${type}.${name}` } };
+    }
   }
   return out;
 }
@@ -77,16 +90,20 @@ export function markdownReference(): string {
     '',
     '## mappings/*.yaml',
     '',
-    table(js.mapping!),
+    table(toJson(Mapping)), // the generic keys only: each block is documented with its destination below
     '',
     '## Destinations',
     '',
     'A connection in `config/segsync.yaml` names its `type`; a mapping\'s `destination.options` are checked by',
-    'that type.',
+    'that type. Some destinations own a top-level block of the mapping (HubSpot `tickets:`): it is checked',
+    'against that destination\'s schema when the project is loaded, and refused on a mapping of another type.',
   ];
-  for (const [type, def] of Object.entries(destinations as Record<string, DestinationDefinition<unknown, unknown>>)) {
+  for (const [type, def] of definitions()) {
     parts.push('', `### ${type}`, '', def.description, '', `Removal (\`on_removed\`): keep${def.supportsRemoval.map((r) => `, ${r}`).join('')}.`, '',
       'Connection:', '', table(js[`connection.${type}`]!), '', 'Mapping `destination.options`:', '', table(js[`options.${type}`]!));
+    for (const name of Object.keys(def.mappingBlocks ?? {})) {
+      parts.push('', `Mapping \`${name}:\` block (${type} mappings only):`, '', table(js[`block.${type}.${name}`] as JsonSchema));
+    }
   }
   return parts.join('\n') + '\n';
 }

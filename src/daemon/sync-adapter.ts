@@ -9,7 +9,7 @@ import { acquireRunLock } from '../state/locks.ts';
 import { migrate, pendingMigrations } from '../state/migrate.ts';
 import { runReport } from '../state/run-report.ts';
 import { runMapping } from '../sync/run.ts';
-import type { LastRun, RunSummary, SyncEngine } from './engine.ts';
+import type { LastRun, RunSummary, SyncEngine } from './sync-port.ts';
 import { quoteIdent } from '../db/sql.ts';
 
 /**

@@ -6,7 +6,7 @@ import type { RunOptions as EngineRunOptions, RunSummary as EngineRunSummary } f
 /**
  * What the daemon needs from the sync engine and the models build, as one interface: the daemon's scheduler,
  * gates, HTTP server and shutdown are written (and can be exercised) against it, and the composition root
- * hands in the real implementation (engine-binding.ts).
+ * hands in the real implementation (sync-adapter.ts).
  */
 
 export type { RunStatus } from '../sync/run.ts';
