@@ -9,7 +9,7 @@ import { getMapping, openDestination } from './connect.ts';
 import { closeUnsent } from './ledger.ts';
 import { deliverPlanned } from './deliver.ts';
 import { checkKeys, dropUnplannedItems, enterPlanSnapshot, planDetail, planInto, snapshotRelation, withPlanHelper, type PlanCounts, type PlanDetail } from './plan.ts';
-import { checkSource, sourceQuery } from './source.ts';
+import { checkSource, sourceQuery, sourceStatement } from './source.ts';
 
 export type RunStatus = 'succeeded' | 'partial' | 'failed' | 'deferred' | 'interrupted' | 'blocked';
 
@@ -105,7 +105,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
         const counts = await withPlanHelper(app.warehouse.embedded ? null : pool, relation, client, true,
           (helper) => planInto(client, { schema, mapping, runId, source: q, failedOnly: opts.failedOnly ?? false, helper }));
         // The model snapshot this run delivers, so a receipt can be traced to the exact model state.
-        const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(`SELECT max(snapshot_at) AS s FROM ${q.from}`)).rows[0]?.s ?? null : null;
+        const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(sourceStatement(`SELECT max(snapshot_at) AS s FROM ${q.from}`, q.params))).rows[0]?.s ?? null : null;
         await client.query(`UPDATE ${schema}.runs SET status = 'running', planned = $2, planned_at = clock_timestamp(), snapshot_at = $3 WHERE id = $1`,
           [runId, JSON.stringify(counts), snapshotAt]);
         return counts;

@@ -3,7 +3,7 @@ import type { Mapping } from '../config/mapping.ts';
 import { inTransaction } from '../db/transaction.ts';
 import { DataError } from '../errors.ts';
 import { maskPii } from '../log.ts';
-import type { SourceQuery } from './source.ts';
+import { sourceStatement, type SourceQuery } from './source.ts';
 import { quoteLiteral } from '../db/sql.ts';
 
 export interface PlanCounts {
@@ -20,9 +20,9 @@ export interface PlanCounts {
 /** Duplicate or NULL keys would make "the record" ambiguous: the plan fails, with examples, and nothing is sent. */
 export async function checkKeys(client: pg.ClientBase, mapping: Mapping, q: SourceQuery): Promise<void> {
   if (await keyEnforced(client, q)) return;
-  const { rows } = await client.query<{ k: string | null; n: number }>(
+  const { rows } = await client.query<{ k: string | null; n: number }>(sourceStatement(
     `SELECT k, count(*)::int AS n FROM (SELECT ${q.key} AS k FROM ${q.from}) x GROUP BY k HAVING count(*) > 1 OR k IS NULL ORDER BY k NULLS FIRST LIMIT 11`,
-  );
+    q.params));
   if (!rows.length) return;
   const nulls = rows.find((r) => r.k === null);
   const dups = rows.filter((r) => r.k !== null);
@@ -167,7 +167,7 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
                 n.hash, d.destination_id, d.key IS NOT NULL
          -- OFFSET 0 keeps the subquery whole: flattened, PostgreSQL would build each payload and its md5 once per
          -- reference (the insert and both filters), three times a row.
-         FROM (SELECT key, payload, md5(payload::text) AS hash FROM (SELECT ${q.key} AS key, ${q.payload} AS payload FROM ${q.from} WHERE ${part(q.key)}) x OFFSET 0) n
+         FROM (SELECT key, payload, md5(payload::text) AS hash FROM (SELECT ${q.key} AS key, ${q.payload} AS payload FROM ${q.at(4).from} WHERE ${part(q.key)}) x OFFSET 0) n
          FULL JOIN (SELECT key, payload_hash, destination_id, dead_at, failed_hash, fail_count FROM ${schema}.delivered WHERE mapping = $1 AND ${part('key')}) d
            ON d.key = n.key
          WHERE (CASE WHEN n.key IS NULL THEN d.payload_hash IS NOT NULL AND $3 ELSE d.payload_hash IS DISTINCT FROM n.hash END)
@@ -178,7 +178,7 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
        SELECT count(*) FILTER (WHERE op = 'create')::int AS "create", count(*) FILTER (WHERE op = 'update')::int AS "update",
               count(*) FILTER (WHERE op = 'remove')::int AS "remove"
        FROM ins`,
-      [mapping.name, opts.runId, removals, opts.failedOnly === true],
+      [mapping.name, opts.runId, removals, opts.failedOnly === true, ...q.params],
     ).then((r) => r.rows[0]!);
   };
   let ins: Inserted;
@@ -189,7 +189,7 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
     const [a, b] = await Promise.all([diff(client, 0), diff(opts.helper, 1)]);
     ins = { create: a.create + b.create, update: a.update + b.update, remove: a.remove + b.remove };
   }
-  const source = (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${q.from}`)).rows[0]!.n;
+  const source = (await client.query<{ n: number }>(sourceStatement(`SELECT count(*)::int AS n FROM ${q.from}`, q.params))).rows[0]!.n;
   // Dead records are rare: look for them only when the mapping has any, and hash only the joined rows
   // (the payload is built in the join filter, not in the scan).
   const anyDead = (await client.query(`SELECT 1 FROM ${schema}.delivered WHERE mapping = $1 AND dead_at IS NOT NULL LIMIT 1`, [mapping.name])).rowCount! > 0;
@@ -197,9 +197,9 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
     `SELECT count(*)::int AS n
      FROM (SELECT key AS __segsync_key, failed_hash AS __segsync_failed, payload_hash AS __segsync_hash FROM ${schema}.delivered
            WHERE mapping = $1 AND dead_at IS NOT NULL) d
-     JOIN ${q.from} ON ${q.key} = d.__segsync_key
+     JOIN ${q.at(1).from} ON ${q.key} = d.__segsync_key
      WHERE md5((${q.payload})::text) = d.__segsync_failed AND d.__segsync_hash IS DISTINCT FROM d.__segsync_failed`,
-    [mapping.name])).rows[0]!.n;
+    [mapping.name, ...q.params])).rows[0]!.n;
   // In a retry (failedOnly) "unchanged" counts every source record that was not retried.
   return { ...ins, dead, source, unchanged: source - ins.create - ins.update - dead };
 }
