@@ -111,3 +111,51 @@ describe('sources run read-only, as one statement, with ${ENV} bound as a parame
     });
   });
 });
+
+describe('empty and whitespace-only keys are refused like NULL', () => {
+  let db: TestDatabase;
+  let project: TestProject;
+  before(async () => {
+    db = await createTestDatabase();
+    project = await createProject({ url: db.url });
+  });
+  after(async () => { await project.cleanup(); await db.drop(); });
+
+  const KEYS_MAPPING = (model: string) => `name: keys
+source: { model: ${model}, key: user_id }
+destination: { connection: files, object: customers, match_key: customer_id }
+fields:
+  - { to: rfm_segment, from: rfm_segment }
+`;
+
+  for (const [what, ddl] of [
+    ['a source without constraints', 'CREATE TABLE k_plain (user_id text, rfm_segment text)'],
+    // The fast path: the database rules out duplicates and NULLs, not ''.
+    ['a unique NOT NULL (primary) key', 'CREATE TABLE k_pk (user_id text PRIMARY KEY, rfm_segment text)'],
+  ] as const) {
+    test(`${what}: '' and '  ' are refused with examples, and nothing is sent`, async () => {
+      const table = /CREATE TABLE (\w+)/.exec(ddl)![1]!;
+      await project.write('mappings/m.yaml', KEYS_MAPPING(table));
+      await project.app(async (a) => {
+        await a.warehouse.pool.query(`${ddl}; INSERT INTO ${table} VALUES ('u1', 'A'), ('', 'B'), (E' \\t', 'C'), ('u2', 'D')`);
+        await assert.rejects(runMapping(a, 'keys'), (err: unknown) => {
+          assert.ok(err instanceof DataError && err.code === 'INVALID_KEYS', String(err));
+          assert.match(err.message, /the source has 2 row\(s\) with an empty or whitespace-only user_id: "" x1, " \\t" x1\. Nothing was sent\./);
+          return true;
+        });
+        const run = (await a.warehouse.pool.query(`SELECT status FROM segsync.runs WHERE mapping = 'keys' ORDER BY id DESC LIMIT 1`)).rows;
+        assert.deepEqual(run.map((r) => r.status), ['failed']);
+      });
+      assert.deepEqual(await readdir(path.join(project.outDir, 'keys')).catch(() => []), [], 'no batch file');
+    });
+  }
+
+  test('a NULL, a blank and a duplicate are reported together', async () => {
+    await project.write('mappings/m.yaml', KEYS_MAPPING('k_mixed'));
+    await project.app(async (a) => {
+      await a.warehouse.pool.query(`CREATE TABLE k_mixed (user_id text, rfm_segment text);
+        INSERT INTO k_mixed VALUES (NULL, 'A'), ('', 'B'), ('user-one', 'C'), ('user-one', 'D')`);
+      await assert.rejects(planMapping(a, 'keys'), /the source has 1 row\(s\) with a NULL user_id; 1 row\(s\) with an empty or whitespace-only user_id: "" x1; duplicate user_id values \(NON_UNIQUE_PRIMARY_KEY\): 'us\*\*\*ne' x2\. Nothing was sent\./);
+    });
+  });
+});
