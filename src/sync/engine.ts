@@ -94,7 +94,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
     runId = Number(rows[0]!.id);
     const log = app.log.child({ mapping: mapping.name, run: runId });
 
-    const dest = await openDestination(app.config, file, { log: app.log, shared: opts.shared ?? sharedDefault, runId });
+    const dest = await openDestination(app.config, file, { log: app.log, shared: opts.shared ?? sharedDefault, runId, state: { db: pool, schema } });
     try {
       // A model table or view is planned in one snapshot (the key check, the diff, both halves of it on a
       // server, and the counts all see the same model), taken after a models build in progress has committed.

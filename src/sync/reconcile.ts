@@ -63,7 +63,7 @@ export async function reconcileMapping(app: App, name: string, opts: ReconcileOp
   const summary: ReconcileSummary = { mapping: mapping.name, checked: 0, counts: { verified: 0, drifted: 0, missing: 0, unverifiable: 0 }, repaired: 0, examples: [] };
   try {
     await ensureState(app);
-    const dest = await openDestination(app.config, file, { log: app.log, shared: opts.shared ?? new Map() });
+    const dest = await openDestination(app.config, file, { log: app.log, shared: opts.shared ?? new Map(), state: { db: pool, schema } });
     try {
       const size = dest.session.limits.readBackBatchSize;
       for await (const chunk of delivered(pool, schema, mapping.name, size, opts)) {
