@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { withApp, type App } from '../src/app.ts';
 import { loadProject } from '../src/config/load.ts';
 import { Mapping } from '../src/config/mapping.ts';
+import { bindSourceSql, renderSourceSql } from '../src/config/source-sql.ts';
 import { ConfigError, DataError } from '../src/errors.ts';
 import { planMapping, runMapping } from '../src/sync/engine.ts';
 import { checkSource } from '../src/sync/source.ts';
@@ -158,4 +159,34 @@ fields:
       await assert.rejects(planMapping(a, 'keys'), /the source has 1 row\(s\) with a NULL user_id; 1 row\(s\) with an empty or whitespace-only user_id: "" x1; duplicate user_id values \(NON_UNIQUE_PRIMARY_KEY\): 'us\*\*\*ne' x2\. Nothing was sent\./);
     });
   });
+});
+
+test('source.sql lexing: placeholders in code are bound, comments and quoted text are left alone', () => {
+  const env = { A: "x'y", B: '2' };
+  const r = bindSourceSql("SELECT a$1, \"we;ird)\" FROM t -- ${A} ; )\nWHERE x = ${A} AND y = '${B}' /* ; ) /* nested */ */ AND z = $q$;)$q$;\n", env);
+  assert.deepEqual(r.problems, []);
+  assert.deepEqual(r.params, ["x'y", '2']);
+  assert.equal(renderSourceSql(r.text, 4), "SELECT a$1, \"we;ird)\" FROM t -- ${A} ; )\nWHERE x = $5 AND y = $6 /* ; ) /* nested */ */ AND z = $q$;)$q$");
+  const bad = bindSourceSql("SELECT E'${A}', $$ ${B} $$ FROM t WHERE k = $1", env);
+  assert.deepEqual(bad.problems.map((p) => [p.offset, p.message.split(':')[0]]), [
+    [9, '${...} inside a string literal'], [19, '${...} inside a dollar-quoted string'], [44, 'positional parameter $1 in source.sql'],
+  ]);
+});
+
+test('embedded PGlite: a SQL source with a bind parameter is read over the extended protocol and delivered', async () => {
+  const project = await createProject();
+  try {
+    await project.write('mappings/m.yaml', SQL_MAPPING('SELECT user_id, rfm_segment FROM segments\nWHERE rfm_segment = ${SEG}'));
+    const opts = { root: project.dir, dataDir: path.join(project.dir, '.segsync/pgdata') };
+    await withApp({ ...opts, env: { ...process.env, SEG: "Champions' OR 'a' = 'a" } }, async (a) => {
+      assert.equal(a.warehouse.embedded, true);
+      await seedSegments(a.warehouse.pool, 6);
+      assert.equal((await planMapping(a, 'src-sql')).counts.source, 0);
+    });
+    await withApp({ ...opts, env: { ...process.env, SEG: 'Champions' } }, async (a) => {
+      assert.equal((await runMapping(a, 'src-sql')).counts.delivered, 3);
+    });
+  } finally {
+    await project.cleanup();
+  }
 });

@@ -109,7 +109,7 @@ export function bindSourceSql(sql: string, env: NodeJS.ProcessEnv): BoundSourceS
         out += c;
         i++;
       }
-    } else if (c === '$' && /[0-9]/.test(next ?? '')) {
+    } else if (c === '$' && /[0-9]/.test(next ?? '') && !/[A-Za-z0-9_$]/.test(body[i - 1] ?? ' ')) {
       problems.push({ offset: i, message: `positional parameter ${/^\$[0-9]+/.exec(body.slice(i))![0]} in source.sql`, hint: 'segsync numbers the parameters itself: write ${VAR} (bound from the environment) instead' });
       out += c;
       i++;
