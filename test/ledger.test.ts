@@ -9,6 +9,7 @@ import { createRun } from '../src/state/create-run.ts';
 import { recordBatch, type FinalOutcome, type RecordBatchOptions } from '../src/state/record-batch.ts';
 import { transition } from '../src/state/transition.ts';
 import { enterPlanSnapshot, snapshotRelation } from '../src/sync/plan.ts';
+import type { SourceQuery } from '../src/sync/source.ts';
 import { freshWarehouse, useFreshWarehouse } from './helpers/pg.ts';
 import { FILE_MAPPING, seedSegments, withMappingProject } from './helpers/project.ts';
 
@@ -170,11 +171,12 @@ test('a plan in one snapshot waits for a models build that truncates and reloads
   try {
     await pool.query(`CREATE TABLE m (user_id text PRIMARY KEY, seg text); INSERT INTO m SELECT 'u' || i, 'S' FROM generate_series(1, 50) i`);
     await pool.query(`CREATE MATERIALIZED VIEW mv AS SELECT * FROM m; CREATE VIEW v AS SELECT * FROM m`);
-    const source = (name: string) => ({ from: `(SELECT * FROM ${name}) src`, key: 'user_id::text', payload: 'seg', relation: { name, key: 'user_id' } });
+    const source = (name: string): SourceQuery => ({ from: `(SELECT * FROM ${name}) src`, key: 'user_id::text', payload: 'seg', params: [], at: () => source(name), relation: { name, key: 'user_id' } });
     assert.equal(await snapshotRelation(pool, source('"public"."m"')), '"public"."m"');
     assert.equal(await snapshotRelation(pool, source('"public"."v"')), '"public"."v"');
     assert.equal(await snapshotRelation(pool, source('"public"."mv"')), null, 'LOCK TABLE cannot take a materialized view');
-    assert.equal(await snapshotRelation(pool, { from: '(SELECT 1) src', key: 'x', payload: 'x' }), null, 'an SQL source');
+    const sqlSource: SourceQuery = { from: '(SELECT 1) src', key: 'x', payload: 'x', params: [], at: () => sqlSource };
+    assert.equal(await snapshotRelation(pool, sqlSource), null, 'an SQL source');
 
     // The hazard: a REPEATABLE READ snapshot taken before a TRUNCATE commits sees the table empty.
     await a.query('BEGIN ISOLATION LEVEL REPEATABLE READ');

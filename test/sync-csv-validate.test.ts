@@ -14,7 +14,9 @@ test('CSV files: header, quoting, a manifest with the checksum, and read-back th
       assert.equal(run.counts.delivered, 3);
       const dir = path.join(project.outDir, 'seg-to-file');
       const names = (await readdir(dir)).sort();
-      assert.deepEqual(names.map((n) => n.replace(/\d{8}/, 'N')), ['run-N-000001.csv', 'run-N-000001.csv.manifest.json']);
+      // Named by the ledger (12 hex digits of its id) and the run, so two state databases never collide.
+      const ledger = (await app.warehouse.pool.query(`SELECT replace(id::text, '-', '') AS id FROM segsync.ledger_identity`)).rows[0].id.slice(0, 12);
+      assert.deepEqual(names.map((n) => n.replace(/-\d{8}-/, '-N-')), [`run-${ledger}-N-000001.csv`, `run-${ledger}-N-000001.csv.manifest.json`]);
       const body = await readFile(path.join(dir, names[0]!), 'utf8');
       assert.equal(body, '_op,customer_id,rfm_segment,recency_score,monetary\n' +
         'create,u0001,"Loyal, ""Customers""",1,0\ncreate,u0002,"Loyal, ""Customers""",2,10.5\ncreate,u0003,"Loyal, ""Customers""",3,21\n');
@@ -22,6 +24,7 @@ test('CSV files: header, quoting, a manifest with the checksum, and read-back th
       const { createHash } = await import('node:crypto');
       assert.equal(manifest.sha256, createHash('sha256').update(body).digest('hex'));
       assert.deepEqual([manifest.run_id, manifest.records, manifest.counts], [run.runId, 3, { create: 3, update: 0, remove: 0 }]);
+      assert.match(manifest.ledger_id, new RegExp(`^${ledger.slice(0, 8)}-${ledger.slice(8)}`));
       const rec = await reconcileMapping(app, 'seg-to-file', { all: true });
       assert.deepEqual(rec.counts, { verified: 3, drifted: 0, missing: 0, unverifiable: 0 });
     });

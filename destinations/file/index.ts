@@ -11,9 +11,14 @@ import { compareToExpected } from '../compare.ts';
 
 /**
  * Batch export to files: the seed's "batch unloads" for systems that take files (SFTP drops, data shares).
- * Every batch is one file, written to a temp name, fsynced and renamed; then a manifest (run, counts,
+ * Every batch is one file, written to a temp name, fsynced and renamed; then a manifest (ledger, run, counts,
  * sha256) is written the same way. The manifest is the commit point: a data file without one was never
  * confirmed and is ignored by read-back, and its records are sent again by the next run.
+ *
+ * Batch names carry the ledger's identity as well as the run id (`run-<ledger>-<run>-<seq>`): run ids start at
+ * 1 again in a new state database, and two ledgers' batches would otherwise overwrite each other. A folder
+ * holding another ledger's batches is refused unless the mapping sets allow_other_ledger; read-back reads only
+ * this ledger's batches (and those written before batches carried a ledger, which cannot be told apart).
  */
 export const FileConnection = z.strictObject({
   type: z.literal('file'),
@@ -25,10 +30,13 @@ export type FileConnection = z.infer<typeof FileConnection>;
 export const FileOptions = z.strictObject({
   format: z.enum(['ndjson', 'csv']).optional().describe('overrides the connection\'s format'),
   throttle_ms: z.number().int().min(0).max(60_000).default(0).describe('pause before each batch file (to watch a run or spread disk load)'),
+  allow_other_ledger: z.boolean().default(false).describe('write into a folder that holds batches of another segsync ledger (another state database); each reads back only its own'),
 });
 export type FileOptions = z.infer<typeof FileOptions>;
 
 interface Manifest {
+  /** The ledger that wrote the batch; absent in batches written before batches carried one. */
+  ledger_id?: string | null;
   mapping: string;
   run_id: number | null;
   file: string;
@@ -60,6 +68,16 @@ async function writeAtomically(file: string, chunks: Iterable<string | Buffer>):
  */
 const CHUNK_RECORDS = 500;
 
+/** The short form of a ledger id in batch names: 12 hex digits (the manifest holds the whole id). */
+function ledgerTag(ledgerId: string): string {
+  return ledgerId.replaceAll('-', '').slice(0, 12).toLowerCase();
+}
+
+/** `run-<12 hex>-<run>-<seq>.<format>.manifest.json` -> the ledger tag; null for a batch without one. */
+const TAGGED_MANIFEST = /^run-([0-9a-f]{12})-\d+-\d+\.[a-z]+\.manifest\.json$/;
+/** A batch's run and sequence, with or without a ledger tag. */
+const BATCH_ORDER = /^run-(?:[0-9a-f]{12}-)?(\d+)-(\d+)\./;
+
 export const fileDestination = {
   type: 'file',
   description: 'CSV or NDJSON batch files with manifests, written atomically',
@@ -73,8 +91,28 @@ export const fileDestination = {
     const matchKey = mapping.destination.match_key;
     const columns = ['_op', matchKey, ...mapping.fields.map((f) => f.to)];
     const runTag = String(ctx.runId ?? 0).padStart(8, '0');
+    const own = ctx.ledgerId === undefined ? null : ledgerTag(ctx.ledgerId);
+    const prefix = own === null ? `run-${runTag}` : `run-${own}-${runTag}`;
     let seq = 0;
     let index: Map<string, Payload | null> | null = null;
+
+    /** Refuses a folder holding batches of another ledger (once per session), unless the mapping allows it. */
+    let foreignChecked: Promise<void> | null = null;
+    const refuseOtherLedger = () => foreignChecked ??= (async () => {
+      if (own === null || ctx.options.allow_other_ledger) return;
+      const names = await readdir(dir).catch(() => [] as string[]);
+      const other = names.find((n) => { const tag = TAGGED_MANIFEST.exec(n)?.[1]; return tag !== undefined && tag !== own; });
+      if (other === undefined) return;
+      let otherId = TAGGED_MANIFEST.exec(other)![1]!;
+      try {
+        otherId = (JSON.parse(await readFile(path.join(dir, other), 'utf8')) as Manifest).ledger_id ?? otherId;
+      } catch {
+        // the tag in the name is enough to name it
+      }
+      throw new DestinationError('FILE_OTHER_LEDGER', `${dir} holds batches of another segsync ledger (${otherId}, e.g. ${other}); this ledger is ${ctx.ledgerId}. Not writing there, so that neither ledger's read-back mistakes the other's batches for its own`, {
+        retryable: false,
+      });
+    })().catch((err: unknown) => { foreignChecked = null; throw err; });
 
     const recordOf = (c: Change): Payload => {
       if (c.op !== 'remove') return c.after ?? {};
@@ -84,12 +122,21 @@ export const fileDestination = {
 
     const loadIndex = async (): Promise<Map<string, Payload | null>> => {
       const latest = new Map<string, Payload | null>();
-      const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.manifest.json')).sort();
+      // This ledger's batches only (another ledger's are another state's deliveries) and those from before
+      // batches carried a ledger, in the order they were written: by run, then sequence (run ids go on
+      // growing in one state database, so a batch from before the upgrade comes before the later ones).
+      const all = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.manifest.json'));
+      const names = (own === null ? all : all.filter((n) => (TAGGED_MANIFEST.exec(n)?.[1] ?? own) === own))
+        .map((n) => ({ n, order: BATCH_ORDER.exec(n) }))
+        .sort((a, b) => (Number(a.order?.[1] ?? -1) - Number(b.order?.[1] ?? -1)) || (Number(a.order?.[2] ?? -1) - Number(b.order?.[2] ?? -1)) || (a.n < b.n ? -1 : a.n > b.n ? 1 : 0))
+        .map((x) => x.n);
       for (const name of names) {
         let rows: Array<Record<string, unknown>>;
         let file = name;
         try {
           const manifest = JSON.parse(await readFile(path.join(dir, name), 'utf8')) as Manifest;
+          // A tagged name is checked by its whole id too (12 hex digits of two ids could agree).
+          if (own !== null && manifest.ledger_id != null && manifest.ledger_id !== ctx.ledgerId) continue;
           file = manifest.file;
           const text = await readFile(path.join(dir, file), 'utf8');
           rows = manifest.format === 'csv'
@@ -119,6 +166,7 @@ export const fileDestination = {
         } catch (err) {
           throw new DestinationError('FILE_NOT_WRITABLE', `cannot write to ${dir}: ${(err as Error).message}`, { cause: err });
         }
+        await refuseOtherLedger();
       },
       async describeFields() {
         return columns.slice(1).map((name) => ({ name, type: 'any', writable: true }));
@@ -127,8 +175,9 @@ export const fileDestination = {
         return [];
       },
       async deliver(changes, signal) {
+        await refuseOtherLedger();
         if (ctx.options.throttle_ms) await sleep(ctx.options.throttle_ms, undefined, { signal });
-        const name = `run-${runTag}-${String(++seq).padStart(6, '0')}.${format}`;
+        const name = `${prefix}-${String(++seq).padStart(6, '0')}.${format}`;
         const rowOf = (c: Change) => ({ _op: c.op, [matchKey]: c.key, ...recordOf(c) });
         const hash = createHash('sha256');
         // Each chunk is encoded once: the same bytes are hashed and written.
@@ -149,7 +198,7 @@ export const fileDestination = {
           await mkdir(dir, { recursive: true });
           await writeAtomically(path.join(dir, name), body());
           const manifest: Manifest = {
-            mapping: mapping.name, run_id: ctx.runId ?? null, file: name, format, records: changes.length, counts,
+            ledger_id: ctx.ledgerId ?? null, mapping: mapping.name, run_id: ctx.runId ?? null, file: name, format, records: changes.length, counts,
             sha256: hash.digest('hex'), written_at: new Date().toISOString(),
           };
           await writeAtomically(path.join(dir, `${name}.manifest.json`), [JSON.stringify(manifest, null, 2)]);

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors.ts';
-import { Mapping } from './mapping.ts';
+import { Mapping, type Source } from './mapping.ts';
+import { bindSourceSql } from './source-sql.ts';
 import { Settings } from './settings.ts';
 
 /**
@@ -206,7 +207,19 @@ export async function loadProject(opts: LoadOptions = {}): Promise<ProjectConfig
     const parsed = await parseYamlFile(rel(path.join(mappingsDir, f)), problems);
     if (!parsed) continue;
     hashInput.push(parsed.doc.toString());
-    const raw = interpolate(parsed, parsed.doc.toJS() ?? {}, [], problems, env) as { destination?: { connection?: unknown } };
+    // source.sql is not interpolated like other strings: its placeholders become bind parameters.
+    const js = (parsed.doc.toJS() ?? {}) as { source?: { sql?: unknown } };
+    const sql = js?.source && typeof js.source === 'object' && typeof js.source.sql === 'string' ? bindSourceSql(js.source.sql, env) : null;
+    if (sql) {
+      const at = positionOf(parsed, nodeAt(parsed.doc, ['source', 'sql']).node);
+      for (const p of sql.problems) {
+        const before = (js.source!.sql as string).slice(0, p.offset).split('\n');
+        problems.push({ file: parsed.file, ...at, path: 'source.sql', message: `source.sql line ${before.length}, column ${before.at(-1)!.length + 1}: ${p.message}`, ...(p.hint ? { hint: p.hint } : {}) });
+      }
+      js.source!.sql = '';
+    }
+    const raw = interpolate(parsed, js, [], problems, env) as { destination?: { connection?: unknown }; source?: { sql?: unknown } };
+    if (sql) raw.source!.sql = sql.text;
     const connection = raw?.destination?.connection;
     if (typeof connection === 'string' && !(connection in settings.connections)) {
       const known = Object.keys(settings.connections);
@@ -232,6 +245,7 @@ export async function loadProject(opts: LoadOptions = {}): Promise<ProjectConfig
     if (m.mode === 'mirror' && m.on_removed === 'keep') {
       problems.push({ file: parsed.file, ...positionOf(parsed, nodeAt(parsed.doc, ['mode']).node), path: 'mode', message: 'mode mirror removes what left the model, but on_removed is keep', hint: 'set on_removed: clear or on_removed: delete, or use mode: upsert' });
     }
+    if (sql && m.source.sql !== undefined) sqlParams.set(m.source, sql.params);
     mappings.push({ ...loaded(parsed, m), blocks });
   }
 
@@ -274,6 +288,16 @@ function mappingBlocks(parsed: ParsedYaml, raw: unknown, declared: ReadonlyMap<s
 }
 
 const settingsParsed = new WeakMap<Settings, ParsedYaml>();
+const sqlParams = new WeakMap<Source, readonly string[]>();
+
+/**
+ * The values of source.sql's `${VAR}` placeholders, in order: the text holds a marker per placeholder
+ * (src/config/source-sql.ts) and the values are only ever sent as bind parameters. Empty for a source
+ * that was not loaded from a mapping file.
+ */
+export function sourceSqlParams(source: Source): readonly string[] {
+  return sqlParams.get(source) ?? [];
+}
 
 /**
  * A connection block with ${ENV} interpolated strictly: a missing secret is an error naming the variable

@@ -27,8 +27,8 @@ export type FieldMapping = z.infer<typeof FieldMapping>;
 
 export const Source = z.strictObject({
   model: z.string().regex(/^[^.]+(\.[^.]+)?$/, 'a relation name: relation or schema.relation').optional().describe('a relation: table or view, optionally schema-qualified (default schema: models.schema)'),
-  sql: z.string().min(1).optional().describe('a SELECT whose rows are the records'),
-  key: z.string().min(1).describe('the column that identifies a record; must be unique and not NULL'),
+  sql: z.string().min(1).optional().describe('one SELECT whose rows are the records, run read-only; ${VAR} in it is sent as a bind parameter, never pasted into the SQL'),
+  key: z.string().min(1).describe('the column that identifies a record; must be unique, not NULL and not empty or whitespace-only'),
 }).refine((s) => (s.model === undefined) !== (s.sql === undefined), { message: 'give exactly one of source.model or source.sql' });
 export type Source = z.infer<typeof Source>;
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import type { Mapping } from '../config/mapping.ts';
 import type { Settings } from '../config/settings.ts';
-import { sourceQuery } from '../sync/source.ts';
+import { sourceQuery, sourceStatement } from '../sync/source.ts';
 import type { SyncEngine } from './sync-port.ts';
 
 /**
@@ -46,12 +46,12 @@ export async function modelsFreshness(pool: pg.Pool, settings: Settings, root: s
     const q = sourceQuery(mapping, m.schema);
     let hasSnapshot = false;
     try {
-      hasSnapshot = (await pool.query(`SELECT * FROM ${q.from} LIMIT 0`)).fields.some((f) => f.name === 'snapshot_at');
+      hasSnapshot = (await pool.query(sourceStatement(`SELECT * FROM ${q.from} LIMIT 0`, q.params))).fields.some((f) => f.name === 'snapshot_at');
     } catch (err) {
       throw new FreshnessError(`cannot read the source of ${mapping.name}: ${(err as Error).message}`);
     }
     if (hasSnapshot) {
-      const r = await pool.query<{ at: Date | null }>(`SELECT max(snapshot_at)::timestamptz AS at FROM ${q.from}`);
+      const r = await pool.query<{ at: Date | null }>(sourceStatement(`SELECT max(snapshot_at)::timestamptz AS at FROM ${q.from}`, q.params));
       return { at: r.rows[0]?.at ?? null, source: 'model' };
     }
   }

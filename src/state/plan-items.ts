@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Mapping } from '../config/mapping.ts';
 import { quoteLiteral } from '../db/sql.ts';
-import type { SourceQuery } from '../sync/source.ts';
+import { sourceStatement, type SourceQuery } from '../sync/source.ts';
 
 export interface PlanCounts {
   create: number;
@@ -38,6 +38,8 @@ export interface PlanOptions {
  */
 export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promise<PlanCounts> {
   const { schema, mapping, source: q } = opts;
+  // The source's own placeholders ($n of source.sql's \${VAR}) come after each statement's parameters.
+  const q4 = q.at(4);
   const removals = mapping.mode === 'mirror' || mapping.on_removed !== 'keep';
   // One pass over the source, streamed through a hash join (no CTE is read twice, so nothing of 1M payloads
   // is materialised); the counts the INSERT cannot return are derived or read from the small dead set.
@@ -61,7 +63,7 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
                 CASE WHEN d.failed_hash IS NOT DISTINCT FROM n.hash AND n.hash IS NOT NULL THEN coalesce(d.fail_count, 0) ELSE 0 END
          -- OFFSET 0 keeps the subquery whole: flattened, PostgreSQL would build each payload and its md5 once per
          -- reference (the insert and both filters), three times a row.
-         FROM (SELECT key, payload, md5(payload::text) AS hash FROM (SELECT ${q.key} AS key, ${q.payload} AS payload FROM ${q.from} WHERE ${part(q.key)}) x OFFSET 0) n
+         FROM (SELECT key, payload, md5(payload::text) AS hash FROM (SELECT ${q.key} AS key, ${q.payload} AS payload FROM ${q4.from} WHERE ${part(q.key)}) x OFFSET 0) n
          FULL JOIN (SELECT key, payload_hash, destination_id, dead_at, failed_hash, fail_count, in_doubt_run FROM ${schema}.delivered WHERE mapping = $1 AND ${part('key')}) d
            ON d.key = n.key
          -- a record left in doubt is resent even when the model is back at the confirmed values: the
@@ -74,7 +76,7 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
        SELECT count(*) FILTER (WHERE op = 'create')::int AS "create", count(*) FILTER (WHERE op = 'update')::int AS "update",
               count(*) FILTER (WHERE op = 'remove')::int AS "remove", count(*) FILTER (WHERE resend)::int AS in_doubt
        FROM ins`,
-      [mapping.name, opts.runId, removals, opts.failedOnly === true],
+      [mapping.name, opts.runId, removals, opts.failedOnly === true, ...q.params],
     ).then((r) => r.rows[0]!);
   };
   let ins: Inserted;
@@ -85,7 +87,7 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
     const [a, b] = await Promise.all([diff(client, 0), diff(opts.helper, 1)]);
     ins = { create: a.create + b.create, update: a.update + b.update, remove: a.remove + b.remove, in_doubt: a.in_doubt + b.in_doubt };
   }
-  const source = (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${q.from}`)).rows[0]!.n;
+  const source = (await client.query<{ n: number }>(sourceStatement(`SELECT count(*)::int AS n FROM ${q.from}`, q.params))).rows[0]!.n;
   // Dead records are rare: look for them only when the mapping has any, and hash only the joined rows
   // (the payload is built in the join filter, not in the scan).
   const anyDead = (await client.query(`SELECT 1 FROM ${schema}.delivered WHERE mapping = $1 AND dead_at IS NOT NULL LIMIT 1`, [mapping.name])).rowCount! > 0;
@@ -93,9 +95,9 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
     `SELECT count(*)::int AS n
      FROM (SELECT key AS __segsync_key, failed_hash AS __segsync_failed, payload_hash AS __segsync_hash FROM ${schema}.delivered
            WHERE mapping = $1 AND dead_at IS NOT NULL) d
-     JOIN ${q.from} ON ${q.key} = d.__segsync_key
+     JOIN ${q.at(1).from} ON ${q.key} = d.__segsync_key
      WHERE md5((${q.payload})::text) = d.__segsync_failed AND d.__segsync_hash IS DISTINCT FROM d.__segsync_failed`,
-    [mapping.name])).rows[0]!.n;
+    [mapping.name, ...q.params])).rows[0]!.n;
   // In a retry (failedOnly) "unchanged" counts every source record that was not retried.
   return { ...ins, dead, source, unchanged: source - ins.create - ins.update - dead };
 }

@@ -1,9 +1,11 @@
+import type pg from 'pg';
 import { z } from 'zod';
 import { destinations } from '../../destinations/registry.ts';
 import type { DestinationDefinition, DestinationSession } from '../../destinations/types.ts';
 import { findMapping, resolveConnection, type LoadedMapping, type ProjectConfig } from '../config/load.ts';
 import { ConfigError, UsageError, type ConfigProblem } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { readLedgerIdentity } from '../state/ledger-identity.ts';
 
 export function getMapping(config: ProjectConfig, name: string): LoadedMapping {
   const m = findMapping(config, name);
@@ -27,11 +29,19 @@ export interface OpenedDestination {
   session: DestinationSession;
 }
 
+export interface OpenContext {
+  log: Logger;
+  shared: Map<string, unknown>;
+  runId?: number;
+  /** The state the session delivers or reads back for: its ledger identity goes to the destination (ConnectContext.ledgerId). */
+  state?: { db: Pick<pg.Pool, 'query'>; schema: string };
+}
+
 /**
  * Resolves the mapping's connection (secrets from the environment), checks its settings and the mapping's
  * destination options against the destination's own schemas, and opens a session.
  */
-export async function openDestination(config: ProjectConfig, file: LoadedMapping, ctx: { log: Logger; shared: Map<string, unknown>; runId?: number }): Promise<OpenedDestination> {
+export async function openDestination(config: ProjectConfig, file: LoadedMapping, ctx: OpenContext): Promise<OpenedDestination> {
   const mapping = file.value;
   const connection = resolveConnection(config, mapping.destination.connection);
   const definition = (destinations as Record<string, DestinationDefinition<unknown, unknown>>)[connection.type];
@@ -59,9 +69,11 @@ export async function openDestination(config: ProjectConfig, file: LoadedMapping
   }
   if (problems.length) throw new ConfigError(problems);
   const log = ctx.log.child({ mapping: mapping.name, destination: connection.type, ...(ctx.runId === undefined ? {} : { run: ctx.runId }) });
+  const ledgerId = ctx.state ? await readLedgerIdentity(ctx.state.db, ctx.state.schema) : undefined;
   const session = await definition.connect({
     connection: conn.data, connectionName: mapping.destination.connection, mapping, options: opts.data, blocks, log, shared: ctx.shared,
     ...(ctx.runId === undefined ? {} : { runId: ctx.runId }),
+    ...(ledgerId === undefined ? {} : { ledgerId }),
   });
   return { definition, type: connection.type, session };
 }

@@ -5,7 +5,7 @@ import { maskPii } from '../log.ts';
 import { deliveredCount, itemFigures, pastFigures, type PastRun, type RunFigures } from '../state/guardrail-figures.ts';
 import { segmentField } from '../state/plan-detail.ts';
 import type { PlanCounts } from '../state/plan-items.ts';
-import type { SourceQuery } from './source.ts';
+import { sourceStatement, type SourceQuery } from './source.ts';
 
 /**
  * Guardrails (docs/guardrails.md): each rule looks at the run's figures, computed in the plan's snapshot,
@@ -44,14 +44,14 @@ export async function runFigures(o: {
   const halves = await Promise.all([o.client, ...(o.helper ? [o.helper] : [])].map((db) => itemFigures(db as pg.ClientBase, o.schema, o.runId, field)));
   const segments: Record<string, number> = {};
   if (segColumn !== null) {
-    const { rows } = await o.client.query<{ s: string | null; n: number }>(`SELECT ${quoteIdent(segColumn)}::text AS s, count(*)::int AS n FROM ${o.source.from} GROUP BY 1 LIMIT $1`, [1000]);
+    const { rows } = await o.client.query<{ s: string | null; n: number }>(sourceStatement(`SELECT ${quoteIdent(segColumn)}::text AS s, count(*)::int AS n FROM ${o.source.at(1).from} GROUP BY 1 LIMIT $1`, [1000, ...o.source.params]));
     for (const r of rows) segments[r.s ?? '(none)'] = r.n;
   }
   const cutPoints: Record<string, number[]> = {};
   const present = CUT_COLUMNS.filter((c) => o.columns.includes(c));
   if (present.length) {
     const select = present.map((c) => `percentile_disc($1::float8[]) WITHIN GROUP (ORDER BY ${quoteIdent(c)}) AS ${quoteIdent(c)}`).join(', ');
-    const { rows } = await o.client.query<Record<string, Array<string | number> | null>>(`SELECT ${select} FROM ${o.source.from}`, [QUANTILES]);
+    const { rows } = await o.client.query<Record<string, Array<string | number> | null>>(sourceStatement(`SELECT ${select} FROM ${o.source.at(1).from}`, [QUANTILES, ...o.source.params]));
     for (const c of present) {
       const v = rows[0]?.[c];
       if (v) cutPoints[c] = v.map(Number);

@@ -3,51 +3,70 @@ import type { Mapping } from '../config/mapping.ts';
 import { inTransaction } from '../db/transaction.ts';
 import { DataError } from '../errors.ts';
 import { maskPii } from '../log.ts';
-import type { SourceQuery } from './source.ts';
+import { sourceStatement, type SourceQuery } from './source.ts';
 import { quoteLiteral } from '../db/sql.ts';
 export type { PlanCounts } from '../state/plan-items.ts';
 
-/** Duplicate or NULL keys would make "the record" ambiguous: the plan fails, with examples, and nothing is sent. */
+/** The whitespace a key may not consist of alone (ASCII; PostgreSQL's btrim trims only spaces by default). */
+const BLANK = `E' \\t\\n\\r\\f\\v'`;
+
+/**
+ * Duplicate, NULL, empty or whitespace-only keys would make "the record" ambiguous or address nothing: the plan
+ * fails, with examples, and nothing is sent.
+ */
 export async function checkKeys(client: pg.ClientBase, mapping: Mapping, q: SourceQuery): Promise<void> {
-  if (await keyEnforced(client, q)) return;
-  const { rows } = await client.query<{ k: string | null; n: number }>(
-    `SELECT k, count(*)::int AS n FROM (SELECT ${q.key} AS k FROM ${q.from}) x GROUP BY k HAVING count(*) > 1 OR k IS NULL ORDER BY k NULLS FIRST LIMIT 11`,
-  );
+  const enforced = await keyEnforced(client, q);
+  // A unique NOT NULL text key can still be '' or '  ': only that is left to look for.
+  if (enforced === 'integral') return;
+  const { rows } = await client.query<{ k: string | null; n: number; kind: 'null' | 'blank' | 'dup' }>(sourceStatement(enforced === 'text'
+    ? `SELECT k, count(*)::int AS n, 'blank' AS kind FROM (SELECT ${q.key} AS k FROM ${q.from}) x WHERE btrim(k, ${BLANK}) = '' GROUP BY k ORDER BY k LIMIT 11`
+    : `SELECT k, n, kind FROM (
+         SELECT k, count(*)::int AS n, CASE WHEN k IS NULL THEN 'null' WHEN btrim(k, ${BLANK}) = '' THEN 'blank' ELSE 'dup' END AS kind
+         FROM (SELECT ${q.key} AS k FROM ${q.from}) x GROUP BY k HAVING count(*) > 1 OR k IS NULL OR btrim(k, ${BLANK}) = ''
+       ) g ORDER BY kind = 'dup', kind = 'blank', k LIMIT 11`, q.params));
   if (!rows.length) return;
-  const nulls = rows.find((r) => r.k === null);
-  const dups = rows.filter((r) => r.k !== null);
+  const nulls = rows.find((r) => r.kind === 'null');
+  const blanks = rows.filter((r) => r.kind === 'blank');
+  const dups = rows.filter((r) => r.kind === 'dup');
   const parts: string[] = [];
   if (nulls) parts.push(`${nulls.n} row(s) with a NULL ${mapping.source.key}`);
+  if (blanks.length) {
+    // Blank values carry no PII: shown as JSON strings, so that a tab or a space can be told apart.
+    const shown = blanks.slice(0, 5).map((r) => `${JSON.stringify(r.k)} x${r.n}`).join(', ');
+    parts.push(`${blanks.reduce((n, r) => n + r.n, 0)}${rows.length === 11 && !dups.length ? '+' : ''} row(s) with an empty or whitespace-only ${mapping.source.key}: ${shown}${blanks.length > 5 ? ', ...' : ''}`);
+  }
   if (dups.length) {
     // Masked: this message is kept in runs.error and becomes the daemon's run_failed event (logs, alerts).
     const shown = dups.slice(0, 5).map((r) => `'${maskPii(r.k)}' x${r.n}`).join(', ');
     parts.push(`duplicate ${mapping.source.key} values (NON_UNIQUE_PRIMARY_KEY): ${shown}${dups.length > 5 ? ', ...' : ''}`);
   }
+  const k = mapping.source.key;
   throw new DataError('INVALID_KEYS', `mapping '${mapping.name}': the source has ${parts.join('; ')}. Nothing was sent.`, {
-    hint: `source.key must identify one record; fix the model or choose another key column. The keys: SELECT ${mapping.source.key}, count(*) FROM <the source> GROUP BY 1 HAVING count(*) > 1 OR ${mapping.source.key} IS NULL`,
+    hint: `source.key must identify one record; fix the model or choose another key column. The keys: SELECT ${k}, count(*) FROM <the source> GROUP BY 1 HAVING count(*) > 1 OR ${k} IS NULL OR btrim(${k}::text) = ''`,
   });
 }
 
 /**
- * True when the database itself rules out duplicate and NULL keys: the source is a table (partitioned or not)
- * or materialized view with a valid, immediate, non-partial unique index on the key column alone, the column
- * is NOT NULL (a primary key is both), and no inheritance child escapes the index. Then the GROUP BY over the
- * whole source (0.6 s at 1M rows) proves nothing new. Only for key types whose text form is as distinct as the
- * values themselves.
+ * 'text' or 'integral' when the database itself rules out duplicate and NULL keys: the source is a table
+ * (partitioned or not) or materialized view with a valid, immediate, non-partial unique index on the key
+ * column alone, the column is NOT NULL (a primary key is both), and no inheritance child escapes the index.
+ * Then the GROUP BY over the whole source (0.6 s at 1M rows) proves nothing new, and only a text key is left
+ * to scan for blanks (an integer or uuid is never blank). Only for key types whose text form is as distinct
+ * as the values themselves. null otherwise.
  */
-async function keyEnforced(client: pg.ClientBase, q: SourceQuery): Promise<boolean> {
-  if (!q.relation) return false;
-  const { rows } = await client.query<{ enforced: boolean }>(
-    `SELECT EXISTS (
-       SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-         -- a table's index does not cover its inheritance children (a partitioned table's does)
-         JOIN pg_class c ON c.oid = i.indrelid AND (c.relkind = 'p' OR NOT c.relhassubclass)
-       WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid AND i.indimmediate AND i.indnkeyatts = 1
-         AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2 AND a.attnotnull
-         AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'uuid'::regtype)
-     ) AS enforced`,
+async function keyEnforced(client: pg.ClientBase, q: SourceQuery): Promise<'text' | 'integral' | null> {
+  if (!q.relation) return null;
+  const { rows } = await client.query<{ text: boolean }>(
+    `SELECT a.atttypid IN ('text'::regtype, 'varchar'::regtype) AS text
+     FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+       -- a table's index does not cover its inheritance children (a partitioned table's does)
+       JOIN pg_class c ON c.oid = i.indrelid AND (c.relkind = 'p' OR NOT c.relhassubclass)
+     WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid AND i.indimmediate AND i.indnkeyatts = 1
+       AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2 AND a.attnotnull
+       AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'uuid'::regtype)
+     LIMIT 1`,
     [q.relation.name, q.relation.key]);
-  return rows[0]!.enforced;
+  return rows.length === 0 ? null : rows[0]!.text ? 'text' : 'integral';
 }
 
 /**

@@ -52,7 +52,7 @@ export async function reconcileMapping(app: App, name: string, opts: ReconcileOp
   try {
     await ensureState(app);
     const signal = opts.signal ?? new AbortController().signal;
-    const dest = await openChecked(app, name, { shared: opts.shared ?? new Map(), signal, check: false });
+    const dest = await openChecked(app, name, { shared: opts.shared ?? new Map(), signal, check: false, state: true });
     const retry = { signal, log: app.log.child({ mapping: mapping.name }), what: 'read-back' };
     try {
       const size = dest.session.limits.readBackBatchSize;

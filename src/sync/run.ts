@@ -24,7 +24,7 @@ import { catchUpFollowUps, deliverPlanned, type DeliverOptions, type DeliverResu
 import { checkKeys, enterPlanSnapshot, snapshotRelation, withPlanHelper } from './plan.ts';
 import { evaluate, holding, movedExamples, pastFigures, runFigures, type RuleVerdict } from './guardrails.ts';
 import { withRetries } from './retry.ts';
-import { checkSource, sourceQuery } from './source.ts';
+import { checkSource, sourceQuery, sourceStatement } from './source.ts';
 
 export type { PlanCounts } from '../state/plan-items.ts';
 
@@ -90,10 +90,12 @@ export async function ensureState(app: App): Promise<void> {
  * Opens the mapping's destination and runs its pre-flight check under the engine's retry policy: a 503, a
  * reset or a 429 on the first schema read is retried like a delivery, not a failed run.
  */
-export async function openChecked(app: App, name: string, o: { runId?: number; shared: Map<string, unknown>; signal: AbortSignal; check: boolean }): Promise<OpenedDestination> {
+export async function openChecked(app: App, name: string, o: { runId?: number; shared: Map<string, unknown>; signal: AbortSignal; check: boolean; state?: boolean }): Promise<OpenedDestination> {
   const file = getMapping(app.config, name);
   const retry = { signal: o.signal, log: app.log.child({ mapping: file.value.name }), what: 'destination pre-flight' };
-  const dest = await withRetries(() => openDestination(app.config, file, { log: app.log, shared: o.shared, ...(o.runId === undefined ? {} : { runId: o.runId }) }), retry);
+  // With the state open, the destination learns the ledger's identity (file batches carry it).
+  const state = o.state ? { state: { db: app.warehouse.pool, schema: app.config.settings.state.schema } } : {};
+  const dest = await withRetries(() => openDestination(app.config, file, { log: app.log, shared: o.shared, ...state, ...(o.runId === undefined ? {} : { runId: o.runId }) }), retry);
   if (o.check) {
     try {
       await withRetries(() => dest.session.check(), retry);
@@ -163,7 +165,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
       runId = await createRun(pool, schema, { mapping: mapping.name, actor, configHash: app.config.hash, destination: mapping.destination.connection, status: 'planning' });
     }
     const log = app.log.child({ mapping: mapping.name, run: runId });
-    const dest = await openChecked(app, name, { runId, shared: opts.shared ?? sharedDefault, signal, check: false });
+    const dest = await openChecked(app, name, { runId, shared: opts.shared ?? sharedDefault, signal, check: false, state: true });
     try {
       let planned: PlanCounts;
       if (replan) {
@@ -261,7 +263,7 @@ async function planRun(app: App, o: {
       return { counts, figures: await runFigures({ client, helper, schema, mapping, runId: o.runId, source: o.q, counts, columns: o.columns }) };
     });
     // The model snapshot this run delivers, so a receipt can be traced to the exact model state.
-    const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(`SELECT max(snapshot_at) AS s FROM ${o.q.from}`)).rows[0]?.s ?? null : null;
+    const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(sourceStatement(`SELECT max(snapshot_at) AS s FROM ${o.q.from}`, o.q.params))).rows[0]?.s ?? null : null;
     const g = mapping.guardrails;
     const history = await pastFigures(client, schema, mapping.name, o.runId, g.anomaly.runs * (g.anomaly.seasonality === 'weekday' ? 7 : 1));
     // A retry sends only what failed: no guardrail judges it.
