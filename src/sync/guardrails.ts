@@ -92,11 +92,12 @@ function medianMad(xs: number[]): { median: number; mad: number } {
 }
 
 /** The figures the anomaly rule watches, each with the absolute floor of its scale (a flat history still alarms). */
-function watched(f: RunFigures): Array<{ name: string; value: number; floor: number }> {
-  const out: Array<{ name: string; value: number; floor: number }> = [];
+function watched(f: RunFigures): Array<{ name: string; value: number; floor: number; spikeOnly?: boolean }> {
+  const out: Array<{ name: string; value: number; floor: number; spikeOnly?: boolean }> = [];
   const base = Math.max(f.delivered, 1);
-  out.push({ name: 'changed share', value: f.segmentChanges / base, floor: 0.02 });
-  out.push({ name: 'removal share', value: f.removals / base, floor: 0.01 });
+  // Fewer changes or removals than usual send less: only a spike can do harm.
+  out.push({ name: 'changed share', value: f.segmentChanges / base, floor: 0.02, spikeOnly: true });
+  out.push({ name: 'removal share', value: f.removals / base, floor: 0.01, spikeOnly: true });
   const total = Object.values(f.segments).reduce((a, b) => a + b, 0) || 1;
   for (const [s, n] of Object.entries(f.segments)) out.push({ name: `share of ${s}`, value: n / total, floor: 0.02 });
   for (const [c, qs] of Object.entries(f.cutPoints)) {
@@ -176,7 +177,7 @@ export function evaluate(g: Guardrails, f: RunFigures, history: PastRun[], now: 
       const xs = past.map((m) => m.get(w.name)).filter((x): x is number => x !== undefined);
       if (xs.length < g.anomaly.min_runs) continue;
       const { median, mad } = medianMad(xs);
-      const z = Math.abs(w.value - median) / Math.max(1.4826 * mad, w.floor);
+      const z = (w.spikeOnly ? Math.max(0, w.value - median) : Math.abs(w.value - median)) / Math.max(1.4826 * mad, w.floor);
       if (!worst || z > worst.z) worst = { name: w.name, value: w.value, median, z };
     }
     add({
@@ -190,9 +191,12 @@ export function evaluate(g: Guardrails, f: RunFigures, history: PastRun[], now: 
 
 const round = (x: number) => (Math.abs(x) < 1 ? Number(x.toFixed(4)) : Number(x.toFixed(2)));
 
-/** The verdicts that hold the run (not allowed, not disabled). */
-export function holding(verdicts: RuleVerdict[]): RuleVerdict[] {
-  return verdicts.filter((v) => v.verdict === 'hold' && !v.allowed);
+/**
+ * The verdicts that hold the run (not allowed, not disabled). A plan that sends nothing is never held: holding
+ * protects the destination, and there is nothing to protect it from (the verdicts are still recorded).
+ */
+export function holding(verdicts: RuleVerdict[], changes: number): RuleVerdict[] {
+  return changes === 0 ? [] : verdicts.filter((v) => v.verdict === 'hold' && !v.allowed);
 }
 
 /** Examples of moved keys for a hold's evidence, masked (keys can be e-mail addresses). */

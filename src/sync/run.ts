@@ -268,7 +268,7 @@ async function planRun(app: App, o: {
     const history = await pastFigures(client, schema, mapping.name, o.runId, g.anomaly.runs * (g.anomaly.seasonality === 'weekday' ? 7 : 1));
     // A retry sends only what failed: no guardrail judges it.
     const verdicts = o.failedOnly ? [] : evaluate(g, figures, history, new Date(), o.allow);
-    const held = holding(verdicts);
+    const held = holding(verdicts, counts.create + counts.update + counts.remove);
     const allowed = verdicts.filter((v) => v.allowed);
     const guardrails: Record<string, unknown> = { figures, verdicts, ...(allowed.length ? { allowed: { rules: allowed.map((v) => v.rule), reason: o.allowReason, by: formatActor(o.actor) } } : {}) };
     if (held.length) {
