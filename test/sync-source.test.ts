@@ -87,7 +87,7 @@ describe('sources run read-only, as one statement, with ${ENV} bound as a parame
     assert.match(err.message, /source\.sql line 2, column 25: \$\{\.\.\.\} inside a string literal/);
   });
 
-  test('a source calling a writing function fails in the read-only check with file:line, before a run is recorded', async () => {
+  test('a source calling a writing function fails in the read-only check with file:line, before anything is planned; the failure is a run row', async () => {
     await project.write('mappings/m.yaml', SQL_MAPPING('SELECT user_id, rfm_segment, touch() AS t FROM segments'));
     await project.app(async (a) => {
       await a.warehouse.pool.query(`CREATE TABLE audit (at timestamptz DEFAULT now());
@@ -101,7 +101,12 @@ describe('sources run read-only, as one statement, with ${ENV} bound as a parame
       });
       const pool = a.warehouse.pool;
       assert.equal((await pool.query('SELECT count(*)::int AS n FROM audit')).rows[0].n, 0);
-      assert.equal((await pool.query('SELECT count(*)::int AS n FROM segsync.runs')).rows[0].n, 0, 'no run row: nothing was planned');
+      // Every failure is a visible run (issue 11): failed, with the error, and nothing planned.
+      const runs = (await pool.query(`SELECT r.status, r.error, (SELECT count(*)::int FROM segsync.run_items i WHERE i.run_id = r.id) AS items FROM segsync.runs r`)).rows;
+      assert.equal(runs.length, 1);
+      assert.equal(runs[0].status, 'failed');
+      assert.match(runs[0].error, /writes to the database/);
+      assert.equal(runs[0].items, 0, 'nothing was planned');
     });
   });
 

@@ -328,7 +328,7 @@ export interface PlanSummary {
  * A dry run: the same SQL plan as a run, inside a transaction that is rolled back, so nothing is written
  * and nothing is sent. With `checkDestination`, the mapping is also checked against the destination schema.
  */
-export async function planMapping(app: App, name: string, opts: { checkDestination?: boolean; samples?: number } = {}): Promise<PlanSummary> {
+export async function planMapping(app: App, name: string, opts: { checkDestination?: boolean; samples?: number; skipGuardrails?: boolean } = {}): Promise<PlanSummary> {
   const file = getMapping(app.config, name);
   const mapping = file.value;
   const schema = app.config.settings.state.schema;
@@ -355,6 +355,8 @@ export async function planMapping(app: App, name: string, opts: { checkDestinati
     return withPlanHelper(app.warehouse.embedded ? null : app.warehouse.pool, relation, client, false, async (helper) => {
       const counts = await planInto(client, { schema, mapping, runId, source: q, helper });
       const detail = await planDetail(client, schema, mapping, runId, opts.samples ?? 3, helper);
+      // Without guardrails: the baseline bench:sync measures their cost against.
+      if (opts.skipGuardrails) return { mapping: mapping.name, counts, detail, destinationProblems, guardrails: [] };
       const figures = await runFigures({ client, helper, schema, mapping, runId, source: q, counts, columns });
       const g = mapping.guardrails;
       const history = await pastFigures(client, schema, mapping.name, runId, g.anomaly.runs * (g.anomaly.seasonality === 'weekday' ? 7 : 1));

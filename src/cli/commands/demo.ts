@@ -80,7 +80,8 @@ segsync reconcile rfm-to-file --all, segsync plan rfm-to-file.`)
         const run = await runMapping(app, DEMO_MAPPING);
         const c = run.counts;
         out(`3. sync ${DEMO_MAPPING} (run ${run.runId}): ${run.status}: ${c.create} created, ${c.update} updated, ${c.remove} removed, ${c.unchanged} unchanged -> ${c.delivered} delivered, ${c.failed} failed\n`);
-        if (c.delivered === 0 && c.failed === 0) out('   nothing changed since the last confirmed delivery, so nothing was sent\n');
+        if (run.status === 'held') out(`   held for approval, nothing was sent: ${run.error}\n   decide: segsync runs --held; segsync approve ${run.runId} --reason "..." or segsync reject ${run.runId} --reason "..."\n`);
+        else if (c.delivered === 0 && c.failed === 0) out('   nothing changed since the last confirmed delivery, so nothing was sent\n');
         const field = segmentField(getMapping(app.config, DEMO_MAPPING).value);
         const moves = field === null ? [] : await segmentTransitions(app.warehouse.pool, app.config.settings.state.schema, run.runId, field, 8);
         if (moves.length) out(`   segment moves: ${moves.map((m) => `${m.from} -> ${m.to}: ${m.count}`).join('; ')}\n`);
