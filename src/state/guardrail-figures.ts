@@ -19,11 +19,6 @@ export interface RunFigures {
   cutPoints: Record<string, number[]>;
 }
 
-/** Records the mapping has delivered and not removed (before this run's changes). */
-export async function deliveredCount(db: Db, schema: string, mapping: string): Promise<number> {
-  return (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.delivered WHERE mapping = $1 AND payload_hash IS NOT NULL`, [mapping])).rows[0]!.n;
-}
-
 /** Of the run's planned items on this connection: removals, and updates that move a record to another segment. */
 export async function itemFigures(db: pg.ClientBase, schema: string, runId: number, segmentField: string | null): Promise<{ removals: number; segmentChanges: number }> {
   const { rows } = await db.query<{ removals: number; changes: number }>(
