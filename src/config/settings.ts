@@ -1,6 +1,38 @@
 import { z } from 'zod';
 import { CronExpression, Duration, MappingSla } from './mapping.ts';
 
+const Share = z.number().min(0, 'a share from 0 to 1').max(1, 'a share from 0 to 1');
+const ident = z.string().regex(/^[a-z_][a-z0-9_]*$/, 'a column name: lower-case letters, digits and _');
+
+/** Data-quality monitors on the warehouse (docs/monitors.md): each measures one thing and says ok, warning or critical. */
+export const Monitor = z.discriminatedUnion('type', [
+  z.strictObject({
+    name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/).describe('unique name; blocks read "blocked: monitor <name>"'),
+    type: z.literal('latency').describe('data latency: the age of the newest payment at the models\' as-of instant, and (with loaded_at) payment time to arrival'),
+    warning: Duration.describe('newest payment older than this: warning'),
+    critical: Duration.describe('older than this: critical'),
+    loaded_at: ident.optional().describe('a column holding when each payment arrived: the p95 of arrival minus payment time is judged too'),
+  }),
+  z.strictObject({
+    name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/),
+    type: z.literal('completeness').describe('payments per day against the median of the same weekday in the weeks before'),
+    days: z.number().int().min(1).max(31).default(1).describe('complete days checked, the last before the as-of instant'),
+    baseline_weeks: z.number().int().min(2).max(52).default(4).describe('same weekdays the baseline is the median of'),
+    warning: Share.default(0.3).describe('a day this share below its baseline: warning'),
+    critical: Share.default(0.6).describe('this share below: critical'),
+    dimension: ident.optional().describe('a column of the payments (channel, country): each value is judged against its own baseline'),
+  }),
+  z.strictObject({
+    name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/),
+    type: z.literal('model').describe('the current snapshot of the RFM model against the one before: segment shares (PSI), cut-points, metrics zeroed in a large segment'),
+    warning: z.number().positive().default(0.1).describe('PSI of segment shares: warning'),
+    critical: z.number().positive().default(0.25).describe('PSI: critical'),
+    cut_point_change: Share.default(0.5).describe('a recency/frequency/monetary cut-point (p20..p80) moving by more than this share: warning'),
+    large_segment: Share.default(0.05).describe('a segment at least this large whose frequency or monetary sums to zero: critical'),
+  }),
+]);
+export type Monitor = z.infer<typeof Monitor>;
+
 /** config/segsync.yaml: where the data is, where state lives, defaults, and named destination connections. */
 export const Settings = z.strictObject({
   warehouse: z.strictObject({
@@ -29,6 +61,16 @@ export const Settings = z.strictObject({
     drain_timeout: Duration.default('30s').describe('on SIGTERM, how long in-flight runs get to finish their batch'),
     catch_up: z.boolean().default(true).describe('at start, run once whatever missed its last scheduled time'),
   }).default({ port: 9464, host: '0.0.0.0', timezone: 'UTC', drain_timeout: '30s', catch_up: true }).describe('segsync daemon (docs/daemon.md)'),
+  monitors: z.array(Monitor).default([]).superRefine((ms, ctx) => {
+    const seen = new Set<string>();
+    ms.forEach((m, i) => {
+      if (seen.has(m.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `a second monitor named '${m.name}'` });
+      seen.add(m.name);
+      if ('warning' in m && 'critical' in m && typeof m.warning === 'number' && typeof m.critical === 'number' && m.warning > m.critical) {
+        ctx.addIssue({ code: 'custom', path: [i, 'warning'], message: 'warning must not be above critical' });
+      }
+    });
+  }).describe('data-quality monitors run after each models build; one at critical blocks the mappings with after: [models] (docs/monitors.md)'),
   connections: z.record(z.string(), z.looseObject({ type: z.string().min(1) })).default({})
     .describe('named destination connections: {type, ...settings}; secrets as ${ENV_VAR}'),
 });
