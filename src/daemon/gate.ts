@@ -3,6 +3,7 @@ import { modelFreshnessLag } from '../metrics.ts';
 import { MODELS_JOB, type DaemonContext } from './context.ts';
 import { durationMs, formatMs } from './duration.ts';
 import { FreshnessError, modelsFreshness } from './freshness.ts';
+import { blockingMonitors } from '../sync/monitors.ts';
 
 /**
  * Whether a mapping may run now. A mapping with `after: [models]` waits for a build in progress, and is
@@ -11,7 +12,7 @@ import { FreshnessError, modelsFreshness } from './freshness.ts';
  * is recorded where people look (a `blocked` run and an event), never skipped in silence.
  */
 
-export type GateResult = { ok: true } | { ok: false; cause: 'stale model' | 'model build failed' | 'freshness unknown'; reason: string; details: Record<string, unknown> };
+export type GateResult = { ok: true } | { ok: false; cause: 'stale model' | 'model build failed' | 'freshness unknown' | `monitor ${string}`; reason: string; details: Record<string, unknown> };
 
 export async function checkGate(ctx: DaemonContext, mapping: Mapping): Promise<GateResult> {
   const settings = ctx.app.config.settings;
@@ -25,6 +26,12 @@ export async function checkGate(ctx: DaemonContext, mapping: Mapping): Promise<G
     if (building) await building;
     if (ctx.lastBuild && !ctx.lastBuild.ok) {
       return { ok: false, cause: 'model build failed', reason: `the latest model build failed at ${ctx.lastBuild.at.toISOString()}: ${ctx.lastBuild.error ?? 'unknown error'}`, details: { build_at: ctx.lastBuild.at, error: ctx.lastBuild.error } };
+    }
+    // A data-quality monitor at critical (and not acknowledged) blocks what depends on the models.
+    const blocking = await blockingMonitors(ctx.app);
+    if (blocking.length) {
+      const m = blocking[0]!;
+      return { ok: false, cause: `monitor ${m.monitor}`, reason: `${m.detail} (since ${m.at.toISOString()}; acknowledge with: segsync monitors ack ${m.monitor} --reason "...")`, details: { monitors: blocking.map((b) => b.monitor), value: m.value, baseline: m.baseline, threshold: m.threshold } };
     }
   }
 

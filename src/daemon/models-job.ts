@@ -4,6 +4,7 @@ import { MODELS_JOB, setStatus, type DaemonContext } from './context.ts';
 import type { Job, Trigger } from './scheduler.ts';
 import { runJob } from './job-lifecycle.ts';
 import { slaLimits } from './sla.ts';
+import { runMonitors } from '../sync/monitors.ts';
 
 /**
  * The model rebuild on `models.schedule`. One replica builds at a time (a session advisory lock on a
@@ -43,6 +44,10 @@ async function build(ctx: DaemonContext, trigger: Trigger): Promise<void> {
   const fresh = await ctx.engine.modelFreshness(ctx.app.warehouse.pool, settings.models.schema).catch(() => null);
   if (fresh) modelFreshnessLag.set({ model: 'rfm_current_segments' }, Math.max(0, (Date.now() - fresh.getTime()) / 1000));
   if (ctx.signal.aborted) return;
+  // The monitors judge the fresh models before anything that depends on them runs.
+  if (settings.monitors.length) {
+    await runMonitors(ctx.app).catch((err: unknown) => log.error({ err: (err as Error).message }, 'the data-quality monitors could not be evaluated'));
+  }
   for (const m of ctx.app.config.mappings) {
     if (m.value.after?.includes(MODELS_JOB) && !m.value.schedule) void ctx.scheduler.fire(m.value.name, 'after-models');
   }

@@ -54,15 +54,15 @@ async function completeness(pool: pg.Pool, payments: string, m: Extract<Monitor,
   // Days are UTC calendar days; the last `days` complete days before the as-of instant, each against the
   // median of the same weekday in the `baseline_weeks` weeks before it (per dimension value).
   const { rows } = await pool.query<{ d: Date; dim: string; n: number; baseline: number | null }>(
-    `WITH days AS (SELECT generate_series(date_trunc('day', $1::timestamptz AT TIME ZONE 'UTC') - ($2 || ' days')::interval, date_trunc('day', $1::timestamptz AT TIME ZONE 'UTC') - interval '1 day', interval '1 day') AS d),
+    `WITH days AS (SELECT generate_series(date_trunc('day', $1::timestamptz AT TIME ZONE 'UTC') - make_interval(days => $2::int), date_trunc('day', $1::timestamptz AT TIME ZONE 'UTC') - interval '1 day', interval '1 day') AS d),
           counts AS (
             SELECT date_trunc('day', payment_date AT TIME ZONE 'UTC') AS d, ${dim} AS dim, count(*)::int AS n FROM ${payments}
-            WHERE payment_date >= $1::timestamptz - (($2 + 7 * $3) || ' days')::interval AND payment_date < date_trunc('day', $1::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+            WHERE payment_date >= $1::timestamptz - make_interval(days => $2::int + 7 * $3::int + 1) AND payment_date < date_trunc('day', $1::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
             GROUP BY 1, 2),
           dims AS (SELECT DISTINCT dim FROM counts)
      SELECT days.d, dims.dim, coalesce(c.n, 0) AS n,
-            (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY coalesce(b.n, 0)) FROM generate_series(1, $3) w
-               LEFT JOIN counts b ON b.dim = dims.dim AND b.d = days.d - (w * 7 || ' days')::interval) AS baseline
+            (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY coalesce(b.n, 0)) FROM generate_series(1, $3::int) w
+               LEFT JOIN counts b ON b.dim = dims.dim AND b.d = days.d - make_interval(days => 7 * w)) AS baseline
      FROM days CROSS JOIN dims LEFT JOIN counts c ON c.d = days.d AND c.dim = dims.dim`,
     [at, m.days, m.baseline_weeks]);
   let worst: { d: Date; dim: string; n: number; baseline: number; drop: number } | null = null;

@@ -4,7 +4,7 @@ import { registerDemo } from './demo.ts';
 import { registerDemoData } from './demo-data.ts';
 import { registerLoad } from './load.ts';
 import { registerModels } from './models.ts';
-import { registerSync } from './sync.ts';
+import { registerMonitors, registerSync } from './sync.ts';
 import { registerConfigSchema, registerValidate } from './validate.ts';
 
 /** Every CLI command, registered explicitly. Each module adds its command(s) to the program. */
@@ -16,5 +16,6 @@ export const commands: Array<(program: Command) => void> = [
   registerDemoData,
   registerModels,
   registerSync,
+  registerMonitors,
   registerDaemon,
 ];

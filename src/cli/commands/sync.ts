@@ -2,7 +2,9 @@ import { Command, Option } from 'commander';
 import { withApp, type App } from '../../app.ts';
 import { describeError, UsageError } from '../../errors.ts';
 import { GUARDRAIL_RULES, type GuardrailRule } from '../../config/mapping.ts';
-import { cliActor } from '../../state/actor.ts';
+import { cliActor, formatActor } from '../../state/actor.ts';
+import { ackMonitor } from '../../state/monitor-results.ts';
+import { runMonitors } from '../../sync/monitors.ts';
 import { findReceipts } from '../../state/find-receipts.ts';
 import { decideHeld, ensureState, planMapping, reviveDead, runMapping, type RunSummary } from '../../sync/run.ts';
 import { reconcileMapping } from '../../sync/reconcile.ts';
@@ -189,5 +191,40 @@ export function registerSync(program: Command): void {
       });
       const cols = format === 'table' ? ['run_id', 'mapping', 'key', 'op', 'status', 'attempt', 'destination_id', 'error_code', 'reconcile_status', 'recorded_at'] : undefined;
       process.stdout.write(render(rows, format, cols));
+    });
+}
+
+/** `segsync monitors`: the data-quality monitors, evaluated now; `monitors ack <name>`: acknowledge a critical one. */
+export function registerMonitors(program: Command): void {
+  const monitors = program.command('monitors')
+    .description('evaluate the data-quality monitors now (latency, completeness, model anomalies; docs/monitors.md) and store the results; exit 1 when one is critical and not acknowledged')
+    .addOption(new Option('--format <format>', 'table or json').default('table'))
+    .option('--monitor <name>', 'only this monitor')
+    .action(async (o: { format: string; monitor?: string }, cmd: Command) => {
+      const format = parseFormat(o.format);
+      await withApp(appOptions(cmd), async (app) => {
+        if (!app.config.settings.monitors.length) {
+          process.stdout.write('no monitors configured (monitors: in config/segsync.yaml, see docs/monitors.md)\n');
+          return;
+        }
+        if (o.monitor && !app.config.settings.monitors.some((m) => m.name === o.monitor)) {
+          throw new UsageError(`no monitor named '${o.monitor}'`, `monitors: ${app.config.settings.monitors.map((m) => m.name).join(', ')}`);
+        }
+        const results = await runMonitors(app, o.monitor ? { only: o.monitor } : {});
+        process.exitCode = results.some((r) => r.severity === 'critical' && !r.ackedAt) ? 1 : 0;
+        if (format === 'json') return void process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+        process.stdout.write(table(results.map((r) => ({ monitor: r.monitor, type: r.type, severity: r.severity + (r.ackedAt ? ' (acknowledged)' : ''), detail: r.detail })), ['monitor', 'type', 'severity', 'detail']));
+      });
+    });
+  monitors.command('ack <name>')
+    .description('acknowledge a monitor\'s critical result: the mappings it blocks run again; it stays acknowledged while it stays critical')
+    .requiredOption('--reason <text>', 'why the data is fine to sync anyway (recorded with your user name)')
+    .action(async (name: string, o: { reason: string }, cmd: Command) => {
+      await withApp(appOptions(cmd), async (app) => {
+        if (!app.config.settings.monitors.some((m) => m.name === name)) throw new UsageError(`no monitor named '${name}'`, `monitors: ${app.config.settings.monitors.map((m) => m.name).join(', ') || '(none)'}`);
+        await ensureState(app);
+        if (!(await ackMonitor(app.warehouse.pool, app.config.settings.state.schema, name, cliActor(), o.reason))) throw new UsageError(`monitor '${name}' has no result yet`, 'segsync monitors evaluates it');
+        process.stdout.write(`monitor ${name} acknowledged by ${formatActor(cliActor())}\n`);
+      });
     });
 }
