@@ -75,20 +75,19 @@ guardrails: { disable: [changed, distribution, anomaly] }
     const planSecs = (performance.now() - t) / 1000;
     const changed = plan.counts.update;
     console.log(`plan (dry run): ${ROWS.toLocaleString()} model rows vs ${ROWS.toLocaleString()} delivered, ${changed.toLocaleString()} changed (${(100 * changed / ROWS).toFixed(1)}%): ${planSecs.toFixed(2)} s; rss ${mb()} MB`);
-    // The guardrails' cost: the same dry run without their figures, alternately, best of three each (so that a
-    // checkpoint or autovacuum landing in one of them does not decide it; issue 12: <= 10%).
-    let bare = Infinity;
+    // The guardrails' cost, timed inside the plan (their figures in its snapshot, the history, the verdicts)
+    // against the whole dry run of the same plan; best of three (issue 12: <= 10%). A subtraction of two
+    // dry runs is dominated by the machine's noise at this size (checkpoints, autovacuum of the new state).
     let guarded = Infinity;
+    let guardrailsSecs = Infinity;
     for (let i = 0; i < 3; i++) {
-      for (const skipGuardrails of [true, false]) {
-        const s = performance.now();
-        await planMapping(app, 'bench', { skipGuardrails });
-        const secs = (performance.now() - s) / 1000;
-        if (skipGuardrails) bare = Math.min(bare, secs);
-        else guarded = Math.min(guarded, secs);
-      }
+      const s = performance.now();
+      const p = await planMapping(app, 'bench');
+      guarded = Math.min(guarded, (performance.now() - s) / 1000);
+      guardrailsSecs = Math.min(guardrailsSecs, p.guardrailsMs / 1000);
     }
-    const guardShare = (guarded - bare) / bare;
+    const bare = guarded - guardrailsSecs;
+    const guardShare = guardrailsSecs / bare;
 
     t = performance.now();
     const second = await runMapping(app, 'bench');
@@ -101,7 +100,7 @@ guardrails: { disable: [changed, distribution, anomaly] }
     const rate = first.counts.delivered / firstSecs;
     const deliveryRate = first.counts.delivered / phases.deliver;
     console.log(`         end-to-end ${Math.round(rate).toLocaleString()} records/s >= 50,000: ${rate >= 50_000 ? 'met' : 'MISSED'} (ratio ${(rate / 50_000).toFixed(2)})`);
-    console.log(`         guardrails ${(guarded - bare).toFixed(2)} s on a ${bare.toFixed(2)} s plan = ${(100 * guardShare).toFixed(1)}% <= 10%: ${guardShare <= 0.1 ? 'met' : 'MISSED'}`);
+    console.log(`         guardrails ${guardrailsSecs.toFixed(2)} s on a ${bare.toFixed(2)} s plan without them = ${(100 * guardShare).toFixed(1)}% <= 10%: ${guardShare <= 0.1 ? 'met' : 'MISSED'}`);
     console.log(`         delivery phase ${Math.round(deliveryRate).toLocaleString()} records/s >= 50,000: ${deliveryRate >= 50_000 ? 'met' : 'MISSED'} (ratio ${(deliveryRate / 50_000).toFixed(2)})`);
   });
 } finally {

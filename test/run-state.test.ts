@@ -9,7 +9,7 @@ import { closeAbandonedRuns } from '../src/state/close-abandoned.ts';
 import { createRun } from '../src/state/create-run.ts';
 import { stateDiagram } from '../src/state/machine.ts';
 import { transition, TransitionError } from '../src/state/transition.ts';
-import { runMapping } from '../src/sync/run.ts';
+import { decideHeld, runMapping } from '../src/sync/run.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg.ts';
 import { createProject, REPO_ROOT, seedSegments, type TestProject } from './helpers/project.ts';
 import { SCRIPTED_MAPPING, script, scriptedSettings } from './helpers/scripted-destination.ts';
@@ -244,6 +244,39 @@ describe('the state machine', () => {
       const rows = await q<{ id: string; status: string }>(app, `SELECT id, status FROM segsync.runs WHERE id = ANY($1) ORDER BY id`, [[held, dead]]);
       assert.deepEqual(rows.map((r) => r.status), ['held', 'interrupted']);
     });
+  });
+
+  test('a held run expires after hold_expires: cancelled, and the mapping plans afresh; a decision on a run of another mapping is refused', async () => {
+    script(`expire-${++n}`);
+    await withScript(`expire-${n}`, 3, async (app) => {
+      await runMapping(app, 'seg');
+      const pool = app.warehouse.pool;
+      const held = await createRun(pool, 'segsync', { mapping: 'seg', actor: systemActor, configHash: 'h', destination: 'dest', status: 'planning' });
+      await transition(pool, 'segsync', { run: held }, 'held', systemActor, 'removals over 5%');
+      await assert.rejects(decideHeld(app, held, 'approved', 'ok', cliActor(), 'other-mapping'), /run \d+ is a run of seg, not of other-mapping: nothing was approved/);
+      // Still held and younger than 72h: the mapping waits for a decision.
+      assert.deepEqual([(await runMapping(app, 'seg')).status, (await runMapping(app, 'seg')).heldEarlier], ['held', true]);
+      await q(app, `UPDATE segsync.runs SET status_at = now() - interval '73 hours' WHERE id = $1`, [held]);
+      const next = await runMapping(app, 'seg');
+      assert.equal(next.status, 'succeeded');
+      const [r] = await q<{ status: string; status_reason: string }>(app, `SELECT status, status_reason FROM segsync.runs WHERE id = $1`, [held]);
+      assert.equal(r!.status, 'cancelled');
+      assert.match(r!.status_reason, /^expired: held longer than hold_expires \(72h\)/);
+    });
+  });
+
+  test('guardrail settings out of range are located config errors', async () => {
+    project = await createProject({ settings: scriptedSettings(db.url, 'unused') });
+    try {
+      await project.write('mappings/seg.yaml', SCRIPTED_MAPPING('seg', 'guardrails:\n  removals: { max_share: 1.5 }\n  disable: [removalz]\n  distribution: { warn: 0.3, hold: 0.2 }'));
+      const out = await project.cli(['validate', '--offline']);
+      assert.equal(out.code, 2, out.stderr);
+      assert.match(out.stderr, /mappings\/seg\.yaml:\d+:\d+ \(guardrails\.removals\.max_share\): a share from 0 to 1/);
+      assert.match(out.stderr, /mappings\/seg\.yaml:\d+:\d+ \(guardrails\.disable\.0\)/);
+      assert.match(out.stderr, /distribution\.warn must not be above distribution\.hold/);
+    } finally {
+      await project.cleanup();
+    }
   });
 
   test('docs/sync.md carries the state diagram generated from src/state/machine.ts', async () => {

@@ -322,6 +322,8 @@ export interface PlanSummary {
   destinationProblems: string[];
   /** Each guardrail's verdict on this plan, as a run would be judged now. */
   guardrails: RuleVerdict[];
+  /** Milliseconds the guardrails took (their figures in the plan's snapshot, the history, the verdicts). */
+  guardrailsMs: number;
 }
 
 /**
@@ -356,11 +358,13 @@ export async function planMapping(app: App, name: string, opts: { checkDestinati
       const counts = await planInto(client, { schema, mapping, runId, source: q, helper });
       const detail = await planDetail(client, schema, mapping, runId, opts.samples ?? 3, helper);
       // Without guardrails: the baseline bench:sync measures their cost against.
-      if (opts.skipGuardrails) return { mapping: mapping.name, counts, detail, destinationProblems, guardrails: [] };
+      if (opts.skipGuardrails) return { mapping: mapping.name, counts, detail, destinationProblems, guardrails: [], guardrailsMs: 0 };
+      const t0 = performance.now();
       const figures = await runFigures({ client, helper, schema, mapping, runId, source: q, counts, columns });
       const g = mapping.guardrails;
       const history = await pastFigures(client, schema, mapping.name, runId, g.anomaly.runs * (g.anomaly.seasonality === 'weekday' ? 7 : 1));
-      return { mapping: mapping.name, counts, detail, destinationProblems, guardrails: evaluate(g, figures, history, new Date()) };
+      const guardrails = evaluate(g, figures, history, new Date());
+      return { mapping: mapping.name, counts, detail, destinationProblems, guardrails, guardrailsMs: performance.now() - t0 };
     });
   }, { commit: false });
 }
@@ -370,12 +374,15 @@ export async function planMapping(app: App, name: string, opts: { checkDestinati
  * A person's decision on a held run: approved (delivered as held by the next run of its mapping) or rejected
  * (closed, nothing sent). Refused, with what the run is, for a run that is not held.
  */
-export async function decideHeld(app: App, runId: number, to: 'approved' | 'rejected', reason: string, actor: Actor = cliActor()): Promise<{ mapping: string; by: string }> {
+export async function decideHeld(app: App, runId: number, to: 'approved' | 'rejected', reason: string, actor: Actor = cliActor(), mapping?: string): Promise<{ mapping: string; by: string }> {
   if (!reason.trim()) throw new UsageError(`a ${to === 'approved' ? 'approval' : 'rejection'} needs --reason "..."`);
   await ensureState(app);
   const schema = app.config.settings.state.schema;
   const run = await runById(app.warehouse.pool, schema, runId);
   if (!run) throw new UsageError(`no run ${runId}`, 'segsync runs --held lists the runs waiting for approval');
+  if (mapping !== undefined && run.mapping !== mapping) {
+    throw new UsageError(`run ${runId} is a run of ${run.mapping}, not of ${mapping}: nothing was ${to}`, `segsync runs --held --mapping ${mapping}`);
+  }
   if (run.status !== 'held') {
     throw new UsageError(`run ${runId} of ${run.mapping} is ${run.status}, not held: nothing to ${to === 'approved' ? 'approve' : 'reject'}`, 'segsync runs --held lists the runs waiting for approval');
   }

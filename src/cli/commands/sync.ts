@@ -148,11 +148,12 @@ export function registerSync(program: Command): void {
   program.command('approve <run>')
     .description('approve a held run: its plan, exactly as held, is delivered now (planned and judged again if the model changed since)')
     .requiredOption('--reason <text>', 'why the change is right (recorded with your user name)')
+    .option('--mapping <name>', 'refuse unless the run is of this mapping')
     .option('--no-deliver', 'only approve; the next run of the mapping (or the daemon) delivers it')
-    .action(async (run: string, o: { reason: string; deliver: boolean }, cmd: Command) => {
+    .action(async (run: string, o: { reason: string; deliver: boolean; mapping?: string }, cmd: Command) => {
       const id = integer(1)(run);
       process.exitCode = await withApp(appOptions(cmd), async (app) => {
-        const r = await decideHeld(app, id, 'approved', o.reason);
+        const r = await decideHeld(app, id, 'approved', o.reason, cliActor(), o.mapping);
         process.stdout.write(`run ${id} of ${r.mapping} approved by ${r.by}\n`);
         if (!o.deliver) return 0;
         const s = await runOne(app, r.mapping, {});
@@ -164,10 +165,11 @@ export function registerSync(program: Command): void {
   program.command('reject <run>')
     .description('reject a held run: nothing of it is sent, the run is closed; the mapping plans afresh next time')
     .requiredOption('--reason <text>', 'why (recorded with your user name)')
-    .action(async (run: string, o: { reason: string }, cmd: Command) => {
+    .option('--mapping <name>', 'refuse unless the run is of this mapping')
+    .action(async (run: string, o: { reason: string; mapping?: string }, cmd: Command) => {
       const id = integer(1)(run);
       await withApp(appOptions(cmd), async (app) => {
-        const r = await decideHeld(app, id, 'rejected', o.reason);
+        const r = await decideHeld(app, id, 'rejected', o.reason, cliActor(), o.mapping);
         process.stdout.write(`run ${id} of ${r.mapping} rejected by ${r.by}; nothing was sent\n`);
       });
     });
