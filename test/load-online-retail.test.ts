@@ -1,23 +1,23 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'csv-parse/sync';
+import { loadPaymentsFile } from '../src/load/load-payments.ts';
 import { loadOnlineRetail } from '../src/load/online-retail.ts';
 import { parseRelation } from '../src/load/payments-table.ts';
-import { repoRoot, runCli } from './helpers/cli.ts';
+import { runCli } from './helpers/cli.ts';
 import { createTestDatabase, freshWarehouse, WAREHOUSE_KINDS } from './helpers/pg.ts';
+import { fullUciFile, UCI_EXCERPT, UCI_PAYMENTS } from './helpers/uci.ts';
 
-/** The UCI file lives in ../shared beside the repository (CI), or two levels up from a git worktree. */
-const UCI = [process.env.SEGSYNC_ONLINE_RETAIL, path.resolve(repoRoot, '../shared/data/online_retail.csv.gz'), path.resolve(repoRoot, '../../shared/data/online_retail.csv.gz')]
-  .find((p): p is string => !!p && existsSync(p));
+/** The full raw file is not shipped (data/uci/README.md): its tests run when it is given, and say so when skipped. */
+const FULL = fullUciFile();
 
 const EXPECTED_FILTERED = { 'no CustomerID': 135_080, 'cancellation (InvoiceNo starts with C)': 8_905, 'Quantity <= 0': 0, 'UnitPrice <= 0': 40 };
 
-test('the UCI Online Retail file is present', () => {
-  assert.ok(UCI, `online_retail.csv.gz not found beside the repository (${path.resolve(repoRoot, '../shared/data')}); set SEGSYNC_ONLINE_RETAIL to its path`);
+test('the file SEGSYNC_ONLINE_RETAIL names exists', { skip: !FULL.named && 'SEGSYNC_ONLINE_RETAIL is not set' }, () => {
+  assert.equal(FULL.skip, false, FULL.skip || '');
 });
 
 for (const kind of WAREHOUSE_KINDS) {
@@ -33,10 +33,10 @@ for (const kind of WAREHOUSE_KINDS) {
       await rm(dir, { recursive: true, force: true });
     });
 
-    test('the real file stages to 18,532 payments from 4,338 customers, total 8,911,407.904; a re-load changes nothing', { skip: !UCI }, async () => {
+    test('the full file stages to 18,532 payments from 4,338 customers, total 8,911,407.904, exactly the shipped data/uci payments; a re-load changes nothing', { skip: FULL.skip }, async () => {
       const relation = parseRelation('fact_payments');
       const rejectsPath = path.join(dir, 'uci.rejects.csv');
-      const r = await loadOnlineRetail(w.warehouse, { file: UCI!, relation, rejectsPath });
+      const r = await loadOnlineRetail(w.warehouse, { file: FULL.file!, relation, rejectsPath });
       assert.equal(r.read, 541_909);
       assert.deepEqual(r.filtered, EXPECTED_FILTERED);
       assert.deepEqual(r.staged, { payments: 18_532, users: 4_338, total: '8911407.904' });
@@ -49,10 +49,39 @@ for (const kind of WAREHOUSE_KINDS) {
       assert.deepEqual(first.rows, [{ user_id: '17850', payment_date: new Date('2010-12-01T08:26:00Z'), amount: '139.12' }]);
       const odd = await w.warehouse.pool.query(`select count(*)::int as n from fact_payments where user_id like '%.%' or payment_id like 'C%' or payment_amount <= 0`);
       assert.equal(odd.rows[0].n, 0);
+      // The shipped staged payments (what models-uci.test.ts builds from) are what the loader makes of the file.
+      const shipped = await loadPaymentsFile(w.warehouse, { file: UCI_PAYMENTS, relation: parseRelation('shipped_payments'), rejectsPath: path.join(dir, 'shipped.rejects.csv') });
+      assert.deepEqual([shipped.read, shipped.loaded, shipped.rejected], [18_532, 18_532, 0]);
+      const diff = await w.warehouse.pool.query(`select count(*)::int as n from (
+        (select user_id, payment_id, payment_date, payment_amount::text from fact_payments except select user_id, payment_id, payment_date, payment_amount::text from shipped_payments)
+        union all
+        (select user_id, payment_id, payment_date, payment_amount::text from shipped_payments except select user_id, payment_id, payment_date, payment_amount::text from fact_payments)) d`);
+      assert.equal(diff.rows[0].n, 0, 'data/uci/online_retail_payments.csv.gz differs from what the loader stages from the full file');
 
-      const again = await loadOnlineRetail(w.warehouse, { file: UCI!, relation, rejectsPath });
+      const again = await loadOnlineRetail(w.warehouse, { file: FULL.file!, relation, rejectsPath });
       assert.deepEqual([again.loaded, again.unchanged, again.rejected], [0, 18_532, 0]);
       assert.deepEqual((await w.warehouse.pool.query(summary)).rows[0], stored);
+    });
+
+    test('the shipped excerpt of the raw file (data/uci) stages its 27 kept invoices and counts the rest by reason', async () => {
+      const relation = parseRelation(`excerpt_${kind}`);
+      const r = await loadOnlineRetail(w.warehouse, { file: UCI_EXCERPT, relation, rejectsPath: path.join(dir, 'excerpt.rejects.csv') });
+      // Counted independently of segsync from the excerpt's lines (exact decimals), see data/uci/README.md.
+      assert.equal(r.read, 320);
+      assert.deepEqual(r.filtered, { 'no CustomerID': 11, 'cancellation (InvoiceNo starts with C)': 9, 'Quantity <= 0': 0, 'UnitPrice <= 0': 1 });
+      assert.deepEqual(r.staged, { payments: 27, users: 19, total: '11727.15' });
+      assert.deepEqual([r.loaded, r.unchanged, r.rejected, r.rejectsPath], [27, 0, 0, null]);
+      const rows = await w.warehouse.pool.query(`select payment_id, user_id, payment_date, payment_amount::text as amount from ${relation.sql}
+        where payment_id in ('536365', '536591', '537197') order by payment_id`);
+      assert.deepEqual(rows.rows, [
+        { payment_id: '536365', user_id: '17850', payment_date: new Date('2010-12-01T08:26:00Z'), amount: '139.12' },
+        // 40 lines at 16:57 and 16:58: the earliest.
+        { payment_id: '536591', user_id: '14606', payment_date: new Date('2010-12-01T16:57:00Z'), amount: '198.32' },
+        // 17 lines, one of them free (UnitPrice 0.0): left out, the other 16 are the payment.
+        { payment_id: '537197', user_id: '12647', payment_date: new Date('2010-12-05T14:02:00Z'), amount: '286.50' },
+      ]);
+      const none = await w.warehouse.pool.query(`select count(*)::int as n from ${relation.sql} where payment_id like 'C%' or payment_id like 'A%' or payment_id in ('536414', '536589', '536596')`);
+      assert.equal(none.rows[0].n, 0, 'cancellations, bad-debt adjustments and lines without a CustomerID are not payments');
     });
 
     test('filtered lines are counted by reason, unreadable lines are rejects, an invoice split across customers is refused whole', async () => {
@@ -85,11 +114,28 @@ for (const kind of WAREHOUSE_KINDS) {
   });
 }
 
-test('segsync load online-retail end to end on PostgreSQL', { skip: !UCI }, async () => {
+test('segsync load online-retail on the shipped excerpt, as in the README', async () => {
   const db = await createTestDatabase();
   const dir = await mkdtemp(path.join(tmpdir(), 'segsync-uci-cli-'));
   try {
-    const r = await runCli(['load', 'online-retail', UCI!, '--rejects', path.join(dir, 'r.csv')], { url: db.url });
+    const r = await runCli(['load', 'online-retail', 'data/uci/online_retail_excerpt.csv', '--rejects', path.join(dir, 'r.csv')], { url: db.url });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /left out: no CustomerID\s+11\n/);
+    assert.match(r.stdout, /left out: cancellation \(InvoiceNo starts with C\)\s+9\n/);
+    assert.match(r.stdout, /staged\s+27 payments from 19 customers, total 11727\.15/);
+    assert.match(r.stdout, /loaded \(new\)\s+27\n/);
+    assert.match(r.stdout, /rejected\s+0/);
+  } finally {
+    await db.drop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('segsync load online-retail end to end on PostgreSQL', { skip: FULL.skip }, async () => {
+  const db = await createTestDatabase();
+  const dir = await mkdtemp(path.join(tmpdir(), 'segsync-uci-cli-'));
+  try {
+    const r = await runCli(['load', 'online-retail', FULL.file!, '--rejects', path.join(dir, 'r.csv')], { url: db.url });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /left out: no CustomerID\s+135,080/);
     assert.match(r.stdout, /left out: cancellation \(InvoiceNo starts with C\)\s+8,905/);
