@@ -75,9 +75,9 @@ export const Guardrails = z.strictObject({
     min_drop_count: z.number().int().min(0).default(10).describe('a source that shrank by fewer records than this never holds'),
   }).default({ min: 1, max_drop: 0.2, min_drop_count: 10 }).describe('an empty or shrunk model'),
   changed: z.strictObject({
-    max_share: Share.default(0.6).describe('hold when more than this share of the delivered records change segment (the seed SQL\'s PARTITION BY bug moves 74%)'),
+    max_share: Share.default(0.7).describe('hold when more than this share of the delivered records change segment (the seed SQL\'s PARTITION BY bug moves 74%)'),
     min_count: z.number().int().min(0).default(10).describe('fewer segment changes than this never hold'),
-  }).default({ max_share: 0.6, min_count: 10 }).describe('records whose segment changes (the transition matrix against the delivered state)'),
+  }).default({ max_share: 0.7, min_count: 10 }).describe('records whose segment changes (the transition matrix against the delivered state)'),
   distribution: z.strictObject({
     warn: z.number().positive().default(0.1).describe('population stability index of segment shares that warns'),
     hold: z.number().positive().default(0.25).describe('population stability index that holds'),

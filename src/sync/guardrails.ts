@@ -74,20 +74,30 @@ export async function runFigures(o: {
   };
 }
 
-/** Population stability index of two distributions of counts (a small epsilon keeps empty buckets finite). */
+/**
+ * Population stability index of two distributions of counts, over the buckets the baseline has: a segment that
+ * appears from nothing has no share to compare with (a young shop's model grows segments as its history
+ * does), so it is left out of the index and named by `newBuckets` instead; the other shares are renormalised
+ * over the buckets compared. A small epsilon keeps a bucket that empties finite.
+ */
 export function psi(current: Record<string, number>, baseline: Record<string, number>): number {
-  const keys = new Set([...Object.keys(current), ...Object.keys(baseline)]);
-  const total = (d: Record<string, number>) => Object.values(d).reduce((a, b) => a + b, 0);
+  return psiDetail(current, baseline).value;
+}
+
+export function psiDetail(current: Record<string, number>, baseline: Record<string, number>): { value: number; newBuckets: string[] } {
+  const keys = Object.keys(baseline).filter((k) => (baseline[k] ?? 0) > 0);
+  const newBuckets = Object.keys(current).filter((k) => (current[k] ?? 0) > 0 && !((baseline[k] ?? 0) > 0));
+  const total = (d: Record<string, number>) => keys.reduce((a, k) => a + (d[k] ?? 0), 0);
   const ct = total(current);
   const bt = total(baseline);
-  if (ct === 0 || bt === 0) return 0;
+  if (ct === 0 || bt === 0) return { value: 0, newBuckets };
   let sum = 0;
   for (const k of keys) {
     const a = Math.max((current[k] ?? 0) / ct, 1e-4);
-    const e = Math.max((baseline[k] ?? 0) / bt, 1e-4);
+    const e = (baseline[k] ?? 0) / bt;
     sum += (a - e) * Math.log(a / e);
   }
-  return sum;
+  return { value: sum, newBuckets };
 }
 
 /** Median and median absolute deviation. */
@@ -159,11 +169,13 @@ export function evaluate(g: Guardrails, f: RunFigures, history: PastRun[], now: 
     add({ rule: 'distribution', value: null, threshold: g.distribution.hold, baseline: null, verdict: 'skip',
       detail: !last || Object.keys(f.segments).length === 0 ? 'no delivered run to compare segment shares with' : `fewer than ${g.distribution.min_population} records: shares too noisy to judge` });
   } else {
-    const value = psi(f.segments, last.segments);
+    const { value, newBuckets } = psiDetail(f.segments, last.segments);
+    const total = Object.values(f.segments).reduce((a, b) => a + b, 0) || 1;
+    const appeared = newBuckets.map((b) => `${b} (${pct((f.segments[b] ?? 0) / total)})`).join(', ');
     add({
       rule: 'distribution', value, threshold: g.distribution.hold, baseline: history[0]!.id,
-      verdict: value > g.distribution.hold ? 'hold' : value > g.distribution.warn ? 'warn' : 'pass',
-      detail: `segment shares moved by PSI ${value.toFixed(3)} since run ${history[0]!.id} (warn above ${g.distribution.warn}, hold above ${g.distribution.hold})`,
+      verdict: value > g.distribution.hold ? 'hold' : value > g.distribution.warn || newBuckets.length ? 'warn' : 'pass',
+      detail: `segment shares moved by PSI ${value.toFixed(3)} since run ${history[0]!.id} (warn above ${g.distribution.warn}, hold above ${g.distribution.hold})${appeared ? `; new segment(s): ${appeared}` : ''}`,
     });
   }
 
