@@ -5,8 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import type { App } from '../src/app.ts';
 import { addUtcMonths } from '../src/demo/generate.ts';
 import { loadDemoPayments } from '../src/demo/load.ts';
-import { buildModels } from '../src/models/index.ts';
 import { decideHeld, planMapping, runMapping, type RunSummary } from '../src/sync/run.ts';
+import { buildAt, openApp } from './helpers/open-app.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg.ts';
 import { createProject, REPO_ROOT, type TestProject } from './helpers/project.ts';
 
@@ -24,32 +24,23 @@ const START = addUtcMonths(END, -MONTHS);
 let db: TestDatabase;
 let project: TestProject;
 let app: App;
-let release: () => void;
-let done: Promise<void>;
+let close: () => Promise<void>;
 
 before(async () => {
   db = await createTestDatabase();
   project = await createProject({ url: db.url });
   await copyFile(path.join(REPO_ROOT, 'mappings/rfm-to-file.yaml'), path.join(project.dir, 'mappings/rfm-to-file.yaml'));
-  // One app for the whole file, kept open by a promise the last hook resolves.
-  await new Promise<void>((ready) => {
-    done = project.app(async (a) => {
-      app = a;
-      ready();
-      await new Promise<void>((r) => { release = r; });
-    });
-  });
+  ({ app, close } = await openApp(project));
   await loadDemoPayments(app.warehouse, { relation: 'fact_payments', users: 2000, months: MONTHS, seed: 11, end: END });
 });
 
 after(async () => {
-  release();
-  await done;
+  await close();
   await project.cleanup();
   await db.drop();
 });
 
-const build = (asOf: Date, fullRefresh = false) => buildModels(app.warehouse.pool, { schema: 'public', payments: 'fact_payments', asOf, fullRefresh, log: app.log });
+const build = (asOf: Date, fullRefresh = false) => buildAt(app, asOf, fullRefresh);
 const run = (opts: Parameters<typeof runMapping>[2] = {}) => runMapping(app, MAPPING, opts);
 const batches = async () => (await readdir(path.join(project.outDir, MAPPING)).catch(() => [])).filter((f) => f.endsWith('.manifest.json')).length;
 const q = async <T>(sql: string, params: unknown[] = []) => (await app.warehouse.pool.query(sql, params)).rows as T[];

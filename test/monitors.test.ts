@@ -5,10 +5,10 @@ import type { DaemonContext } from '../src/daemon/context.ts';
 import { checkGate } from '../src/daemon/gate.ts';
 
 import { loadDemoPayments } from '../src/demo/load.ts';
-import { buildModels } from '../src/models/index.ts';
 import { systemActor } from '../src/state/actor.ts';
 import { ackMonitor } from '../src/state/monitor-results.ts';
 import { blockingMonitors, runMonitors } from '../src/sync/monitors.ts';
+import { buildAt, openApp } from './helpers/open-app.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg.ts';
 import { createProject, FILE_MAPPING, type TestProject } from './helpers/project.ts';
 
@@ -22,8 +22,7 @@ const END = new Date('2026-01-01T00:00:00Z');
 let db: TestDatabase;
 let project: TestProject;
 let app: App;
-let release: () => void;
-let done: Promise<void>;
+let close: () => Promise<void>;
 
 const SETTINGS = (url: string, dir: string) => `warehouse:
   url: ${url}
@@ -40,25 +39,18 @@ before(async () => {
   project = await createProject({ url: db.url });
   await project.write('config/segsync.yaml', SETTINGS(db.url, project.dir));
   await project.write('mappings/m.yaml', FILE_MAPPING({ model: 'rfm_current_segments', extra: 'after: [models]' }));
-  await new Promise<void>((ready) => {
-    done = project.app(async (a) => {
-      app = a;
-      ready();
-      await new Promise<void>((r) => { release = r; });
-    });
-  });
+  ({ app, close } = await openApp(project));
   await loadDemoPayments(app.warehouse, { relation: 'fact_payments', users: 3000, months: 24, seed: 5, end: END });
   await build(END);
 });
 
 after(async () => {
-  release();
-  await done;
+  await close();
   await project.cleanup();
   await db.drop();
 });
 
-const build = (asOf: Date, fullRefresh = false) => buildModels(app.warehouse.pool, { schema: 'public', payments: 'fact_payments', asOf, fullRefresh, log: app.log });
+const build = (asOf: Date, fullRefresh = false) => buildAt(app, asOf, fullRefresh);
 const q = async <T>(sql: string, params: unknown[] = []) => (await app.warehouse.pool.query(sql, params)).rows as T[];
 const byName = async () => Object.fromEntries((await runMonitors(app)).map((r) => [r.monitor, r]));
 /** The daemon's gate for the mapping that waits for the models (nothing else of a daemon is needed for it). */
