@@ -317,3 +317,35 @@ test('a scheduled read-back finds records missing from the destination and recor
   const verdicts = (await warehouse.pool.query(`SELECT reconcile_status AS s, count(*)::int AS n FROM segsync.delivered WHERE mapping = 'readback' GROUP BY 1 ORDER BY 1`)).rows;
   assert.deepEqual(verdicts, [{ s: 'missing', n: 3 }, { s: 'verified', n: 3 }]);
 });
+
+test('a run a guardrail holds: the daemon shows the mapping held, raises one event and plans nothing new on later ticks; after approval it delivers the held plan', async () => {
+  await warehouse.pool.query(`DROP TABLE IF EXISTS held_src; CREATE TABLE held_src AS SELECT * FROM segments`);
+  await mappings({ guarded: FILE_MAPPING({ name: 'guarded', model: 'held_src', on_removed: 'clear', extra: 'schedule: "0 3 * * *"' }) });
+  const daemon = await startDaemon();
+  try {
+    await daemon.context.scheduler.fire('guarded', 'manual');
+    assert.deepEqual((await runsOf('guarded')).map((r) => r.status), ['succeeded']);
+    // An upstream accident empties the model: the run would clear every delivered record.
+    await warehouse.pool.query('TRUNCATE held_src');
+    for (let i = 0; i < 3; i++) await daemon.context.scheduler.fire('guarded', 'manual');
+    const runs = await runsOf('guarded');
+    assert.deepEqual(runs.map((r) => r.status), ['succeeded', 'held'], 'one held run, not one per tick');
+    const held = (await recentEvents(warehouse.pool, 'segsync', { mapping: 'guarded' })).filter((e) => e.kind === 'run_held');
+    assert.equal(held.length, 1, 'one hold, one event');
+    assert.match(held[0]!.message, /^guarded run \d+ held for approval: population: the source is empty while 6 record\(s\) are delivered/);
+    const status = (await (await fetch(`http://127.0.0.1:${daemon.port}/status`)).json()) as { jobs: Record<string, { state: string; reason: string; lastRun: { runId: number; status: string } }> };
+    assert.equal(status.jobs.guarded?.state, 'held');
+    assert.equal(status.jobs.guarded?.lastRun.runId, runs[1]!.id);
+    assert.equal(await metric('segsync_runs_total', { mapping: 'guarded', status: 'held' }), 1);
+    // Approved (the emptying was on purpose): the next tick delivers exactly the held plan, the six clears.
+    const { decideHeld } = await import('../src/sync/run.ts');
+    await decideHeld(daemon.context.app, runs[1]!.id, 'approved', 'the shop closed', { type: 'cli', id: 'test' });
+    await daemon.context.scheduler.fire('guarded', 'manual');
+    const after = await runsOf('guarded');
+    assert.deepEqual(after.map((r) => r.status), ['succeeded', 'succeeded']);
+    const cleared = (await warehouse.pool.query(`SELECT count(*)::int AS n FROM segsync.receipts WHERE run_id = $1 AND op = 'remove' AND status = 'delivered'`, [runs[1]!.id])).rows[0].n;
+    assert.equal(cleared, 6);
+  } finally {
+    await daemon.stop();
+  }
+});
