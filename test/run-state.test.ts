@@ -72,6 +72,52 @@ test('a graceful stop never discards a batch the destination accepted (p-retry n
   });
 });
 
+test('a request that fails after the stop arrived (a timeout after sending) is recorded in doubt, not as never sent', async () => {
+  const controller = new AbortController();
+  script(`stopdoubt-${++n}`, {
+    deliver: async (changes, call) => {
+      if (call === 1) {
+        controller.abort();
+        throw new DestinationError('TIMEOUT', 'no answer within 30 s (the request was sent)', { retryable: true, inDoubt: true });
+      }
+      return { outcomes: changes.map((c) => ({ key: c.key, status: 'delivered' as const })) };
+    },
+  });
+  await withScript(`stopdoubt-${n}`, 10, async (app) => {
+    const run = await runMapping(app, 'seg', { signal: controller.signal });
+    assert.equal(run.status, 'interrupted');
+    const r = await receipts(app, run.runId);
+    assert.deepEqual(r.filter((x) => x.status === 'in_doubt').map((x) => x.key), ['u0001', 'u0002', 'u0003', 'u0004', 'u0005']);
+    assert.equal(r.filter((x) => x.status === 'interrupted').length, 5, 'the batch never sent is interrupted');
+    const next = await runMapping(app, 'seg');
+    assert.deepEqual([next.status, next.counts.resent, next.counts.delivered], ['succeeded', 5, 10]);
+  });
+});
+
+test('an approved run whose budget is spent before it sends stays approved; the next run delivers the held plan', async () => {
+  let budget = true;
+  const s = script(`approvedbudget-${++n}`, {
+    check: async () => { if (budget) throw new BudgetExhaustedError('HUBSPOT_DAILY_LIMIT', 'daily limit reached'); },
+  });
+  await withScript(`approvedbudget-${n}`, 40, async (app) => {
+    budget = false;
+    await runMapping(app, 'seg');
+    await q(app, `DELETE FROM segments WHERE user_id > 'u0020'`);
+    const held = await runMapping(app, 'seg');
+    assert.equal(held.status, 'held');
+    await decideHeld(app, held.runId, 'approved', 'on purpose', cliActor());
+    budget = true;
+    const deferred = await runMapping(app, 'seg');
+    assert.deepEqual([deferred.runId, deferred.status], [held.runId, 'deferred']);
+    const [r] = await q<{ status: string }>(app, `SELECT status FROM segsync.runs WHERE id = $1`, [held.runId]);
+    assert.equal(r!.status, 'approved', 'the approval is kept');
+    budget = false;
+    const done = await runMapping(app, 'seg');
+    assert.deepEqual([done.runId, done.status, done.counts.delivered], [held.runId, 'succeeded', 20]);
+    assert.equal(s.records.size, 20);
+  }, 'on_removed: delete');
+});
+
 test('a ledger write error stops every worker, awaits them, closes the batch it could not record as in doubt; the next run resends it and counts it', async () => {
   const s = script(`ledger-${++n}`, { concurrency: 2 });
   await withScript(`ledger-${n}`, 40, async (app) => {

@@ -50,6 +50,7 @@ export const RUN_TRANSITIONS: Record<RunState, Partial<Record<RunState, string>>
     planning: 'model changed: re-plan',
     delivering: 'sending the held plan',
     failed: 'pre-flight check failed',
+    interrupted: 'process stopped',
     cancelled: 'cancelled',
   },
   delivering: {

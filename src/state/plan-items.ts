@@ -68,7 +68,7 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
            ON d.key = n.key
          -- a record left in doubt is resent even when the model is back at the confirmed values: the
          -- destination may hold what the unanswered request carried
-         WHERE (CASE WHEN n.key IS NULL THEN d.payload_hash IS NOT NULL AND $3 ELSE d.payload_hash IS DISTINCT FROM n.hash OR d.in_doubt_run IS NOT NULL END)
+         WHERE (CASE WHEN n.key IS NULL THEN (d.payload_hash IS NOT NULL OR d.in_doubt_run IS NOT NULL) AND $3 ELSE d.payload_hash IS DISTINCT FROM n.hash OR d.in_doubt_run IS NOT NULL END)
            AND NOT (d.dead_at IS NOT NULL AND d.failed_hash IS NOT DISTINCT FROM n.hash)
            AND ($4 = false OR coalesce(d.fail_count, 0) > 0)
          RETURNING op, resend

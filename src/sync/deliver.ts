@@ -9,7 +9,7 @@ import { markSwept, pendingFollowUps, recordFollowUps, sweptSince } from '../sta
 import { readBatch, type ItemRow } from '../state/read-batch.ts';
 import { recordBatch, type FinalOutcome } from '../state/record-batch.ts';
 import { transition } from '../state/transition.ts';
-import { withRetries } from './retry.ts';
+import { NotSentError, withRetries } from './retry.ts';
 
 export interface DeliverOptions {
   pool: pg.Pool;
@@ -167,11 +167,11 @@ function toChange(r: ItemRow, attempt: number): Change {
 }
 
 /** How a whole-batch failure that retries did not cure lands on its records. */
-function settleThrown(err: unknown, stopped: boolean): Pick<RecordOutcome, 'status' | 'errorCode' | 'errorMessage'> {
+function settleThrown(err: unknown): Pick<RecordOutcome, 'status' | 'errorCode' | 'errorMessage'> {
   if (err instanceof BudgetExhaustedError) return { status: 'deferred', errorCode: err.code, errorMessage: err.message };
+  // The run was stopped before the batch's first attempt: it never left.
+  if (err instanceof NotSentError) return { status: 'deferred', errorCode: 'INTERRUPTED', errorMessage: 'the run was stopped before this batch was sent' };
   if (err instanceof SegsyncError) return { status: err.inDoubt ? 'in_doubt' : 'failed', errorCode: err.code, errorMessage: err.message };
-  // Not an attempt's error: the run was stopped before the batch could be sent.
-  if (stopped) return { status: 'deferred', errorCode: 'INTERRUPTED', errorMessage: 'the run was stopped before this batch was sent' };
   return { status: 'failed', errorCode: 'UNEXPECTED', errorMessage: err instanceof Error ? err.message : String(err) };
 }
 
@@ -194,7 +194,7 @@ async function sendWithRetries(o: DeliverOptions, items: ItemRow[], stopped: Abo
         signal: stopped, log: o.log, what: 'destination batch', context: { batch: pending.length },
       })).outcomes;
     } catch (err) {
-      const s = settleThrown(err, stopped.aborted);
+      const s = settleThrown(err);
       for (const r of pending) settle(r, { key: r.key, ...s }, attempt, sentAt);
       break;
     }
@@ -216,8 +216,8 @@ async function sendWithRetries(o: DeliverOptions, items: ItemRow[], stopped: Abo
     pending = retry;
     if (pending.length) await sleep(wait, undefined, { signal: stopped }).catch(() => {});
     if (stopped.aborted) {
-      // No new attempt after a stop: the last answer stands.
-      for (const r of pending) settle(r, { key: r.key, status: 'failed', errorCode: 'RETRY_STOPPED', errorMessage: 'a retryable failure; the run stopped before it could be sent again', retryable: true }, attempt, sentAt);
+      // No new attempt after a stop: deferred (interrupted), not failed, so a deploy never counts towards dead_after.
+      for (const r of pending) settle(r, { key: r.key, status: 'deferred', errorCode: 'RETRY_STOPPED', errorMessage: 'a retryable failure; the run stopped before it could be sent again' }, attempt, sentAt);
       pending = [];
     }
   }

@@ -3,7 +3,6 @@ import type { GuardrailRule, Guardrails, Mapping } from '../config/mapping.ts';
 import { quoteIdent } from '../db/sql.ts';
 import { maskPii } from '../log.ts';
 import { itemFigures, pastFigures, type PastRun, type RunFigures } from '../state/guardrail-figures.ts';
-import { segmentField } from '../state/plan-detail.ts';
 import type { PlanCounts } from '../state/plan-items.ts';
 import { sourceStatement, type SourceQuery } from './source.ts';
 
@@ -39,8 +38,10 @@ const QUANTILES = [0.2, 0.4, 0.6, 0.8];
 export async function runFigures(o: {
   client: pg.ClientBase; helper: pg.ClientBase | null; schema: string; mapping: Mapping; runId: number; source: SourceQuery; counts: PlanCounts; columns: string[];
 }): Promise<RunFigures> {
-  const field = segmentField(o.mapping);
-  const segColumn = o.mapping.fields.find((f) => f.to === field)?.from ?? null;
+  // Only a field mapped from the segment column carries segments: another first field could be an e-mail.
+  const segMapped = o.mapping.fields.find((f) => f.from === 'rfm_segment') ?? null;
+  const field = segMapped?.to ?? null;
+  const segColumn = segMapped?.from ?? null;
   const halves = await Promise.all([o.client, ...(o.helper ? [o.helper] : [])].map((db) => itemFigures(db as pg.ClientBase, o.schema, o.runId, field)));
   // Segment shares and R/F/M cut-points from one pass over the source. From 20,000 records on, of a fixed
   // 1-in-16 sample by key hash (the same records every run): the figures are shares and quantiles, which a

@@ -71,7 +71,11 @@ async function completeness(pool: pg.Pool, payments: string, m: Extract<Monitor,
     const drop = Math.max(0, 1 - r.n / r.baseline);
     if (!worst || drop > worst.drop) worst = { d: r.d, dim: r.dim, n: r.n, baseline: r.baseline, drop };
   }
-  if (!worst) return { monitor: m.name, type: m.type, severity: 'ok', value: null, baseline: null, threshold: m.warning, detail: `no baseline: fewer than ${m.baseline_weeks} weeks of payments before ${at.toISOString()}` };
+  if (!worst) {
+    // No payment at all in the days checked and their baselines: an emptied table is the worst incompleteness.
+    if (rows.length === 0) return { monitor: m.name, type: m.type, severity: 'critical', value: 0, baseline: null, threshold: m.critical, detail: `no payment in the ${m.days} day(s) before ${at.toISOString()} nor in the ${m.baseline_weeks} weeks before them` };
+    return { monitor: m.name, type: m.type, severity: 'ok', value: null, baseline: null, threshold: m.warning, detail: `no baseline: fewer than ${m.baseline_weeks} weeks of payments before ${at.toISOString()}` };
+  }
   const sev = severityOf(worst.drop, m.warning, m.critical);
   return {
     monitor: m.name, type: m.type, severity: sev, value: worst.n, baseline: worst.baseline, threshold: sev === 'critical' ? m.critical : m.warning,

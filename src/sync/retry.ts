@@ -38,7 +38,14 @@ export async function withRetries<T>(fn: (attempt: number) => Promise<T>, o: Ret
   let lastError: unknown;
   try {
     return await pRetry(async (attempt) => {
-      answer = await fn(attempt);
+      try {
+        answer = await fn(attempt);
+      } catch (err) {
+        // Kept here, not in onFailedAttempt: p-retry checks the signal first, and an attempt that failed while
+        // a stop was under way (a timeout after sending: in doubt) must still be reported as what it was.
+        lastError = err;
+        throw err;
+      }
       answered = true;
       return answer;
     }, {
@@ -47,7 +54,6 @@ export async function withRetries<T>(fn: (attempt: number) => Promise<T>, o: Ret
       signal: o.signal,
       shouldRetry: ({ error }) => isRetryable(error) && !o.signal.aborted,
       onFailedAttempt: async ({ error, attemptNumber, retryDelay, retriesLeft }) => {
-        lastError = error;
         const e = error instanceof SegsyncError ? error : undefined;
         o.log.warn({ ...o.context, code: e?.code ?? 'UNEXPECTED', err: error.message, attempt: attemptNumber, retriesLeft: e?.retryable ? retriesLeft : 0 }, `${o.what} failed`);
         // Retry-After longer than the backoff: wait the difference (the backoff itself follows).
@@ -57,6 +63,15 @@ export async function withRetries<T>(fn: (attempt: number) => Promise<T>, o: Ret
     });
   } catch (err) {
     if (answered) return answer!;
-    throw lastError ?? err;
+    if (lastError !== undefined) throw lastError;
+    // Stopped before any attempt: nothing was sent.
+    throw new NotSentError(`${o.what}: stopped before the request was sent`, { cause: err });
+  }
+}
+
+/** withRetries was stopped before its first attempt: nothing left, nothing is in doubt. */
+export class NotSentError extends SegsyncError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super('NOT_SENT', message, opts);
   }
 }

@@ -15,7 +15,7 @@ import { createRun } from '../state/create-run.ts';
 import { acquireRunLock } from '../state/locks.ts';
 import type { FinalState } from '../state/machine.ts';
 import { migrate } from '../state/migrate.ts';
-import { planDetail, segmentField, type PlanDetail } from '../state/plan-detail.ts';
+import { planDetail, type PlanDetail } from '../state/plan-detail.ts';
 import { planInto, type PlanCounts } from '../state/plan-items.ts';
 import { reviveDead as reviveDeadRecords } from '../state/revive-dead.ts';
 import { transition, TransitionError } from '../state/transition.ts';
@@ -135,8 +135,13 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
     // A run waiting for a person holds the mapping: one hold, one event, no new plan on every tick.
     let waiting = await waitingRun(pool, schema, mapping.name);
     if (waiting?.status === 'held' && waiting.statusAt.getTime() + durationMs(mapping.guardrails.hold_expires) < Date.now()) {
-      await transition(pool, schema, { run: waiting.id }, 'cancelled', systemActor, `expired: held longer than hold_expires (${mapping.guardrails.hold_expires}) without approval`);
-      waiting = null;
+      try {
+        // Only while still held: an approval that landed meanwhile wins.
+        await transition(pool, schema, { run: waiting.id }, 'cancelled', systemActor, `expired: held longer than hold_expires (${mapping.guardrails.hold_expires}) without approval`, { onlyFrom: ['held'] });
+      } catch (err) {
+        if (!(err instanceof TransitionError)) throw err;
+      }
+      waiting = await waitingRun(pool, schema, mapping.name);
     }
     if (waiting?.status === 'held') return heldSummary(app, waiting.id, mapping.name, startedAt, true);
     const columns = await checkSource(pool, file, app.config.settings.models.schema).catch(async (err: unknown) => {
@@ -147,6 +152,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
     const q = sourceQuery(mapping, app.config.settings.models.schema);
     const relation = await snapshotRelation(pool, q);
     let replan = true;
+    if (waiting?.status === 'approved') reached = 'planned'; // its items are the held plan: a failure closes them
     if (waiting?.status === 'approved') {
       runId = waiting.id;
       // Approval binds to the plan: the held plan is delivered only while the model still plans exactly it.
@@ -160,6 +166,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
       if (replan) {
         await transition(pool, schema, { run: runId }, 'planning', actor, 'the model changed since the approval: planned again and judged again');
         await dropItems(pool, schema, runId);
+        reached = 'planning';
       }
     } else {
       runId = await createRun(pool, schema, { mapping: mapping.name, actor, configHash: app.config.hash, destination: mapping.destination.connection, status: 'planning' });
@@ -187,6 +194,11 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
           await withRetries(() => dest.session.check(), { signal, log, what: 'destination pre-flight' });
         } catch (err) {
           if (!(err instanceof BudgetExhaustedError)) throw err;
+          if (!replan) {
+            // An approved run stays approved: the next run (tomorrow's budget) delivers the held plan.
+            log.info({ reason: err.message }, 'approved run deferred before sending: it stays approved');
+            return { ...(await heldSummary(app, runId, mapping.name, startedAt, false)), status: 'deferred', error: `approved, not sent yet: ${err.message}` };
+          }
           const closed = await closeUnsent(pool, schema, mapping.name, runId, 'deferred', err.message);
           return await finish(base, 'deferred', emptyResult(), closed.unsent, err.message);
         }
@@ -229,8 +241,10 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
       try {
         // Whatever was sending is closed in doubt before the run is called failed; should that fail too (the
         // database is gone), the run stays open and the next run's recovery closes it.
-        if (reached !== 'planning') await closeUnsent(pool, schema, mapping.name, runId, 'interrupted', `the run failed: ${message.slice(0, 300)}`);
-        await transition(pool, schema, { run: runId }, 'failed', actor, describeError(err).slice(0, 300), { error: message });
+        const stopped = signal.aborted;
+        if (reached !== 'planning') await closeUnsent(pool, schema, mapping.name, runId, 'interrupted', stopped ? 'the run was stopped (shutdown or signal)' : `the run failed: ${message.slice(0, 300)}`);
+        // A stop during the pre-flight is an interruption, not a failure.
+        await transition(pool, schema, { run: runId }, stopped ? 'interrupted' : 'failed', actor, describeError(err).slice(0, 300), { error: message });
         await dropUnplannedItems(pool, schema, mapping.name);
       } catch (closing) {
         app.log.warn({ err: describeError(closing), run: runId }, 'could not close the failed run; the next run will');
@@ -272,7 +286,7 @@ async function planRun(app: App, o: {
     const allowed = verdicts.filter((v) => v.allowed);
     const guardrails: Record<string, unknown> = { figures, verdicts, ...(allowed.length ? { allowed: { rules: allowed.map((v) => v.rule), reason: o.allowReason, by: formatActor(o.actor) } } : {}) };
     if (held.length) {
-      guardrails.examples = await movedExamples(client, schema, o.runId, segmentField(mapping));
+      guardrails.examples = await movedExamples(client, schema, o.runId, mapping.fields.find((f) => f.from === 'rfm_segment')?.to ?? null);
       const reason = held.map((v) => `${v.rule}: ${v.detail}`).join('; ');
       await transition(client, schema, { run: o.runId }, 'held', o.actor, reason, { planned: counts, snapshotAt, guardrails });
       await insertEvent(client, quoteIdent(schema), {

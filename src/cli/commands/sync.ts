@@ -21,24 +21,32 @@ function summaryLines(s: RunSummary): string {
     `${c.followups.done + c.followups.failed + c.followups.deferred ? `\n  follow-ups: ${c.followups.done} done, ${c.followups.failed} failed, ${c.followups.deferred} pending (limit)` : ''}${s.error ? `\n  note: ${s.error}` : ''}\n`;
 }
 
-/** One run with a progress bar; SIGINT/SIGTERM stop it cleanly (the current batch is recorded). */
-async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly?: boolean; allow?: GuardrailRule[]; reason?: string }): Promise<RunSummary> {
-  const bar = progressBar(name);
+/**
+ * SIGINT/SIGTERM stop the command cleanly: the current batch is recorded and, with --all, no further mapping
+ * starts (a supervisor's SIGKILL would follow otherwise, mid-delivery).
+ */
+function stopOnSignals(): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
   const onSignal = () => controller.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  return { signal: controller.signal, dispose: () => { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); } };
+}
+
+/** One run with a progress bar. */
+async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly?: boolean; allow?: GuardrailRule[]; reason?: string; signal?: AbortSignal }): Promise<RunSummary> {
+  const bar = progressBar(name);
+  const own = opts.signal ? null : stopOnSignals();
   try {
     return await runMapping(app, name, {
-      wait: opts.wait ?? false, actor: cliActor(), signal: controller.signal, failedOnly: opts.failedOnly ?? false,
+      wait: opts.wait ?? false, actor: cliActor(), signal: opts.signal ?? own!.signal, failedOnly: opts.failedOnly ?? false,
       ...(opts.allow ? { allow: opts.allow, allowReason: opts.reason } : {}),
       onPlanned: (p) => bar.start(p.create + p.update + p.remove),
       onProgress: (p) => bar.update(p.done),
     });
   } finally {
     bar.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    own?.dispose();
   }
 }
 
@@ -101,9 +109,17 @@ export function registerSync(program: Command): void {
         // run row and a line here, never a reason to skip the mappings after it.
         let exit = 0;
         const failed: string[] = [];
+        const stop = stopOnSignals();
+        try {
         for (const n of app.config.mappings.map((m) => m.value.name)) {
+          if (stop.signal.aborted) {
+            process.stdout.write(`${n}: not started (stopped by a signal)\n`);
+            failed.push(`${n} (not started)`);
+            exit = Math.max(exit, 1);
+            continue;
+          }
           try {
-            const s = await runOne(app, n, { wait: o.wait ?? false });
+            const s = await runOne(app, n, { wait: o.wait ?? false, signal: stop.signal });
             process.stdout.write(s.status === 'held' ? heldLines(s) : summaryLines(s));
             exit = Math.max(exit, exitFor(s));
             if (s.status !== 'succeeded') failed.push(`${n} (${s.status})`);
@@ -112,6 +128,9 @@ export function registerSync(program: Command): void {
             exit = Math.max(exit, 1);
             failed.push(`${n} (failed)`);
           }
+        }
+        } finally {
+          stop.dispose();
         }
         process.stdout.write(failed.length ? `${failed.length} of ${app.config.mappings.length} mapping(s) did not succeed: ${failed.join(', ')}\n` : `all ${app.config.mappings.length} mapping(s) succeeded\n`);
         return exit;
