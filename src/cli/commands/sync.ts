@@ -69,7 +69,7 @@ function heldLines(s: RunSummary): string {
 
 export function registerSync(program: Command): void {
   program.command('plan <mapping>')
-    .description('dry run: what a run would send (counts per op, samples before -> after, segment transitions); writes and sends nothing')
+    .description('dry run: what a run would send (counts per op, samples before -> after, segment transitions) and how each guardrail judges it; writes and sends nothing')
     .addOption(new Option('--format <format>', 'table or json').default('table'))
     .option('--samples <n>', 'sample rows per op', integer(0), 3)
     .option('--check-destination', 'also check the mapping against the destination schema (needs credentials)')
