@@ -118,6 +118,24 @@ describe('monitors on two years of demo payments', () => {
     await build(END, true);
   });
 
+  test('segsync monitors --format json: the results, and exit 1 while one is critical and not acknowledged', async () => {
+    const ok = await project.cli(['monitors', '--format', 'json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    const results = JSON.parse(ok.stdout) as Array<{ monitor: string; severity: string }>;
+    assert.deepEqual(results.map((r) => `${r.monitor}:${r.severity}`).sort(), ['daily-payments:ok', 'fresh-payments:ok', 'model-shape:ok']);
+    await q(`DELETE FROM fact_payments WHERE payment_date >= '2025-12-31'`);
+    const bad = await project.cli(['monitors', '--monitor', 'daily-payments']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /daily-payments\s+completeness\s+critical/);
+    const unknown = await project.cli(['monitors', 'ack', 'nope', '--reason', 'x']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /no monitor named 'nope'/);
+    const acked = await project.cli(['monitors', 'ack', 'daily-payments', '--reason', 'a holiday']);
+    assert.equal(acked.code, 0, acked.stderr);
+    assert.equal((await project.cli(['monitors', '--monitor', 'daily-payments'])).code, 0, 'acknowledged: no longer blocking');
+    await q(`INSERT INTO fact_payments SELECT * FROM lastday`);
+  });
+
   test('bad monitor configuration is a located error', async () => {
     await project.write('config/segsync.yaml', SETTINGS(db.url, project.dir).replace('warning: 0.5, critical: 0.9', 'warning: 1.5, critical: 0.9').replace('type: model }', 'type: modle }'));
     const out = await project.cli(['validate', '--offline']);
