@@ -72,7 +72,10 @@ test('SIGTERM during delivery: the batch in flight commits, the run is interrupt
     again.child.kill('SIGINT');
     assert.equal((await again.exited()).code, 0);
     const all = await runsOf('term');
-    assert.equal(all[1]?.trigger, 'daemon:catch-up');
+    // With a schedule of every second, the first tick after the restart can start before the catch-up has
+    // read the last run (it then finds the mapping busy and skips): either way one run resumes at once.
+    // The catch-up itself is pinned down by daemon-inprocess.test.ts ("exactly one catch-up run").
+    assert.ok(['daemon:catch-up', 'daemon:schedule'].includes(all[1]?.trigger ?? ''), all[1]?.trigger);
     assert.equal(await assertLedgerAgrees('term', dir), 12);
     assert.equal((await committedRecords(dir)).length, 12, 'nothing was sent twice');
   } finally {
