@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import pg from 'pg';
 import { startHubSpotEmulator, type HubSpotEmulator, type LoggedRequest } from './emulators/hubspot/server.ts';
 import { startCli, type CliExit } from './helpers/cli-process.ts';
-import { prepareContacts, SEGMENT_OPTIONS } from './helpers/hubspot.ts';
+import { HUBSPOT_MAPPING, HUBSPOT_SETTINGS, prepareContacts, SEGMENT_OPTIONS } from './helpers/hubspot.ts';
 import { createTestDatabase } from './helpers/pg.ts';
 import { prng } from './helpers/prng.ts';
 import { createProject, seedSegments } from './helpers/project.ts';
@@ -40,30 +40,8 @@ const MAPPING = 'crash-to-hubspot';
 const TEST_APP = 'segsync-crash-test';
 const WRITE = /^\/crm\/v3\/objects\/contacts\/batch\/(upsert|update|create)$/;
 
-const SETTINGS = (url: string) => `warehouse:
-  url: ${url}
-connections:
-  hubspot:
-    type: hubspot
-    access_token: \${HUBSPOT_ACCESS_TOKEN}
-    base_url: \${HUBSPOT_BASE_URL}
-`;
-
-const MAPPING_YAML = `name: ${MAPPING}
-source:
-  model: segments
-  key: user_id
-destination:
-  connection: hubspot
-  object: contacts
-  match_key: user_id
-fields:
-  - { to: rfm_segment, from: rfm_segment }
-  - { to: rfm_recency_score, from: recency_score }
-  - { to: rfm_monetary, from: monetary, transform: number }
-batch_size: ${BATCH}
-concurrency: ${CONCURRENCY}
-`;
+const SETTINGS = HUBSPOT_SETTINGS;
+const MAPPING_YAML = HUBSPOT_MAPPING(MAPPING, `batch_size: ${BATCH}\nconcurrency: ${CONCURRENCY}`);
 
 /** One record's mapped values, as the model has them at one time (a "version" of the record). */
 interface Values { rfm_segment: string; rfm_recency_score: number; rfm_monetary: number }

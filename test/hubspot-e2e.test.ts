@@ -6,37 +6,16 @@ import { reconcileMapping } from '../src/sync/reconcile.ts';
 import { startHubSpotEmulator, type HubSpotEmulator } from './emulators/hubspot/server.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg.ts';
 import { CLI, createProject, seedSegments, type TestProject } from './helpers/project.ts';
-import './helpers/hubspot.ts';
+import { HUBSPOT_MAPPING, HUBSPOT_SETTINGS } from './helpers/hubspot.ts';
 import { waitFor } from './helpers/wait.ts';
 
 /** End to end: warehouse -> engine -> HubSpot destination -> real SDK -> emulator, in-process and via the CLI. */
 
-const SETTINGS = (url: string) => `warehouse:
-  url: ${url}
-connections:
-  hubspot:
-    type: hubspot
-    access_token: \${HUBSPOT_ACCESS_TOKEN}
-    base_url: \${HUBSPOT_BASE_URL:-https://api.hubapi.com}
-`;
+const SETTINGS = HUBSPOT_SETTINGS;
 
-const MAPPING = (extra = '') => `name: seg-to-hubspot
-source:
-  model: segments
-  key: user_id
-destination:
-  connection: hubspot
-  object: contacts
-  match_key: user_id
-fields:
-  - { to: rfm_segment, from: rfm_segment }
-  - { to: rfm_recency_score, from: recency_score }
-  - { to: rfm_monetary, from: monetary, transform: number }
-${extra}
-# These tests move every record's segment on purpose (limits, storms): the guardrails that would hold
-# such runs are off here; test/guardrails.test.ts covers them.
-guardrails: { disable: [changed, distribution, anomaly] }
-`;
+// These tests move every record's segment on purpose (limits, storms): the guardrails that would hold such
+// runs are off here; test/guardrails.test.ts covers them.
+const MAPPING = (extra = '') => HUBSPOT_MAPPING('seg-to-hubspot', `${extra}\nguardrails: { disable: [changed, distribution, anomaly] }`);
 
 async function projectFor(hs: HubSpotEmulator, extra = ''): Promise<{ db: TestDatabase; project: TestProject }> {
   process.env.HUBSPOT_ACCESS_TOKEN = hs.token;

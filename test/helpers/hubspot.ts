@@ -84,3 +84,29 @@ export async function deliverLikeEngine(s: DestinationSession, changes: Change[]
   }
   return { outcomes: [...final.values()], batchRetries };
 }
+
+/** config/segsync.yaml for a project whose `hubspot` connection takes its token and host from the environment. */
+export const HUBSPOT_SETTINGS = (url: string) => `warehouse:
+  url: ${url}
+connections:
+  hubspot:
+    type: hubspot
+    access_token: \${HUBSPOT_ACCESS_TOKEN}
+    base_url: \${HUBSPOT_BASE_URL:-https://api.hubapi.com}
+`;
+
+/** A mapping of the test model `segments` to HubSpot contacts by user_id; `extra` is appended as YAML. */
+export const HUBSPOT_MAPPING = (name: string, extra = '') => `name: ${name}
+source:
+  model: segments
+  key: user_id
+destination:
+  connection: hubspot
+  object: contacts
+  match_key: user_id
+fields:
+  - { to: rfm_segment, from: rfm_segment }
+  - { to: rfm_recency_score, from: recency_score }
+  - { to: rfm_monetary, from: monetary, transform: number }
+${extra}
+`;
