@@ -5,35 +5,23 @@
  * run after each build. Ordinary month-to-month change should hold no run; prints every run's verdicts.
  * The baseline is the data itself: the PSI and changed share of each month, beside the thresholds.
  */
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
 import { withApp } from '../src/app.ts';
 import { parseRelation } from '../src/load/payments-table.ts';
 import { loadOnlineRetail } from '../src/load/online-retail.ts';
 import { createRootLogger, setRootLogger } from '../src/log.ts';
 import { buildModels } from '../src/models/index.ts';
 import { decideHeld, runMapping } from '../src/sync/run.ts';
+import { withBenchProject } from './scratch.ts';
 
 const file = process.argv[2] ?? process.env.SEGSYNC_UCI_FILE;
 if (!file) {
   console.error('usage: npm run bench:guardrails -- <online_retail.csv.gz> (or SEGSYNC_UCI_FILE=...)');
   process.exit(2);
 }
-const ADMIN = process.env.SEGSYNC_BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 setRootLogger(createRootLogger({ level: 'warn', pretty: false }));
-const dbName = `segsync_bench_guardrails_${process.pid}`;
-const admin = new pg.Client({ connectionString: ADMIN });
-await admin.connect();
-await admin.query(`CREATE DATABASE ${dbName}`);
-const url = new URL(ADMIN);
-url.pathname = `/${dbName}`;
-const dir = await mkdtemp(path.join(tmpdir(), 'segsync-bench-guardrails-'));
-try {
-  await mkdir(path.join(dir, 'config'));
-  await mkdir(path.join(dir, 'mappings'));
-  await writeFile(path.join(dir, 'config/segsync.yaml'), `warehouse:\n  url: ${url}\nconnections:\n  files:\n    type: file\n    directory: ${path.join(dir, 'out')}\n`);
+await withBenchProject('guardrails', async ({ dir }) => {
   await copyFile(path.join(import.meta.dirname, '../mappings/rfm-to-file.yaml'), path.join(dir, 'mappings/rfm-to-file.yaml'));
   await withApp({ root: dir }, async (app) => {
     const loaded = await loadOnlineRetail(app.warehouse, { file, relation: parseRelation('fact_payments') });
@@ -55,8 +43,4 @@ try {
     }
     console.log(`\n${holds} of ${asOfs.length} monthly runs held (target: 0 for ordinary month-to-month change)`);
   });
-} finally {
-  await rm(dir, { recursive: true, force: true });
-  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  await admin.end();
-}
+});

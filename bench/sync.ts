@@ -6,32 +6,19 @@
  * with the process's peak RSS. Targets (issue 3): plan <= 10 s, peak RSS <= 256 MB, delivery >= 50,000 records/s.
  * SEGSYNC_BENCH_ROWS overrides the 1,000,000 rows; SEGSYNC_BENCH_ADMIN_URL the server.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
 import { withApp } from '../src/app.ts';
 import { createRootLogger, setRootLogger } from '../src/log.ts';
 import { planMapping, runMapping } from '../src/sync/run.ts';
-import { writeFile, mkdir } from 'node:fs/promises';
+import { withBenchProject } from './scratch.ts';
 
 const ROWS = Number(process.env.SEGSYNC_BENCH_ROWS ?? 1_000_000);
-const ADMIN = process.env.SEGSYNC_BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 setRootLogger(createRootLogger({ level: 'warn', pretty: false }));
 
-const dbName = `segsync_bench_sync_${process.pid}`;
-const admin = new pg.Client({ connectionString: ADMIN });
-await admin.connect();
-await admin.query(`CREATE DATABASE ${dbName}`);
-const url = new URL(ADMIN);
-url.pathname = `/${dbName}`;
-const dir = await mkdtemp(path.join(tmpdir(), 'segsync-bench-sync-'));
 const mb = () => Math.round(process.resourceUsage().maxRSS / 1024);
 const mem = () => Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1048576)]));
-try {
-  await mkdir(path.join(dir, 'config'));
-  await mkdir(path.join(dir, 'mappings'));
-  await writeFile(path.join(dir, 'config/segsync.yaml'), `warehouse:\n  url: ${url}\nconnections:\n  files:\n    type: file\n    directory: ${path.join(dir, 'out')}\n`);
+await withBenchProject('sync', async ({ dir }) => {
   await writeFile(path.join(dir, 'mappings/bench.yaml'), `name: bench
 source: { model: rfm_current_segments, key: user_id }
 destination: { connection: files, object: customers, match_key: customer_id }
@@ -103,8 +90,4 @@ guardrails: { disable: [changed, distribution, anomaly] }
     console.log(`         guardrails ${guardrailsSecs.toFixed(2)} s on a ${bare.toFixed(2)} s plan without them = ${(100 * guardShare).toFixed(1)}% <= 10%: ${guardShare <= 0.1 ? 'met' : 'MISSED'}`);
     console.log(`         delivery phase ${Math.round(deliveryRate).toLocaleString()} records/s >= 50,000: ${deliveryRate >= 50_000 ? 'met' : 'MISSED'} (ratio ${(deliveryRate / 50_000).toFixed(2)})`);
   });
-} finally {
-  await rm(dir, { recursive: true, force: true });
-  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  await admin.end();
-}
+});
