@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { GuardrailRule, Guardrails, Mapping } from '../config/mapping.ts';
 import { quoteIdent } from '../db/sql.ts';
 import { maskPii } from '../log.ts';
-import { itemFigures, pastFigures, type PastRun, type RunFigures } from '../state/guardrail-figures.ts';
+import { itemFigures, type PastRun, type RunFigures } from '../state/guardrail-figures.ts';
 import type { PlanCounts } from '../state/plan-items.ts';
 import { sourceStatement, type SourceQuery } from './source.ts';
 
@@ -228,4 +228,3 @@ export async function movedExamples(db: pg.ClientBase, schema: string, runId: nu
   return rows.map((r) => ({ ...r, key: maskPii(r.key) }));
 }
 
-export { pastFigures };

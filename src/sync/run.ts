@@ -22,7 +22,8 @@ import { transition, TransitionError } from '../state/transition.ts';
 import { getMapping, openDestination, type OpenedDestination } from './connect.ts';
 import { catchUpFollowUps, deliverPlanned, type DeliverOptions, type DeliverResult } from './deliver.ts';
 import { checkKeys, enterPlanSnapshot, snapshotRelation, withPlanHelper } from './plan.ts';
-import { evaluate, holding, movedExamples, pastFigures, runFigures, type RuleVerdict } from './guardrails.ts';
+import { pastFigures } from '../state/guardrail-figures.ts';
+import { evaluate, holding, movedExamples, runFigures, type RuleVerdict } from './guardrails.ts';
 import { withRetries } from './retry.ts';
 import { checkSource, sourceQuery, sourceStatement } from './source.ts';
 
@@ -152,9 +153,9 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
     const q = sourceQuery(mapping, app.config.settings.models.schema);
     const relation = await snapshotRelation(pool, q);
     let replan = true;
-    if (waiting?.status === 'approved') reached = 'planned'; // its items are the held plan: a failure closes them
     if (waiting?.status === 'approved') {
       runId = waiting.id;
+      reached = 'planned'; // its items are the held plan: a failure closes them
       // Approval binds to the plan: the held plan is delivered only while the model still plans exactly it.
       const now = await withTransaction(pool, async (client) => {
         await enterPlanSnapshot(client, relation);
