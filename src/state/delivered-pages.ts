@@ -28,6 +28,7 @@ export async function* deliveredPages(db: Db, schema: string, mapping: string, s
 export async function deliveredByDestinationId(db: Db, schema: string, mapping: string, ids: string[]): Promise<Array<DeliveredRow & { destination_id: string }>> {
   if (!ids.length) return [];
   return (await db.query<DeliveredRow & { destination_id: string }>(
-    `SELECT ${COLUMNS} FROM ${schema}.delivered WHERE mapping = $1 AND destination_id = ANY($2::text[]) AND payload_hash IS NOT NULL AND removed_at IS NULL`,
+    `SELECT d.key, d.payload, d.payload_hash, d.destination_id FROM ${schema}.delivered d JOIN (SELECT DISTINCT unnest($2::text[]) AS id) u ON u.id = d.destination_id
+     WHERE d.mapping = $1 AND d.payload_hash IS NOT NULL AND d.removed_at IS NULL ORDER BY d.key`,
     [mapping, ids])).rows;
 }

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Change, DestinationSession, FollowUpItem, FollowUpOutcome, RecordOutcome } from '../../destinations/types.ts';
 import { BudgetExhaustedError, describeError, SegsyncError } from '../errors.ts';
+import { chunk } from '../db/chunk.ts';
 import type { Logger } from '../log.ts';
 import type { Actor } from '../state/actor.ts';
 import { deliveredByDestinationId } from '../state/delivered-pages.ts';
@@ -277,9 +278,12 @@ export async function catchUpFollowUps(o: DeliverOptions, runStartedAt: Date): P
     }
     const sweepStart = new Date();
     const ids = await withRetries(() => followUps.changedSince(new Date(since.getTime() - SWEEP_OVERLAP_MS), o.forceSignal ?? never), { signal: scope.signal, log: o.log, what: `${followUps.kind} changed since` });
-    for (let i = 0; i < ids.length && !scope.signal.aborted; i += o.batchSize) {
-      const rows = await deliveredByDestinationId(o.pool, o.schema, o.mapping, ids.slice(i, i + o.batchSize));
-      await applyFollowUps(o, rows.map((r) => ({ key: r.key, destinationId: r.destination_id, payload: r.payload })), counts, scope.signal, stop);
+    // One pass over the mapping's delivered state for all the changed contacts (destination_id has no index:
+    // a lookup per page would scan the state once per page), then applied a page at a time.
+    const rows = await deliveredByDestinationId(o.pool, o.schema, o.mapping, ids);
+    for (const page of chunk(rows, o.batchSize)) {
+      if (scope.signal.aborted) break;
+      await applyFollowUps(o, page.map((r) => ({ key: r.key, destinationId: r.destination_id, payload: r.payload })), counts, scope.signal, stop);
     }
     if (!scope.signal.aborted && counts.deferred === 0) await markSwept(o.pool, o.schema, o.mapping, followUps.kind, sweepStart);
   } catch (err) {
