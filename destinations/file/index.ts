@@ -47,9 +47,12 @@ interface Manifest {
   written_at: string;
 }
 
-/** Writes `chunks` to a temp file, fsyncs it and renames it to `file`; the file appears whole or not at all. */
+/**
+ * Writes `chunks` to a temp file, fsyncs it and renames it to `file`; the file appears whole or not at all. The
+ * temp name ends in `.tmp`, so a process killed mid-write leaves nothing that reads as a batch or a manifest.
+ */
 async function writeAtomically(file: string, chunks: Iterable<string | Buffer>): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.tmp-${randomBytes(6).toString('hex')}-${path.basename(file)}`);
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await open(tmp, 'w');
   try {
     // writeFile on a handle writes all of the chunk, from where the previous one ended.
