@@ -30,3 +30,16 @@ export type Role = keyof typeof ROLES;
 export function roleAllows(role: Role, permission: Permission): boolean {
   return (ROLES[role] as readonly Permission[]).includes(permission);
 }
+
+/**
+ * Who is asking, once a credential was checked: the actor recorded on what they do (runs, approvals, audit rows)
+ * and the roles that decide what they may do.
+ */
+export interface Identity {
+  actor: import('../state/actor.ts').Actor;
+  roles: Role[];
+}
+
+export function identityAllows(identity: Identity, permission: Permission): boolean {
+  return identity.roles.some((r) => roleAllows(r, permission));
+}
