@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { Alerts } from './alerts.ts';
 import { CronExpression, Duration, MappingSla } from './mapping.ts';
 
 const Share = z.number().min(0, 'a share from 0 to 1').max(1, 'a share from 0 to 1');
@@ -71,6 +72,8 @@ export const Settings = z.strictObject({
       }
     });
   }).describe('data-quality monitors run after each models build; one at critical blocks the mappings with after: [models] (docs/monitors.md)'),
+  public_url: z.string().url('a URL such as https://segsync.example.com').optional().describe('the dashboard\'s base URL: alerts link to <public_url>/runs/<id> and <public_url>/mappings/<name>'),
+  alerts: Alerts.default(Alerts.parse({})).describe('alerts to people: channels, routes, grouping, silences, quiet hours, inhibition (docs/alerts.md)'),
   connections: z.record(z.string(), z.looseObject({ type: z.string().min(1) })).default({})
     .describe('named destination connections: {type, ...settings}; secrets as ${ENV_VAR}'),
 });
