@@ -3,6 +3,7 @@ import type { App } from '../app.ts';
 import type { ProjectConfig } from '../config/load.ts';
 import { ConfigError, describeError } from '../errors.ts';
 import { enableProcessMetrics } from '../metrics.ts';
+import { startAlerts } from './alerts.ts';
 import { catchUp } from './catch-up.ts';
 import { MODELS_JOB, type DaemonContext } from './context.ts';
 import { durationMs } from './duration.ts';
@@ -41,6 +42,7 @@ export class Daemon {
   #catchUp: Promise<void> = Promise.resolve();
   #starting: Promise<void> | null = null;
   #stopWatchdog: () => void = () => {};
+  #alerts: { stop(): Promise<void> } | null = null;
   port = 0;
 
   constructor(opts: DaemonOptions) {
@@ -82,6 +84,7 @@ export class Daemon {
     if (this.#stopping) return;
     this.#ctx.scheduler.set(this.#jobs(app.config));
     this.#stopWatchdog = startWatchdog(this.#ctx, this.#opts.watchdogMs ?? 60_000, new Date());
+    this.#alerts = startAlerts(this.#ctx);
     app.log.info({ mappings: app.config.mappings.map((m) => m.value.name), models: app.config.settings.models.schedule ?? null, timezone: daemon.timezone }, 'daemon started');
     if (daemon.catch_up) {
       this.#catchUp = catchUp(this.#ctx, new Set(interrupted)).catch((err: unknown) => {
@@ -216,6 +219,7 @@ export class Daemon {
     if (!drained) {
       await this.#ctx.events.record({ kind: 'shutdown_timeout', severity: 'error', message: `runs still in flight after ${app.config.settings.daemon.drain_timeout}: ${scheduler.inFlightNames().join(', ')}; they will be marked interrupted at the next start`, details: { inFlight: scheduler.inFlightNames() } });
     }
+    await this.#alerts?.stop().catch(() => {});
     await this.#http?.close().catch(() => {});
     app.log.info({ drained }, drained ? 'stopped cleanly' : 'stopped with runs still in flight');
     return drained;
