@@ -15,10 +15,13 @@ export function telegramText(n: Notification): string {
     ...(n.link ? [`<a href="${escapeHtml(n.link)}">Details</a>`] : []),
   ].join('\n');
   const head = `<b>${escapeHtml(n.title)}</b>\n`;
-  // Visible length: tags and entities do not count, but keep it simple and safe: budget on the raw message.
-  const room = TELEGRAM_MAX_CHARS - head.length - tail.length - 4;
-  const msg = n.message.length > room ? `${n.message.slice(0, Math.max(0, room - 1))}…` : n.message;
-  return `${head}${escapeHtml(msg)}\n\n${tail}`;
+  // Counted on the text as sent (entities included): never over the limit, whatever the parser counts.
+  let msg = n.message;
+  for (;;) {
+    const text = `${head}${escapeHtml(msg)}\n\n${tail}`;
+    if (text.length <= TELEGRAM_MAX_CHARS || !msg) return text;
+    msg = `${msg.slice(0, Math.max(0, msg.length - (text.length - TELEGRAM_MAX_CHARS) - 1))}…`.replace(/^…$/, '');
+  }
 }
 
 export function telegramSender(c: Telegram): Sender {
