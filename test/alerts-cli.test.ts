@@ -144,3 +144,22 @@ describe('alerts configuration errors, located', () => {
     }
   });
 });
+
+test('the configuration example in docs/alerts.md loads', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const doc = await readFile(new URL('../docs/alerts.md', import.meta.url), 'utf8');
+  const yaml = /<!-- alerts-example -->\n```yaml\n([\s\S]*?)```/.exec(doc)![1]!;
+  const p = await createProject({ settings: yaml });
+  try {
+    const env = {
+      SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T/B/x', TEAMS_WORKFLOW_URL: 'https://example.api.powerplatform.com/workflows/x?sig=y',
+      TELEGRAM_BOT_TOKEN: '1:x', PAGERDUTY_ROUTING_KEY: 'k', SMTP_URL: 'smtp://relay.example.com:587', ALERT_WEBHOOK_SECRET: `whsec_${Buffer.from('0123456789abcdef0123456789abcdef').toString('base64')}`,
+    };
+    const config = await loadConfig({ root: p.dir, env });
+    assert.deepEqual(Object.keys(config.settings.alerts.channels), ['ops-slack', 'ops-teams', 'oncall-tg', 'pager', 'data-team', 'audit-hook']);
+    assert.equal(config.settings.alerts.routes.length, 4);
+    assert.equal(config.settings.public_url, 'https://segsync.example.com');
+  } finally {
+    await p.cleanup();
+  }
+});
