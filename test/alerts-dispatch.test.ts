@@ -172,6 +172,20 @@ describe('alert dispatcher on one database', () => {
     }
   });
 
+  test('the channel rate is shared by the replicas: a token bucket of 5/s, depth 1, spaces sends 200 ms apart', async () => {
+    const slack = await startReceiver();
+    const s = await setup(`${FAST}  channels:\n    ops: { type: slack, url: "\${SLACK_URL}", rate_per_second: 5, burst: 1 }\n  routes:\n    - channels: [ops]\n`, { SLACK_URL: slack.url });
+    try {
+      for (const m of ['a', 'b', 'c', 'd']) await s.event({ mapping: m });
+      await waitFor('four groups sent', async () => { await s.tick(); return slack.requests.length === 4; });
+      const gaps = slack.requests.slice(1).map((r, i) => r.at - slack.requests[i]!.at);
+      assert.ok(gaps.every((g) => g >= 180), `gaps ${gaps.join(', ')} ms`);
+    } finally {
+      await s.close();
+      await slack.close();
+    }
+  });
+
   test('a silence holds its groups until it is expired; other groups go out', async () => {
     const slack = await startReceiver();
     const s = await setup(`${FAST}  channels:\n    ops: { type: slack, url: "\${SLACK_URL}", rate_per_second: 100 }\n  routes:\n    - channels: [ops]\n`, { SLACK_URL: slack.url });

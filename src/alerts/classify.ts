@@ -75,6 +75,12 @@ export function clearRule(kind: string, labels: Record<string, string>, config: 
   if (kind === 'destination_down') return { by: 'success', mappings: config.mappings.filter((m) => m.value.destination.connection === labels.destination).map((m) => m.value.name) };
   if (kind === 'model_stale') return { by: 'success', mappings: config.mappings.filter((m) => (m.value.source.model ?? 'sql') === labels.model).map((m) => m.value.name) };
   if (kind === 'run_held') return { by: 'run_left_held' };
+  // A build that failed has no success event of its own: a mapping that waits for the models succeeding
+  // is the sign the next build worked (a failed build blocks them all).
+  if (kind === 'build_failed') {
+    const after = config.mappings.filter((m) => m.value.after?.includes('models')).map((m) => m.value.name);
+    if (after.length) return { by: 'success', mappings: after };
+  }
   if (kind === 'monitor' || kind === 'config_rejected') return { by: 'event' };
   return { by: 'timeout' };
 }

@@ -11,7 +11,7 @@ import {
   type AlertGroup, type Delivery, type Silence,
 } from '../state/alerts.ts';
 import type { Severity } from '../state/events.ts';
-import { ChannelError, channelRate, channelTimeoutMs, senderFor, type Sender } from './channels/index.ts';
+import { ChannelError, channelBurst, channelRate, channelTimeoutMs, senderFor, type Sender } from './channels/index.ts';
 import { classify, clearRule } from './classify.ts';
 import { buildNotification, dashboardLink, type Notification } from './notification.ts';
 
@@ -206,10 +206,10 @@ export class AlertDispatcher {
   }
 
   async #drain(name: string, c: AlertChannel): Promise<void> {
-    const intervalMs = Math.ceil(1000 / channelRate(c));
+    const bucket = { rate: channelRate(c), burst: channelBurst(c) };
     const timeoutMs = channelTimeoutMs(c);
     while (!this.#stopped) {
-      const d = await claimDelivery(this.#o.pool, this.#s, name, intervalMs, timeoutMs * 2 + 5000);
+      const d = await claimDelivery(this.#o.pool, this.#s, name, bucket, timeoutMs * 2 + 5000);
       if (!d) return;
       await this.#deliver(name, c, d);
     }

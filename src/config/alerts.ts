@@ -66,6 +66,7 @@ const Matchers = z.array(z.string()).superRefine((list, ctx) => {
 const Url = z.string().url('a URL such as https://...');
 const common = {
   rate_per_second: z.number().positive().optional().describe('messages per second this channel may send (every replica together); default per type'),
+  burst: z.number().int().min(1).max(100).optional().describe('sends allowed at once after a quiet spell (the token bucket\'s depth); default per type'),
   max_attempts: z.number().int().min(1).max(50).default(8).describe('a delivery failing this many times is marked failed (a 429 does not count)'),
   timeout: Duration.default('10s').describe('one request\'s time limit'),
 };

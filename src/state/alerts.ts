@@ -204,17 +204,27 @@ function deliveryRow(r: Record<string, unknown>): Delivery {
 }
 
 /**
- * The next delivery a channel may send, claimed with a lease, if the channel's shared clock allows a send now
- * (its rate, or a Retry-After); the clock moves on by `intervalMs`. Deliveries of one group to one channel go
- * in order (a resolve never overtakes its trigger). A lease that ran out (the sender died) is claimed again.
+ * The next delivery a channel may send, claimed with a lease, if the channel's token bucket (shared by every
+ * replica: `rate` tokens a second, at most `burst`) has a token and no Retry-After pause is running.
+ * Deliveries of one group to one channel go in order (a resolve never overtakes its trigger). A lease that
+ * ran out (the sender died mid-request) is claimed again.
  */
-export async function claimDelivery(pool: pg.Pool, schema: string, channel: string, intervalMs: number, leaseMs: number): Promise<Delivery | null> {
-  await pool.query(`INSERT INTO ${schema}.alert_channels (name) VALUES ($1) ON CONFLICT DO NOTHING`, [channel]);
+export async function claimDelivery(pool: pg.Pool, schema: string, channel: string, bucket: { rate: number; burst: number }, leaseMs: number): Promise<Delivery | null> {
+  await pool.query(`INSERT INTO ${schema}.alert_channels (name, tokens) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [channel, bucket.burst]);
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    const ch = await client.query(`SELECT name FROM ${schema}.alert_channels WHERE name = $1 AND next_send_at <= now() FOR UPDATE SKIP LOCKED`, [channel]);
+    const ch = await client.query<{ tokens: number; elapsed: number }>(
+      `SELECT tokens, extract(epoch FROM now() - refilled_at)::float8 AS elapsed FROM ${schema}.alert_channels
+        WHERE name = $1 AND (retry_after_until IS NULL OR retry_after_until <= now()) FOR UPDATE SKIP LOCKED`, [channel]);
     if (!ch.rows.length) {
+      await client.query('COMMIT');
+      return null;
+    }
+    const tokens = Math.min(bucket.burst, ch.rows[0]!.tokens + Math.max(0, ch.rows[0]!.elapsed) * bucket.rate);
+    const refill = (left: number) => client.query(`UPDATE ${schema}.alert_channels SET tokens = $2, refilled_at = now() WHERE name = $1`, [channel, left]);
+    if (tokens < 1) {
+      await refill(tokens);
       await client.query('COMMIT');
       return null;
     }
@@ -224,13 +234,13 @@ export async function claimDelivery(pool: pg.Pool, schema: string, channel: stri
           AND NOT EXISTS (SELECT 1 FROM ${schema}.alert_deliveries e WHERE e.group_id = d.group_id AND e.channel = d.channel AND e.id < d.id AND e.status IN ('pending', 'sending'))
         ORDER BY d.id LIMIT 1 FOR UPDATE SKIP LOCKED`, [channel]);
     if (!rows.length) {
+      await refill(tokens);
       await client.query('COMMIT');
       return null;
     }
-    const d = rows[0];
     const { rows: [claimed] } = await client.query(
-      `UPDATE ${schema}.alert_deliveries SET status = 'sending', attempts = attempts + 1, lease_until = now() + $2 * interval '1 millisecond' WHERE id = $1 RETURNING *`, [d.id, leaseMs]);
-    await client.query(`UPDATE ${schema}.alert_channels SET next_send_at = now() + $2 * interval '1 millisecond' WHERE name = $1`, [channel, intervalMs]);
+      `UPDATE ${schema}.alert_deliveries SET status = 'sending', attempts = attempts + 1, lease_until = now() + $2 * interval '1 millisecond' WHERE id = $1 RETURNING *`, [rows[0].id, leaseMs]);
+    await refill(tokens - 1);
     await client.query('COMMIT');
     return deliveryRow(claimed);
   } catch (err) {
@@ -259,7 +269,6 @@ export async function deliveryFailed(db: Db, schema: string, d: Delivery, error:
   }
   await db.query(
     `UPDATE ${schema}.alert_channels SET last_error = $2, last_error_at = now(),
-            next_send_at = CASE WHEN $3::bigint IS NULL THEN next_send_at ELSE greatest(next_send_at, now() + $3 * interval '1 millisecond') END,
             retry_after_until = CASE WHEN $3::bigint IS NULL THEN retry_after_until ELSE now() + $3 * interval '1 millisecond' END
       WHERE name = $1`, [d.channel, error, opts.channelPauseMs ?? null]);
 }

@@ -57,8 +57,15 @@ export async function postJson(what: string, url: string, body: string, opts: { 
 /** Default sends per second per channel type (the vendors' documented limits, a little under). */
 export const DEFAULT_RATE: Record<AlertChannel['type'], number> = { slack: 1, teams: 4, telegram: 1, pagerduty: 2, email: 5, webhook: 10 };
 
+/** How many sends may go at once after a quiet spell (the bucket's depth). */
+export const DEFAULT_BURST: Record<AlertChannel['type'], number> = { slack: 3, teams: 4, telegram: 1, pagerduty: 10, email: 5, webhook: 10 };
+
 export function channelRate(c: AlertChannel): number {
   return c.rate_per_second ?? DEFAULT_RATE[c.type];
+}
+
+export function channelBurst(c: AlertChannel): number {
+  return c.burst ?? DEFAULT_BURST[c.type];
 }
 
 export function channelTimeoutMs(c: AlertChannel): number {

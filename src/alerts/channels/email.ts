@@ -1,5 +1,6 @@
 import nodemailer from 'nodemailer';
 import type { AlertChannel } from '../../config/alerts.ts';
+import { maskEmails } from '../../log.ts';
 import { escapeHtml, plainText, type Notification } from '../notification.ts';
 import { ChannelError, channelTimeoutMs, type Sender } from './channel.ts';
 
@@ -39,7 +40,7 @@ export function emailSender(c: Email): Sender {
       } catch (err) {
         const e = err as { responseCode?: number; code?: string; message: string };
         // A 5xx reply is a permanent refusal (it will say the same next time); 4xx and network errors pass.
-        throw new ChannelError(`email: ${e.code ?? 'error'}${e.responseCode ? ` ${e.responseCode}` : ''}`, { permanent: (e.responseCode ?? 0) >= 500 });
+        throw new ChannelError(`email: ${e.code ?? 'error'}${e.responseCode ? ` ${e.responseCode}` : ''}: ${maskEmails(String(e.message)).slice(0, 200)}`, { permanent: (e.responseCode ?? 0) >= 500 });
       }
     },
     async close() {

@@ -7,7 +7,7 @@ import { teamsSender } from './teams.ts';
 import { telegramSender } from './telegram.ts';
 import { webhookSender } from './webhook.ts';
 
-export { ChannelError, channelRate, channelTimeoutMs, type Sender } from './channel.ts';
+export { ChannelError, channelBurst, channelRate, channelTimeoutMs, type Sender } from './channel.ts';
 
 /** The sender for a configured channel. */
 export function senderFor(c: AlertChannel): Sender {

@@ -66,10 +66,12 @@ CREATE TABLE :schema.alert_deliveries (
 CREATE INDEX alert_deliveries_open ON :schema.alert_deliveries (channel, id) WHERE status IN ('pending', 'sending');
 CREATE INDEX alert_deliveries_group ON :schema.alert_deliveries (group_id);
 
--- Per channel, shared by every replica: the next time it may send (its rate limit, or a Retry-After).
+-- Per channel, shared by every replica: a token bucket (tokens as of refilled_at; rate and depth from the
+-- config) and the pause a Retry-After asked for.
 CREATE TABLE :schema.alert_channels (
   name           text        PRIMARY KEY,
-  next_send_at   timestamptz NOT NULL DEFAULT now(),
+  tokens         double precision NOT NULL DEFAULT 1,
+  refilled_at    timestamptz NOT NULL DEFAULT now(),
   retry_after_until timestamptz,
   last_error     text,
   last_error_at  timestamptz,
