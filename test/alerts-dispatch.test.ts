@@ -6,6 +6,7 @@ import { AlertDispatcher, quietHoursEnd } from '../src/alerts/dispatcher.ts';
 import { Alerts } from '../src/config/alerts.ts';
 import type { ProjectConfig } from '../src/config/load.ts';
 import { daemonActor } from '../src/state/actor.ts';
+import { registry } from '../src/metrics.ts';
 import { addSilence, expireSilence, listDeliveries, listGroups } from '../src/state/alerts.ts';
 import { createRun } from '../src/state/create-run.ts';
 import { insertEvent, type EventInput } from '../src/state/events.ts';
@@ -228,6 +229,10 @@ describe('alert dispatcher on one database', () => {
       assert.equal(hd!.attempts, 2);
       assert.equal(hook.requests.length, 2);
       assert.match(hd!.lastError!, /webhook: HTTP 500: boom/);
+      const counted = (await registry.getSingleMetric('segsync_alert_deliveries_total')!.get()).values;
+      const n = (outcome: string) => counted.filter((v) => v.labels.channel === 'hook' && v.labels.outcome === outcome).reduce((a, v) => a + v.value, 0);
+      assert.equal(n('retry'), 1);
+      assert.equal(n('failed'), 1);
       assert.equal((await listDeliveries(s.pools[0]!, S, { channel: 'teams' }))[0]!.status, 'sending');
     } finally {
       await hang.close();

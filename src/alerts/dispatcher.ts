@@ -13,6 +13,7 @@ import {
 import type { Severity } from '../state/events.ts';
 import { ChannelError, channelBurst, channelRate, channelTimeoutMs, senderFor, type Sender } from './channels/index.ts';
 import { classify, clearRule } from './classify.ts';
+import { alertDeliveries } from './metrics.ts';
 import { buildNotification, dashboardLink, type Notification } from './notification.ts';
 
 /**
@@ -220,6 +221,7 @@ export class AlertDispatcher {
     try {
       await this.#sender(name, c).send(d.payload as unknown as Notification, { deliveryId: d.id });
       await deliverySent(this.#o.pool, this.#s, d.id);
+      alertDeliveries.inc({ channel: name, type: c.type, outcome: 'sent' });
     } catch (err) {
       const e = err instanceof ChannelError ? err : new ChannelError(`${c.type}: ${(err as Error).message}`);
       const message = maskEmails(e.message);
@@ -227,6 +229,7 @@ export class AlertDispatcher {
       if (e.rateLimited) retryInMs = e.retryAfterMs ?? 1000;
       else if (e.permanent || d.attempts >= c.max_attempts) retryInMs = null;
       else retryInMs = Math.max(e.retryAfterMs ?? 0, Math.min(durationMs(a.retry.base) * 2 ** (d.attempts - 1), durationMs(a.retry.max)));
+      alertDeliveries.inc({ channel: name, type: c.type, outcome: e.rateLimited ? 'rate_limited' : retryInMs === null ? 'failed' : 'retry' });
       this.#o.log.warn({ channel: name, delivery: d.id, attempt: d.attempts, err: message, retryInMs }, retryInMs === null ? 'alert delivery failed for good' : 'alert delivery failed; retrying');
       await deliveryFailed(this.#o.pool, this.#s, d, message, { retryInMs, countAttempt: !e.rateLimited, ...(e.rateLimited ? { channelPauseMs: retryInMs ?? 1000 } : {}) });
     }
