@@ -7,7 +7,7 @@ import { durationMs } from '../daemon/duration.ts';
 import { maskEmails, type Logger } from '../log.ts';
 import {
   claimDelivery, claimDueGroups, claimFiringGroups, claimNewEvents, closeGroup, deliveryFailed, deliverySent, firingGroupsLabels, foldEvent,
-  holdGroup, listSilences, markIngested, markResolving, recordNotification, resolveByKey, runState, succeededSince,
+  holdGroup, listSilences, markIngested, pruneIngested, markResolving, recordNotification, resolveByKey, runState, succeededSince,
   type AlertGroup, type Delivery, type Silence,
 } from '../state/alerts.ts';
 import type { Severity } from '../state/events.ts';
@@ -41,6 +41,7 @@ export class AlertDispatcher {
   #loop: Promise<void> | null = null;
   #stopped = false;
   #wake: (() => void) | null = null;
+  #prunedAt = 0;
 
   constructor(o: DispatcherOptions) {
     this.#o = o;
@@ -98,6 +99,10 @@ export class AlertDispatcher {
     const a = this.#alerts;
     const timers = { groupWaitMs: durationMs(a.group_wait), groupIntervalMs: durationMs(a.group_interval) };
     const config = this.#o.config();
+    if (Date.now() - this.#prunedAt > 3_600_000) {
+      this.#prunedAt = Date.now();
+      await pruneIngested(this.#o.pool, this.#s);
+    }
     return withTransaction(this.#o.pool, async (client) => {
       const events = await claimNewEvents(client, this.#s);
       for (const ev of events) {

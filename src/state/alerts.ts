@@ -87,6 +87,12 @@ export async function markIngested(client: pg.ClientBase, schema: string, eventI
   await client.query(`INSERT INTO ${schema}.alert_ingested (event_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [eventId, groupId]);
 }
 
+/** Forgets which events were folded once they are too old to be looked at again (claimNewEvents reads a day back). */
+export async function pruneIngested(db: Db, schema: string): Promise<number> {
+  const { rowCount } = await db.query(`DELETE FROM ${schema}.alert_ingested WHERE at < now() - interval '2 days'`);
+  return rowCount ?? 0;
+}
+
 /**
  * Folds one event into the firing group of its key, or opens one (first notification after group_wait). A
  * group already notified is due again group_interval after its last notification, not sooner.
