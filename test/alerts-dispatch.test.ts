@@ -7,7 +7,7 @@ import { Alerts } from '../src/config/alerts.ts';
 import type { ProjectConfig } from '../src/config/load.ts';
 import { daemonActor } from '../src/state/actor.ts';
 import { registry } from '../src/metrics.ts';
-import { addSilence, expireSilence, listDeliveries, listGroups } from '../src/state/alerts.ts';
+import { addSilence, expireSilence, insertTestDelivery, listDeliveries, listGroups } from '../src/state/alerts.ts';
 import { createRun } from '../src/state/create-run.ts';
 import { insertEvent, type EventInput } from '../src/state/events.ts';
 import { migrate } from '../src/state/migrate.ts';
@@ -99,9 +99,9 @@ describe('alert dispatcher on one database', () => {
     }
   });
 
-  test('a restart keeps the repeat timer: nothing is resent early, the repeat comes when due', async () => {
+  test('a restart keeps the repeat timer (repeat per severity): nothing is resent early, the repeat comes when due', async () => {
     const slack = await startReceiver();
-    const s = await setup(`${FAST}  repeat_interval: 1500ms\n  channels:\n    ops: { type: slack, url: "\${SLACK_URL}", rate_per_second: 100 }\n  routes:\n    - channels: [ops]\n`, { SLACK_URL: slack.url }, 1);
+    const s = await setup(`${FAST}  repeat_interval: 4h\n  repeat_by_severity: { error: 1500ms }\n  channels:\n    ops: { type: slack, url: "\${SLACK_URL}", rate_per_second: 100 }\n  routes:\n    - channels: [ops]\n`, { SLACK_URL: slack.url }, 1);
     try {
       await s.event({ runId: 7 });
       await waitFor('first notification', async () => { await s.tick(); return slack.requests.length === 1; });
@@ -239,6 +239,19 @@ describe('alert dispatcher on one database', () => {
       await s.close();
       await slack.close();
       await hook.close();
+    }
+  });
+
+  test('a delivery left for a channel a reload removed is marked failed, not left pending', async () => {
+    const s = await setup(`${FAST}  channels:\n    ops: { type: slack, url: "https://hooks.example.com/x" }\n`, {}, 1);
+    try {
+      const id = await insertTestDelivery(s.pools[0]!, S, 'gone', { action: 'test' });
+      await s.tick();
+      const d = (await listDeliveries(s.pools[0]!, S)).find((x) => x.id === id)!;
+      assert.equal(d.status, 'failed');
+      assert.equal(d.lastError, 'channel gone is no longer configured');
+    } finally {
+      await s.close();
     }
   });
 

@@ -71,7 +71,10 @@ const ON_SUCCESS = new Set(['run_failed', 'run_partial', 'blocked', 'overdue', '
 
 /** What clears a group of this kind (see classify). */
 export function clearRule(kind: string, labels: Record<string, string>, config: ProjectConfig): ClearRule {
-  if (ON_SUCCESS.has(kind) && labels.mapping) return { by: 'success', mappings: [labels.mapping] };
+  // A mapping removed from the configuration will never run again: its incidents expire instead.
+  if (ON_SUCCESS.has(kind) && labels.mapping) {
+    return config.mappings.some((m) => m.value.name === labels.mapping) ? { by: 'success', mappings: [labels.mapping] } : { by: 'timeout' };
+  }
   if (kind === 'destination_down') return { by: 'success', mappings: config.mappings.filter((m) => m.value.destination.connection === labels.destination).map((m) => m.value.name) };
   if (kind === 'model_stale') return { by: 'success', mappings: config.mappings.filter((m) => (m.value.source.model ?? 'sql') === labels.model).map((m) => m.value.name) };
   if (kind === 'run_held') return { by: 'run_left_held' };

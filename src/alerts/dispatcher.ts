@@ -6,7 +6,7 @@ import { quoteIdent } from '../db/sql.ts';
 import { durationMs } from '../daemon/duration.ts';
 import { maskEmails, type Logger } from '../log.ts';
 import {
-  claimDelivery, claimDueGroups, claimFiringGroups, claimNewEvents, closeGroup, deliveryFailed, deliverySent, firingGroupsLabels, foldEvent,
+  claimDelivery, claimDueGroups, claimFiringGroups, claimNewEvents, closeGroup, deliveryFailed, deliverySent, failOrphanDeliveries, firingGroupsLabels, foldEvent,
   holdGroup, listSilences, markIngested, pruneIngested, markResolving, recordNotification, resolveByKey, runState, succeededSince,
   type AlertGroup, type Delivery, type Silence,
 } from '../state/alerts.ts';
@@ -142,6 +142,7 @@ export class AlertDispatcher {
     const config = this.#o.config();
     const a = config.settings.alerts;
     const now = new Date();
+    await failOrphanDeliveries(this.#o.pool, this.#s, Object.keys(a.channels));
     await withTransaction(this.#o.pool, async (client) => {
       const due = await claimDueGroups(client, this.#s);
       if (!due.length) return;

@@ -257,6 +257,14 @@ export async function claimDelivery(pool: pg.Pool, schema: string, channel: stri
   }
 }
 
+/** Deliveries waiting for a channel that is no longer configured: failed, visibly, rather than pending forever. */
+export async function failOrphanDeliveries(db: Db, schema: string, channels: string[]): Promise<number> {
+  const { rowCount } = await db.query(
+    `UPDATE ${schema}.alert_deliveries SET status = 'failed', lease_until = NULL, last_error = 'channel ' || channel || ' is no longer configured'
+      WHERE status IN ('pending', 'sending') AND (status = 'pending' OR lease_until < now()) AND NOT (channel = ANY($1))`, [channels]);
+  return rowCount ?? 0;
+}
+
 export async function deliverySent(db: Db, schema: string, id: number): Promise<void> {
   await db.query(`UPDATE ${schema}.alert_deliveries SET status = 'sent', sent_at = now(), lease_until = NULL, last_error = NULL WHERE id = $1`, [id]);
   await db.query(`UPDATE ${schema}.alert_channels SET last_sent_at = now() WHERE name = (SELECT channel FROM ${schema}.alert_deliveries WHERE id = $1)`, [id]);
