@@ -5,7 +5,7 @@ import { loadConfig } from '../src/app.ts';
 import { AlertDispatcher, quietHoursEnd } from '../src/alerts/dispatcher.ts';
 import { Alerts } from '../src/config/alerts.ts';
 import type { ProjectConfig } from '../src/config/load.ts';
-import { daemonActor } from '../src/state/actor.ts';
+import { cliActor, daemonActor } from '../src/state/actor.ts';
 import { registry } from '../src/metrics.ts';
 import { addSilence, expireSilence, insertTestDelivery, listDeliveries, listGroups } from '../src/state/alerts.ts';
 import { createRun } from '../src/state/create-run.ts';
@@ -153,6 +153,52 @@ describe('alert dispatcher on one database', () => {
       await s.close();
       await slack.close();
       await pd.close();
+    }
+  });
+
+  test('a held run: the message links to the held plan; approving it resolves the incident once', async () => {
+    const slack = await startReceiver();
+    const s = await setup(`${FAST}  channels:\n    ops: { type: slack, url: "\${SLACK_URL}", rate_per_second: 100 }\n  routes:\n    - match: ["kind=run_held"]\n      channels: [ops]\n`, { SLACK_URL: slack.url }, 2);
+    try {
+      const admin = s.pools[0]!;
+      const runId = await createRun(admin, S, { mapping: 'crm', actor: daemonActor('schedule'), configHash: 'x', destination: 'files', status: 'planning' });
+      await transition(admin, S, { run: runId }, 'held', daemonActor('schedule'), 'removed: 60% would be removed', { planned: {} });
+      await s.event({ kind: 'run_held', severity: 'warning', runId, message: `crm run ${runId} held for approval: removed: 60% would be removed` });
+      await waitFor('held run notified', async () => { await s.tick(); return slack.requests.length === 1; });
+      const button = slack.requests[0]!.json.blocks.find((b: any) => b.type === 'actions').elements[0];
+      assert.equal(button.url, `https://segsync.example.com/runs/${runId}`);
+      assert.match(slack.requests[0]!.json.text, /held for approval/);
+      for (let i = 0; i < 3; i++) await s.tick();
+      assert.equal(slack.requests.length, 1, 'still held: no resolve');
+      await transition(admin, S, { run: runId }, 'approved', cliActor(), 'looked fine');
+      await waitFor('resolved', async () => { await s.tick(); return slack.requests.length === 2; });
+      for (let i = 0; i < 5; i++) await s.tick();
+      assert.equal(slack.requests.length, 2);
+      assert.match(slack.requests[1]!.json.text, new RegExp(`Cleared: run ${runId} is approved, no longer held`));
+    } finally {
+      await s.close();
+      await slack.close();
+    }
+  });
+
+  test('a monitor resolves when it recovers, a rejected reload when a later one is applied', async () => {
+    const slack = await startReceiver();
+    const s = await setup(`${FAST}  channels:\n    ops: { type: slack, url: "\${SLACK_URL}", rate_per_second: 100 }\n  routes:\n    - channels: [ops]\n`, { SLACK_URL: slack.url });
+    try {
+      await s.event({ kind: 'monitor', severity: 'critical', mapping: null, message: 'monitor latency is critical: newest payment 3d old', details: { monitor: 'latency' } });
+      await s.event({ kind: 'config_rejected', severity: 'error', mapping: null, message: 'configuration reload rejected' });
+      await waitFor('both notified', async () => { await s.tick(); return slack.requests.length === 2; });
+      assert.ok(slack.requests.some((r) => /^CRITICAL: monitor on latency/.test(r.json.text)));
+      await s.event({ kind: 'monitor_recovered', severity: 'info', mapping: null, message: 'monitor latency recovered', details: { monitor: 'latency' } });
+      await s.event({ kind: 'config_reloaded', severity: 'info', mapping: null, message: 'configuration reloaded' });
+      await waitFor('both resolved', async () => { await s.tick(); return slack.requests.length === 4; });
+      for (let i = 0; i < 5; i++) await s.tick();
+      assert.equal(slack.requests.length, 4, 'the resolver events are no alerts of their own');
+      const resolved = slack.requests.slice(2).map((r) => r.json.text.split('\n')[0]).sort();
+      assert.deepEqual(resolved, ['Resolved: config rejected on segsync', 'Resolved: monitor on latency']);
+    } finally {
+      await s.close();
+      await slack.close();
     }
   });
 
