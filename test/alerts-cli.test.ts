@@ -73,10 +73,11 @@ describe('segsync alerts and segsync silence', () => {
 
   test('segsync alerts lists open incidents with their delivery state', async () => {
     const env = { SLACK_URL: slack.url };
-    // The state exists from the tests above; an event and its group as the daemon's dispatcher leaves them.
+    // An event and its group as the daemon's dispatcher leaves them.
     const pool = new pg.Pool({ connectionString: db.url });
     try {
-      await insertEvent(pool, 'segsync', { kind: 'run_failed', severity: 'error', mapping: 'crm', message: 'crm failed', runId: 3 });
+      await (await import('../src/state/migrate.ts')).migrate(pool, 'segsync');
+      await insertEvent(pool, 'segsync', { kind: 'run_failed', severity: 'error', mapping: 'crm', message: 'crm failed: bob@example.com rejected', runId: 3 });
       const { AlertDispatcher } = await import('../src/alerts/dispatcher.ts');
       const config = await loadConfig({ root: project.dir, env: { ...process.env, ...env } });
       const d = new AlertDispatcher({ pool, schema: 'segsync', config: () => config, log: (await import('./helpers/pg.ts')).testLog });
@@ -88,6 +89,8 @@ describe('segsync alerts and segsync silence', () => {
       assert.equal(out.incidents[0].kind, 'run_failed');
       assert.equal(out.incidents[0].state, 'firing');
       assert.equal(out.incidents[0].lastRunId, 3);
+      assert.match(out.incidents[0].lastMessage, /crm failed: b\*\*\*@e\*\*\*/);
+      assert.doesNotMatch(r.stdout, /bob@example\.com/, 'PII masked in what the command shows');
       const t = await project.cli(['alerts'], { env });
       assert.match(t.stdout, /run_failed\s+crm\s+error\s+firing/);
     } finally {

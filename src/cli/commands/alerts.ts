@@ -6,6 +6,7 @@ import { parseMatcher } from '../../config/alerts.ts';
 import { durationMs } from '../../daemon/duration.ts';
 import { quoteIdent } from '../../db/sql.ts';
 import { describeError, UsageError } from '../../errors.ts';
+import { maskDeep } from '../../log.ts';
 import { cliActor, formatActor } from '../../state/actor.ts';
 import { addSilence, expireSilence, listDeliveries, listGroups, listSilences } from '../../state/alerts.ts';
 import { ensureState } from '../../sync/run.ts';
@@ -43,16 +44,19 @@ Examples:
       await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
         const s = quoteIdent(app.config.settings.state.schema);
-        const groups = await listGroups(app.warehouse.pool, s, { closedWithinMs: o.recent ? durationMs(o.recent) : 0 });
-        const failed = await listDeliveries(app.warehouse.pool, s, { status: 'failed' });
+        // Messages quote what the events said: masked like everything shown to people.
+        const groups = maskDeep(await listGroups(app.warehouse.pool, s, { closedWithinMs: o.recent ? durationMs(o.recent) : 0 })) as Awaited<ReturnType<typeof listGroups>>;
+        const failed = maskDeep(await listDeliveries(app.warehouse.pool, s, { status: 'failed' })) as Awaited<ReturnType<typeof listDeliveries>>;
         if (format === 'json') {
           process.stdout.write(JSON.stringify({ incidents: groups, failed: failed.map(({ payload: _p, ...d }) => d) }, null, 2) + '\n');
           return;
         }
         process.stdout.write(groups.length ? table(groups.map((g) => ({
           id: g.id, kind: g.kind, subject: g.mapping ?? g.labels.monitor ?? g.labels.destination ?? g.labels.model ?? '', severity: g.severity,
-          state: g.state, since: g.firstAt, events: g.events, next: g.nextAt, held: g.heldBy ?? '', deliveries: deliveriesText(g.deliveries),
-        })), ['id', 'kind', 'subject', 'severity', 'state', 'since', 'events', 'next', 'held', 'deliveries']) : 'no open alert incidents\n');
+          state: g.state, since: g.firstAt, events: g.events, next: g.nextAt, held: g.heldBy ?? '', deliveries: deliveriesText(g.deliveries), message: g.lastMessage.slice(0, 80),
+        })), ['id', 'kind', 'subject', 'severity', 'state', 'since', 'events', 'next', 'held', 'deliveries', 'message']) : 'no open alert incidents\n');
+        const silences = await listSilences(app.warehouse.pool, s);
+        if (silences.length) process.stdout.write(`\n${silences.length} silence(s) in force: segsync silence list\n`);
         if (failed.length) {
           process.stdout.write(`\nfailed deliveries:\n${table(failed.map((d) => ({ id: d.id, incident: d.groupId, channel: d.channel, action: d.action, attempts: d.attempts, error: d.lastError })))}`);
         }
