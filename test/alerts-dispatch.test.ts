@@ -80,7 +80,8 @@ describe('alert dispatcher on one database', () => {
     const slack = await startReceiver();
     const s = await setup(`${FAST}  channels:\n    ops:\n      type: slack\n      url: \${SLACK_URL}\n      rate_per_second: 100\n  routes:\n    - channels: [ops]\n`, { SLACK_URL: `${slack.url}/hook` }, 3);
     try {
-      for (let i = 0; i < 5; i++) await s.event({ mapping: 'crm', message: `crm failed #${i}` });
+      await s.event({ mapping: 'crm', severity: 'critical', message: 'crm failed #0' });
+      for (let i = 1; i < 5; i++) await s.event({ mapping: 'crm', severity: 'warning', message: `crm failed #${i}` });
       for (let i = 0; i < 3; i++) await s.event({ mapping: 'billing', kind: 'blocked', message: `billing blocked #${i}` });
       await waitFor('two groups notified', async () => { await s.tick(); return slack.requests.length >= 2; });
       for (let i = 0; i < 10; i++) await s.tick();
@@ -89,6 +90,8 @@ describe('alert dispatcher on one database', () => {
       assert.deepEqual(groups.map((g) => [g.key, g.events, g.notifications]).sort(), [['blocked|billing', 3, 1], ['run_failed|crm', 5, 1]]);
       const crm = slack.requests.map((r) => r.json).find((j) => /crm/.test(j.text));
       assert.match(crm.text, /crm failed #4/, 'the latest message');
+      assert.match(crm.text, /^CRITICAL: /, 'the group keeps its highest severity');
+      assert.equal(groups.find((g) => g.mapping === 'crm')!.labels.severity, 'critical', 'and routes see it');
       assert.match(crm.text, /5 events/);
       assert.match(crm.text, /Mapping: crm/);
       assert.match(crm.text, /https:\/\/segsync\.example\.com\/mappings\/crm/);

@@ -103,7 +103,8 @@ export async function foldEvent(client: pg.ClientBase, schema: string, ev: Alert
      VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, greatest($6::timestamptz, now()) + $10 * interval '1 millisecond')
      ON CONFLICT (group_key) WHERE state = 'firing' DO UPDATE SET
        severity = CASE WHEN ${rank('EXCLUDED.severity')} > ${rank('g.severity')} THEN EXCLUDED.severity ELSE g.severity END,
-       labels = g.labels || EXCLUDED.labels,
+       -- the severity label is the group's (its highest), so routes and silences see what the message says
+       labels = g.labels || EXCLUDED.labels || jsonb_build_object('severity', CASE WHEN ${rank('EXCLUDED.severity')} > ${rank('g.severity')} THEN EXCLUDED.severity ELSE g.severity END),
        last_event_at = greatest(g.last_event_at, EXCLUDED.last_event_at),
        last_event_id = greatest(g.last_event_id, EXCLUDED.last_event_id),
        last_run_id = coalesce(EXCLUDED.last_run_id, g.last_run_id),
