@@ -178,7 +178,7 @@ export class AlertDispatcher {
         }
         const action = g.notifications === 0 || g.pending > 0 ? 'trigger' : 'repeat';
         const repeatMs = durationMs(a.repeat_by_severity[g.severity] ?? a.repeat_interval);
-        await recordNotification(client, this.#s, g, action, channels, this.#notification(g, action), new Date(now.getTime() + repeatMs));
+        await recordNotification(client, this.#s, g, action, channels, this.#notification(g, action), repeatMs);
       }
     });
   }

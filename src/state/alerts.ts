@@ -68,15 +68,22 @@ function groupRow(r: Record<string, unknown>): AlertGroup {
 }
 
 /**
- * Events not folded yet (since alerting was installed, at most a day back), locked so no other replica folds
- * them at the same time. Call inside a transaction; mark each with markIngested in the same one.
+ * Events not folded yet (since alerting was installed, at most a day back), claimed for this transaction:
+ * locked with SKIP LOCKED (another replica takes others), and marked in alert_ingested in the same statement.
+ * The mark is what makes it once: a replica whose snapshot still missed another's committed mark hits the
+ * primary key and gets nothing back. Fold them, then set their group with markIngested, in this transaction.
  */
 export async function claimNewEvents(client: pg.ClientBase, schema: string, limit = 200): Promise<AlertEvent[]> {
   const { rows } = await client.query(
-    `SELECT e.id, e.at, e.kind, e.severity, e.mapping, e.run_id, e.message, e.details, e.dedup_key FROM ${schema}.events e
-      WHERE e.at >= greatest((SELECT since FROM ${schema}.alert_meta), now() - interval '1 day')
-        AND NOT EXISTS (SELECT 1 FROM ${schema}.alert_ingested i WHERE i.event_id = e.id)
-      ORDER BY e.id LIMIT $1 FOR UPDATE OF e SKIP LOCKED`, [limit]);
+    `WITH candidates AS (
+       SELECT e.id FROM ${schema}.events e
+        WHERE e.at >= greatest((SELECT since FROM ${schema}.alert_meta), now() - interval '1 day')
+          AND NOT EXISTS (SELECT 1 FROM ${schema}.alert_ingested i WHERE i.event_id = e.id)
+        ORDER BY e.id LIMIT $1 FOR UPDATE OF e SKIP LOCKED),
+     claimed AS (
+       INSERT INTO ${schema}.alert_ingested (event_id) SELECT id FROM candidates ON CONFLICT DO NOTHING RETURNING event_id)
+     SELECT e.id, e.at, e.kind, e.severity, e.mapping, e.run_id, e.message, e.details, e.dedup_key
+       FROM ${schema}.events e JOIN claimed c ON c.event_id = e.id ORDER BY e.id`, [limit]);
   return rows.map((r) => ({
     id: Number(r.id), at: r.at, kind: r.kind, severity: r.severity, mapping: r.mapping, runId: r.run_id == null ? null : Number(r.run_id),
     message: r.message, details: r.details ?? {}, dedupKey: r.dedup_key,
@@ -84,7 +91,7 @@ export async function claimNewEvents(client: pg.ClientBase, schema: string, limi
 }
 
 export async function markIngested(client: pg.ClientBase, schema: string, eventId: number, groupId: number | null): Promise<void> {
-  await client.query(`INSERT INTO ${schema}.alert_ingested (event_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [eventId, groupId]);
+  await client.query(`UPDATE ${schema}.alert_ingested SET group_id = $2 WHERE event_id = $1`, [eventId, groupId]);
 }
 
 /** Forgets which events were folded once they are too old to be looked at again (claimNewEvents reads a day back). */
@@ -162,8 +169,8 @@ export async function firingGroupsLabels(client: Db, schema: string): Promise<Ar
   return rows.map((r) => ({ id: Number(r.id), labels: r.labels }));
 }
 
-/** Writes a group's notification: one delivery per channel, and its next timer. */
-export async function recordNotification(client: pg.ClientBase, schema: string, g: AlertGroup, action: 'trigger' | 'repeat' | 'resolve', channels: string[], payload: object, nextAt: Date | null): Promise<void> {
+/** Writes a group's notification: one delivery per channel, and its next timer (repeatMs on the database's clock, which every replica shares). */
+export async function recordNotification(client: pg.ClientBase, schema: string, g: AlertGroup, action: 'trigger' | 'repeat' | 'resolve', channels: string[], payload: object, repeatMs: number | null): Promise<void> {
   for (const ch of channels) {
     await client.query(`INSERT INTO ${schema}.alert_deliveries (group_id, channel, action, payload) VALUES ($1, $2, $3, $4)`, [g.id, ch, action, JSON.stringify(payload)]);
   }
@@ -172,9 +179,9 @@ export async function recordNotification(client: pg.ClientBase, schema: string, 
     return;
   }
   await client.query(
-    `UPDATE ${schema}.alert_groups SET notified_at = now(), notifications = notifications + 1, pending = 0, next_at = $2, held_by = NULL,
+    `UPDATE ${schema}.alert_groups SET notified_at = now(), notifications = notifications + 1, pending = 0, next_at = now() + $2 * interval '1 millisecond', held_by = NULL,
             notified_channels = ARRAY(SELECT DISTINCT unnest(notified_channels || $3::text[]))
-      WHERE id = $1`, [g.id, nextAt, channels]);
+      WHERE id = $1`, [g.id, repeatMs, channels]);
 }
 
 /** A due group that does not go out now (silenced, inhibited, quiet hours, no route): looked at again at `nextAt`. */
