@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerAudit } from './audit.ts';
 import { registerDaemon } from './daemon.ts';
 import { registerDemo } from './demo.ts';
 import { registerDemoData } from './demo-data.ts';
@@ -18,4 +19,5 @@ export const commands: Array<(program: Command) => void> = [
   registerSync,
   registerMonitors,
   registerDaemon,
+  registerAudit,
 ];
