@@ -6,6 +6,7 @@ import { registerDemoData } from './demo-data.ts';
 import { registerLoad } from './load.ts';
 import { registerModels } from './models.ts';
 import { registerMonitors, registerSync } from './sync.ts';
+import { registerTokens } from './tokens.ts';
 import { registerConfigSchema, registerValidate } from './validate.ts';
 
 /** Every CLI command, registered explicitly. Each module adds its command(s) to the program. */
@@ -20,4 +21,5 @@ export const commands: Array<(program: Command) => void> = [
   registerMonitors,
   registerDaemon,
   registerAudit,
+  registerTokens,
 ];
