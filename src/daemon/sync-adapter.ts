@@ -1,6 +1,7 @@
 import type { App } from '../app.ts';
 import { LockedError } from '../errors.ts';
 import { buildModels, modelFreshness } from '../models/index.ts';
+import { auditConfig } from '../audit/config-audit.ts';
 import { daemonActor } from '../state/actor.ts';
 import { closeAbandonedRuns } from '../state/close-abandoned.ts';
 import { createRun } from '../state/create-run.ts';
@@ -29,6 +30,7 @@ export const syncEngine: SyncEngine = {
 
   async migrate(app) {
     await migrate(app.warehouse.pool, app.config.settings.state.schema);
+    await auditConfig(app.warehouse.pool, app.config.settings.state.schema, app.config, daemonActor('start'), 'config.loaded');
   },
 
   pendingMigrations: (app) => pendingMigrations(app.warehouse.pool, quoteIdent(app.config.settings.state.schema)),

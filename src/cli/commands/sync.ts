@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { audit } from '../../audit/trail.ts';
 import { withApp, type App } from '../../app.ts';
 import { describeError, UsageError } from '../../errors.ts';
 import { GUARDRAIL_RULES, type GuardrailRule } from '../../config/mapping.ts';
@@ -142,6 +143,8 @@ export function registerSync(program: Command): void {
     .option('--dead', 'clear the dead mark (records that failed dead_after runs in a row) first')
     .action(async (name: string, o: { dead?: boolean }, cmd: Command) => {
       process.exitCode = await withApp(appOptions(cmd), async (app) => {
+        await ensureState(app);
+        await audit(app.warehouse.pool, app.config.settings.state.schema, { actor: cliActor(), action: 'run.retry', subject: `mapping:${name}`, details: { dead: o.dead ?? false } });
         if (o.dead) process.stdout.write(`${await reviveDead(app, name)} dead record(s) re-queued\n`);
         const s = await runOne(app, name, { failedOnly: !o.dead });
         process.stdout.write(summaryLines(s));
@@ -156,7 +159,11 @@ export function registerSync(program: Command): void {
     .option('--repair', 'queue drifted and missing records for the next run')
     .addOption(new Option('--format <format>', 'table or json').default('table'))
     .action(async (name: string, o: { sample: number; all?: boolean; repair?: boolean; format: string }, cmd: Command) => {
-      const s = await withApp(appOptions(cmd), (app) => reconcileMapping(app, name, { sample: o.sample, all: o.all ?? false, repair: o.repair ?? false }));
+      const s = await withApp(appOptions(cmd), async (app) => {
+        const r = await reconcileMapping(app, name, { sample: o.sample, all: o.all ?? false, repair: o.repair ?? false });
+        if (o.repair) await audit(app.warehouse.pool, app.config.settings.state.schema, { actor: cliActor(), action: 'reconcile.repair', subject: `mapping:${r.mapping}`, details: { checked: r.checked, counts: r.counts, repaired: r.repaired } });
+        return r;
+      });
       process.exitCode = s.counts.drifted + s.counts.missing > 0 ? 1 : 0;
       if (parseFormat(o.format) === 'json') return void process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       process.stdout.write(`reconciled ${s.checked} record(s) of ${s.mapping}\n` + table([s.counts]) +
