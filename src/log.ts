@@ -1,5 +1,5 @@
 import pino, { type Logger } from 'pino';
-import { maskDeep, maskEmails } from './pii/mask.ts';
+import { maskDeep, maskText } from './pii/mask.ts';
 
 /**
  * Paths pino blanks out wherever they appear. Secrets never reach a log line; customer PII (e-mail, names,
@@ -29,7 +29,7 @@ export function createRootLogger(opts: { level?: string; pretty?: boolean; desti
     formatters: { log: (obj) => maskDeep(obj) as Record<string, unknown> },
     hooks: {
       logMethod(args, method) {
-        method.apply(this, args.map((a) => (typeof a === 'string' ? maskEmails(a) : a)) as Parameters<typeof method>);
+        method.apply(this, args.map((a) => (typeof a === 'string' ? maskText(a) : a)) as Parameters<typeof method>);
       },
     },
   };
@@ -53,4 +53,4 @@ export function setRootLogger(logger: Logger): void {
 
 // The one masking module (src/pii/mask.ts) serves logs, events, alerts, the API and the dashboard; these
 // names stay exported here for the modules that import them from the logger.
-export { maskDeep, maskEmails, maskPii } from './pii/mask.ts';
+export { maskDeep, maskEmails, maskPii, maskText } from './pii/mask.ts';

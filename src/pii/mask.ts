@@ -17,7 +17,7 @@ export function maskEmails(text: string): string {
  * keep their type, message and stack, masked. Cycles and depth beyond 8 are cut.
  */
 export function maskDeep(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
-  if (typeof value === 'string') return maskEmails(value);
+  if (typeof value === 'string') return maskContacts(value);
   if (value === null || typeof value !== 'object') return value;
   if (depth > 8 || seen.has(value)) return '[…]';
   seen.add(value);
@@ -26,8 +26,8 @@ export function maskDeep(value: unknown, depth = 0, seen = new WeakSet<object>()
   const out: Record<string, unknown> = {};
   if (value instanceof Error) {
     out.type = value.name;
-    out.message = maskEmails(value.message);
-    if (value.stack) out.stack = maskEmails(value.stack);
+    out.message = maskText(value.message);
+    if (value.stack) out.stack = maskText(value.stack);
   }
   for (const [k, v] of Object.entries(value)) {
     if (SECRET_KEY.test(k)) out[k] = '[redacted]';
@@ -44,4 +44,40 @@ export function maskPii(value: string | null | undefined): string {
   if (at > 0) return `${value[0]}***@${value.slice(at + 1).replace(/^[^.]*/, (d) => `${d[0] ?? ''}***`)}`;
   if (value.length <= 4) return '***';
   return `${value.slice(0, 2)}***${value.slice(-2)}`;
+}
+
+const PHONE = /\+\d[\d\s().-]{6,}\d/g;
+/** Words after which a double-quoted name is an identifier (column "email"), not a value. */
+const IDENTIFIER_BEFORE = /(column|relation|table|schema|function|type|constraint|index|role|database|sequence|view|trigger|operator|extension|collation|parameter|field|property|object|sobject|mapping|connection|cursor|savepoint|key)\s*$/i;
+
+/**
+ * Text from the database or a destination, which can quote the values it refused (`invalid input syntax for type
+ * integer: "alice@example.com"`, `Key (email)=(alice@example.com) already exists`): every quoted value, every
+ * `=(...)` detail, every e-mail address and international phone number masked; identifiers (column "x") kept.
+ */
+export function maskText(text: string): string {
+  let out = text.replace(/"((?:[^"\\]|\\.)*)"/g, (m, inner: string, offset: number) => (IDENTIFIER_BEFORE.test(text.slice(Math.max(0, offset - 20), offset)) ? m : `"${maskPii(inner)}"`));
+  out = out.replace(/=\(([^()]*)\)/g, (_m, inner: string) => `=(${inner.split(/,\s*/).map((v) => maskPii(v)).join(', ')})`);
+  out = maskEmails(out);
+  return out.includes('+') ? out.replace(PHONE, (m) => maskPii(m)) : out;
+}
+
+/** E-mail addresses and international phone numbers masked (values in any text). */
+export function maskContacts(text: string): string {
+  const out = maskEmails(text);
+  return out.includes('+') ? out.replace(PHONE, (m) => maskPii(m)) : out;
+}
+
+/** What a value of a classified field (mapping `pii:`) looks like when shown. */
+export function maskClassified(value: unknown, cls: string | undefined): unknown {
+  if (value == null || cls === undefined || cls === 'none') return typeof value === 'string' ? maskText(value) : value;
+  if (cls === 'free_text') return typeof value === 'string' ? `[text, ${value.length} chars]` : '[text]';
+  return maskPii(String(value));
+}
+
+/** A record with its classified fields masked (field name -> class, e.g. from a mapping's fields' pii:). */
+export function maskRecord(record: Record<string, unknown>, classes: Readonly<Record<string, string | undefined>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(record)) out[k] = classes[k] !== undefined ? maskClassified(v, classes[k]) : maskDeep(v);
+  return out;
 }
