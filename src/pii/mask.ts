@@ -56,7 +56,9 @@ const IDENTIFIER_BEFORE = /(column|relation|table|schema|function|type|constrain
  * `=(...)` detail, every e-mail address and international phone number masked; identifiers (column "x") kept.
  */
 export function maskText(text: string): string {
-  let out = text.replace(/"((?:[^"\\]|\\.)*)"/g, (m, inner: string, offset: number) => (IDENTIFIER_BEFORE.test(text.slice(Math.max(0, offset - 20), offset)) ? m : `"${maskPii(inner)}"`));
+  // A quoted name is kept when an identifier word precedes it (column "email") or it is a JSON key ("email": ...).
+  let out = text.replace(/"((?:[^"\\]|\\.)*)"/g, (m, inner: string, offset: number) =>
+    (IDENTIFIER_BEFORE.test(text.slice(Math.max(0, offset - 20), offset)) || /^\s*:/.test(text.slice(offset + m.length, offset + m.length + 3)) ? m : `"${maskPii(inner)}"`));
   out = out.replace(/=\(([^()]*)\)/g, (_m, inner: string) => `=(${inner.split(/,\s*/).map((v) => maskPii(v)).join(', ')})`);
   out = maskEmails(out);
   return out.includes('+') ? out.replace(PHONE, (m) => maskPii(m)) : out;

@@ -6,6 +6,7 @@ import { registerDemoData } from './demo-data.ts';
 import { registerLoad } from './load.ts';
 import { registerModels } from './models.ts';
 import { registerMonitors, registerSync } from './sync.ts';
+import { registerForget } from './forget.ts';
 import { registerTokens } from './tokens.ts';
 import { registerConfigSchema, registerValidate } from './validate.ts';
 
@@ -22,4 +23,5 @@ export const commands: Array<(program: Command) => void> = [
   registerDaemon,
   registerAudit,
   registerTokens,
+  registerForget,
 ];
