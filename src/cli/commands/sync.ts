@@ -1,5 +1,7 @@
 import { Command, Option } from 'commander';
 import { audit } from '../../audit/trail.ts';
+import { auditPiiView } from '../../audit/access.ts';
+import { maskClassified, maskDeep } from '../../pii/mask.ts';
 import { withApp, type App } from '../../app.ts';
 import { describeError, UsageError } from '../../errors.ts';
 import { GUARDRAIL_RULES, type GuardrailRule } from '../../config/mapping.ts';
@@ -208,14 +210,24 @@ export function registerSync(program: Command): void {
     .option('--status <status>', `one of: ${RECEIPT_STATUSES.join(', ')}`)
     .option('--limit <n>', 'at most this many rows', integer(1), 100)
     .addOption(new Option('--format <format>', 'table, json or csv').default('table'))
-    .action(async (o: { mapping?: string; key?: string; run?: number; status?: string; limit: number; format: string }, cmd: Command) => {
+    .option('--show-pii', 'show keys unmasked (needs --reason; the view is recorded in the audit trail)')
+    .option('--reason <text>', 'why you need to see personal data unmasked')
+    .action(async (o: { mapping?: string; key?: string; run?: number; status?: string; limit: number; format: string; showPii?: boolean; reason?: string }, cmd: Command) => {
       const format = parseFormat(o.format);
       if (o.status !== undefined && !RECEIPT_STATUSES.includes(o.status)) {
         throw new UsageError(`--status '${o.status}' is not a receipt status`, `one of: ${RECEIPT_STATUSES.join(', ')}`);
       }
+      if (o.showPii && !o.reason?.trim()) throw new UsageError('--show-pii needs --reason "..." (the view is recorded in the audit trail)');
       const rows = await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
-        return findReceipts(app.warehouse.pool, app.config.settings.state.schema, { ...o, limit: o.limit });
+        const found = await findReceipts(app.warehouse.pool, app.config.settings.state.schema, { ...o, limit: o.limit });
+        if (o.showPii) {
+          await auditPiiView(app.warehouse.pool, app.config.settings.state.schema, { actor: cliActor(), subject: `receipts:${o.mapping ?? '*'}`, reason: o.reason, keys: found.map((r) => String(r.key)), fields: ['key'] });
+          return found;
+        }
+        // Keys are personal data when the mapping says so (source.key_pii) or look like it: masked (docs/pii.md).
+        const keyClass = new Map(app.config.mappings.map((m) => [m.value.name, m.value.source.key_pii]));
+        return found.map((r) => maskDeep({ ...r, key: maskClassified(r.key, keyClass.get(String(r.mapping))) }) as typeof r);
       });
       const cols = format === 'table' ? ['run_id', 'mapping', 'key', 'op', 'status', 'attempt', 'destination_id', 'error_code', 'reconcile_status', 'recorded_at'] : undefined;
       process.stdout.write(render(rows, format, cols));
