@@ -44,6 +44,9 @@ describe('identities: API tokens', () => {
     assert.equal(await authenticate(warehouse.pool, 'segsync', noOidc, undefined), null);
     const audited = (await warehouse.pool.query(`SELECT action, subject FROM segsync.audit WHERE action LIKE 'token.%'`)).rows;
     assert.deepEqual(audited, [{ action: 'token.created', subject: `token:${row.id}` }]);
+    await authenticate(warehouse.pool, 'segsync', noOidc, `Bearer ${token}`);
+    const logins = (await warehouse.pool.query(`SELECT actor_id, subject FROM segsync.audit WHERE action = 'auth.login'`)).rows;
+    assert.deepEqual(logins, [{ actor_id: `token:${row.id}:ci`, subject: `token:${row.id}` }], 'the first use after a silence is a login; the next request is not');
   });
 
   test('an expired or revoked token authenticates no one; revoking is audited', async () => {
@@ -56,7 +59,7 @@ describe('identities: API tokens', () => {
     await assert.rejects(revoke(warehouse.pool, 'segsync', live.row.id, cliActor()), /no live token/);
     await assert.rejects(createToken(warehouse.pool, 'segsync', { role: 'root', name: 'x', expiresAt: null, actor: cliActor() }), /not a role/);
     const actions = (await warehouse.pool.query(`SELECT action FROM segsync.audit WHERE subject = $1 ORDER BY seq`, [`token:${live.row.id}`])).rows.map((r) => r.action);
-    assert.deepEqual(actions, ['token.created', 'token.revoked']);
+    assert.deepEqual(actions, ['token.created', 'auth.login', 'token.revoked']);
   });
 });
 

@@ -1,4 +1,5 @@
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { audit } from '../audit/trail.ts';
 import type { Settings } from '../config/settings.ts';
 import type { Actor } from '../state/actor.ts';
 import { useToken } from '../state/tokens.ts';
@@ -48,6 +49,9 @@ export async function authenticate(db: Db, schema: string, settings: Pick<Settin
     const row = await useToken(db, schema, tokenHash(credential));
     if (!row) return null;
     const actor: Actor = { type: 'api', id: `token:${row.id}:${row.name}` };
+    if (!row.previousUse || Date.now() - row.previousUse.getTime() > SESSION_MS) {
+      await audit(db, schema, { actor, action: 'auth.login', subject: `token:${row.id}`, details: { method: 'token', role: row.role } });
+    }
     return { actor, roles: [row.role as Role] };
   }
   const oidc = settings.auth.oidc;
@@ -62,8 +66,19 @@ export async function authenticate(db: Db, schema: string, settings: Pick<Settin
   }
   const subject = claimAt(payload, oidc.subject_claim);
   if (typeof subject !== 'string' || !subject) return null;
-  return { actor: { type: 'api', id: `oidc:${subject}` }, roles: rolesFromClaim(claimAt(payload, oidc.roles_claim), oidc.role_map) };
+  const identity: Identity = { actor: { type: 'api', id: `oidc:${subject}` }, roles: rolesFromClaim(claimAt(payload, oidc.roles_claim), oidc.role_map) };
+  // A login per subject per hour (per process): each request is not one.
+  const last = oidcSessions.get(identity.actor.id);
+  if (db && (last === undefined || Date.now() - last > SESSION_MS)) {
+    oidcSessions.set(identity.actor.id, Date.now());
+    await audit(db, schema, { actor: identity.actor, action: 'auth.login', subject: `oidc:${oidc.issuer}`, details: { method: 'oidc', roles: identity.roles, jti: typeof payload.jti === 'string' ? payload.jti : null } });
+  }
+  return identity;
 }
+
+/** A caller silent this long starts a new session: its next request is audited as a login. */
+const SESSION_MS = 3600_000;
+const oidcSessions = new Map<string, number>();
 
 /** What decides whether an approver may approve a held run: who triggered it, who last changed its config. */
 export interface ApprovalSubject {

@@ -22,13 +22,16 @@ export async function insertToken(db: Db, schema: string, t: { id: string; name:
   return row(rows[0]!);
 }
 
-/** The live token with this hash (not revoked, not expired), its last use stamped (at most once a minute). */
-export async function useToken(db: Db, schema: string, hash: string): Promise<TokenRow | null> {
-  const { rows } = await db.query<Raw>(
-    `WITH t AS (SELECT id FROM ${schema}.api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))
+/**
+ * The live token with this hash (not revoked, not expired), its last use stamped (at most once a minute).
+ * `previousUse` is the last use before this one: a use after an hour's silence starts a session (a login).
+ */
+export async function useToken(db: Db, schema: string, hash: string): Promise<(TokenRow & { previousUse: Date | null }) | null> {
+  const { rows } = await db.query<Raw & { previous_use: Date | null }>(
+    `WITH t AS (SELECT id, last_used_at FROM ${schema}.api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))
      UPDATE ${schema}.api_tokens a SET last_used_at = CASE WHEN a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute' THEN now() ELSE a.last_used_at END
-     FROM t WHERE a.id = t.id RETURNING ${COLS.split(', ').map((c) => `a.${c}`).join(', ')}`, [hash]);
-  return rows[0] ? row(rows[0]) : null;
+     FROM t WHERE a.id = t.id RETURNING ${COLS.split(', ').map((c) => `a.${c}`).join(', ')}, t.last_used_at AS previous_use`, [hash]);
+  return rows[0] ? { ...row(rows[0]), previousUse: rows[0].previous_use } : null;
 }
 
 export async function listTokens(db: Db, schema: string): Promise<TokenRow[]> {
