@@ -49,6 +49,21 @@ describe('identities: API tokens', () => {
     assert.deepEqual(logins, [{ actor_id: `token:${row.id}:ci`, subject: `token:${row.id}` }], 'the first use after a silence is a login; the next request is not');
   });
 
+  test('approvalSubject names who triggered a run and who brought in its config; mayApprove refuses both', async () => {
+    const { createRun } = await import('../src/state/create-run.ts');
+    const { auditConfig } = await import('../src/audit/config-audit.ts');
+    const { approvalSubject } = await import('../src/state/approval-subject.ts');
+    const editor = { type: 'api' as const, id: 'oidc:eve' };
+    const config = { root: '.', settingsFile: null, settings: { auth: {} }, mappings: [], hash: 'cfg-hash-1' } as never;
+    await auditConfig(warehouse.pool, 'segsync', config, editor, 'config.reloaded');
+    const runId = await createRun(warehouse.pool, 'segsync', { mapping: 'm', actor: cliActor(), configHash: 'cfg-hash-1', destination: 'd', status: 'planning' });
+    const subject = await approvalSubject(warehouse.pool, 'segsync', runId);
+    assert.deepEqual(subject, { actor: cliActor(), configChangedBy: [editor] });
+    assert.equal(mayApprove({ actor: editor, roles: ['approver'] }, subject!).ok, false);
+    assert.equal(mayApprove({ actor: { type: 'api', id: 'oidc:ann' }, roles: ['approver'] }, subject!).ok, true);
+    assert.equal(await approvalSubject(warehouse.pool, 'segsync', 999999), null);
+  });
+
   test('an expired or revoked token authenticates no one; revoking is audited', async () => {
     const expired = await createToken(warehouse.pool, 'segsync', { role: 'admin', name: 'old', expiresAt: new Date(Date.now() - 1000), actor: cliActor() });
     assert.equal(await authenticate(warehouse.pool, 'segsync', noOidc, `Bearer ${expired.token}`), null);
