@@ -42,6 +42,15 @@ test('segsync audit: a run and a config change are audited with the diff; verify
       const verify = await project.cli(['audit', 'verify', '--checkpoint', cpFile], { env });
       assert.equal(verify.code, 0, verify.stdout + verify.stderr);
       assert.match(verify.stdout, /^ok: \d+ row\(s\) chained, 1 run\(s\)' receipts match, 2 checkpoint\(s\) verify/);
+      // An auditor's machine: no keys of its own; it verifies with the public key it was given, and makes none.
+      const pub = await project.cli(['audit', 'public-key'], { env });
+      await project.write('audit.pub', pub.stdout);
+      const elsewhere = { ...env, SEGSYNC_AUDIT_KEY_DIR: path.join(project.dir, 'auditor-keys') };
+      const noKey = await project.cli(['audit', 'verify'], { env: elsewhere });
+      assert.equal(noKey.code, 2, noKey.stdout + noKey.stderr);
+      assert.match(noKey.stderr, /--public-key/);
+      const offline = await project.cli(['audit', 'verify', '--public-key', path.join(project.dir, 'audit.pub'), '--checkpoint', cpFile], { env: elsewhere });
+      assert.equal(offline.code, 0, offline.stdout + offline.stderr);
       // Tampering with the trigger off: verify names the row and exits 1.
       await pool.query(`ALTER TABLE segsync.audit DISABLE TRIGGER USER; DELETE FROM segsync.audit WHERE seq = 2; ALTER TABLE segsync.audit ENABLE TRIGGER USER`);
       const bad = await project.cli(['audit', 'verify', '--checkpoint', cpFile], { env });

@@ -35,6 +35,25 @@ function fileSecret(name: string, make: () => string): string {
   return value;
 }
 
+function fileExists(name: string): boolean {
+  try {
+    readFileSync(path.join(keyDir(), name));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a pseudonym key is configured or was made here (a verifier must never make a new one). */
+export function hasPseudonymKey(): boolean {
+  return process.env.SEGSYNC_PSEUDONYM_KEY !== undefined || fileExists('pseudonym.key');
+}
+
+/** Whether a signing key is configured or was made here. */
+export function hasSigningKey(): boolean {
+  return !!process.env.SEGSYNC_AUDIT_SIGNING_KEY || !!process.env.SEGSYNC_AUDIT_SIGNING_KEY_FILE || fileExists('signing.pem');
+}
+
 let pseudonymKey: string | undefined;
 
 export function getPseudonymKey(): string {

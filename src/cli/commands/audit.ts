@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { withApp } from '../../app.ts';
 import { signCheckpoint } from '../../audit/checkpoint.ts';
-import { getSigningKey, readPublicKey } from '../../audit/keys.ts';
+import { getSigningKey, hasPseudonymKey, hasSigningKey, readPublicKey } from '../../audit/keys.ts';
 import { audit, sealAudit } from '../../audit/trail.ts';
 import { verifyTrail } from '../../audit/verify.ts';
 import { UsageError } from '../../errors.ts';
@@ -31,12 +31,16 @@ export function registerAudit(program: Command): void {
           throw new UsageError(`--checkpoint ${f}: ${(err as Error).message}`);
         }
       }));
+      // An auditor's machine verifies with the keys it is given: it never makes new ones (they would not match).
+      if (!o.publicKey && !hasSigningKey()) throw new UsageError('no checkpoint key here: give --public-key FILE (segsync audit public-key prints it where the trail is written) or set SEGSYNC_AUDIT_SIGNING_KEY');
       const publicKey = o.publicKey ? readPublicKey(o.publicKey) : getSigningKey().publicKey;
+      const receipts = hasPseudonymKey();
       await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
         const schema = app.config.settings.state.schema;
-        await sealAudit(app.warehouse.pool, schema);
-        const report = await verifyTrail(app.warehouse.pool, schema, { publicKey, extra });
+        if (hasPseudonymKey()) await sealAudit(app.warehouse.pool, schema);
+        const report = await verifyTrail(app.warehouse.pool, schema, { publicKey, extra, receipts });
+        if (!receipts) process.stderr.write('note: runs\' receipts not checked: no pseudonym key here (set SEGSYNC_PSEUDONYM_KEY to the one the trail was written with)\n');
         if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
         else {
           const lines = report.problems.map((p) => `FAIL ${p.kind}: ${p.message}`);
