@@ -198,3 +198,23 @@ describe('audit trail', () => {
     assert.equal(r.rows, 40);
   });
 });
+
+describe('audit trail on the embedded database (PGlite)', () => {
+  let warehouse: Warehouse;
+  let keyDir: string;
+  before(async () => { keyDir = await mkdtemp(path.join(tmpdir(), 'segsync-audit-keys-')); process.env.SEGSYNC_AUDIT_KEY_DIR = keyDir; });
+  after(() => rm(keyDir, { recursive: true, force: true }));
+  useFreshWarehouse('embedded', async (w) => { warehouse = w; await migrate(w.pool, 'segsync'); });
+
+  test('runs are audited beside the write path, the trigger refuses changes, verify holds', async () => {
+    process.env.SEGSYNC_PSEUDONYM_KEY ??= 'test-pseudonym-key-0123456789';
+    const pool = warehouse.pool;
+    const runId = await createRun(pool, 'segsync', { mapping: 'm', actor: cliActor(), configHash: 'h', destination: 'files', status: 'planning' });
+    await transition(pool, 'segsync', { run: runId }, 'planned', systemActor, null);
+    await audit(pool, 'segsync', { actor: cliActor(), action: 'token.created', subject: 'token:x', details: { key: 'a@b.example' } });
+    const actions = (await pool.query(`SELECT action FROM segsync.audit ORDER BY seq`)).rows.map((r) => r.action);
+    assert.deepEqual(actions, ['run.planning', 'run.planned', 'token.created']);
+    await assert.rejects(pool.query(`DELETE FROM segsync.audit`), /append-only/);
+    assert.deepEqual((await verifyTrail(pool, 'segsync', { publicKey: getSigningKey().publicKey })).problems, []);
+  });
+});
