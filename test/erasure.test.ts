@@ -174,3 +174,21 @@ test('forget without a reason is a usage error and erases nothing', async () => 
   assert.match(out.stderr, /--reason/);
   assert.ok(hs.find('contacts', 'user_id', 'bob@example.com'));
 });
+
+test('the daemon\'s erasure job retries open erasures and raises erasure_overdue past the SLA', async () => {
+  const { erasureJob } = await import('../src/daemon/erasure-job.ts');
+  await project.app(async (app) => {
+    const pool = app.warehouse.pool;
+    const r = await forget(app, 'bob@example.com', { reason: 'DSR-2024-18', actor: cliActor() });
+    assert.equal(r.done, false, 'RudderStack still refuses the token from the environment');
+    await pool.query(`UPDATE segsync.erasures SET due_at = now() - interval '1 day' WHERE id = $1`, [r.erasureId]);
+    const job = erasureJob({ app, signal: new AbortController().signal } as never);
+    assert.equal(job.schedule, '0 * * * *');
+    await job.run('schedule');
+    const overdue = (await pool.query(`SELECT severity, message FROM segsync.events WHERE kind = 'erasure_overdue'`)).rows;
+    assert.equal(overdue.length, 1);
+    assert.equal(overdue[0].severity, 'critical');
+    assert.match(overdue[0].message, new RegExp(`erasure ${r.erasureId} is past its due date .* to-rudder`));
+    assert.ok(!overdue[0].message.includes('bob@example.com'));
+  });
+});

@@ -89,11 +89,12 @@ export const Settings = z.strictObject({
     data_subjects: z.array(z.string()).default(['customers']).describe('categories of data subjects'),
     retention: z.string().default('while the person is a customer; ledger payloads until erased (segsync forget)').describe('time limits for erasure'),
     erasure_sla: Duration.default('30d').describe('an erasure not finished in every destination within this raises an event'),
+    erasure_schedule: CronExpression.default('0 * * * *').describe('when the daemon retries open erasures (cron)'),
     erasure: z.record(z.string(), z.strictObject({
       api_url: z.string().url().describe('the regulation API: https://api.segmentapis.com (Segment Public API) or https://api.rudderstack.com (RudderStack)'),
       token: z.string().min(1).describe('its token, from an environment variable: ${SEGMENT_PUBLIC_API_TOKEN}'),
     })).default({}).describe('per CDP connection name: where segsync forget files its suppression-and-deletion regulation'),
-  }).default({ erasure: {}, purposes: ['customer segmentation (RFM) shared with the CRM and marketing tools named as recipients'], data_subjects: ['customers'], retention: 'while the person is a customer; ledger payloads until erased (segsync forget)', erasure_sla: '30d' })
+  }).default({ erasure: {}, erasure_schedule: '0 * * * *', purposes: ['customer segmentation (RFM) shared with the CRM and marketing tools named as recipients'], data_subjects: ['customers'], retention: 'while the person is a customer; ledger payloads until erased (segsync forget)', erasure_sla: '30d' })
     .describe('the record of processing and erasure (docs/security.md)'),
   connections: z.record(z.string(), z.looseObject({ type: z.string().min(1) })).default({})
     .describe('named destination connections: {type, ...settings}; secrets as ${ENV_VAR}'),

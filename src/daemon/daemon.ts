@@ -13,6 +13,7 @@ import { eventLog } from './events.ts';
 import { startHttp, type Readiness } from './http.ts';
 import { mappingJob } from './mapping-job.ts';
 import { modelsJob } from './models-job.ts';
+import { erasureJob } from './erasure-job.ts';
 import { reconcileJob, reconcileJobName } from './reconcile-job.ts';
 import { checkDaemonConfig } from './config-check.ts';
 import { Scheduler, type Job } from './scheduler.ts';
@@ -99,6 +100,7 @@ export class Daemon {
       if (rj) jobs.push(rj);
     }
     if (config.settings.models.schedule) jobs.push(modelsJob(this.#ctx));
+    jobs.push(erasureJob(this.#ctx)); // open erasures retried until done (docs/security.md)
     return jobs;
   }
 
