@@ -1,3 +1,5 @@
+import { maskText } from './pii/mask.ts';
+
 /**
  * The error family. Every error segsync raises on purpose has a stable `code` (for receipts, metrics and
  * alerts), says whether trying again can help (`retryable`, with `retryAfterMs` when the other side said how
@@ -95,7 +97,10 @@ export function capBody(body: unknown): string {
 
 /** A message fit for a terminal: the message, the hint if any, and nothing else. */
 export function describeError(err: unknown): string {
-  if (err instanceof SegsyncError) return err.hint ? `${err.message}\n  hint: ${err.hint}` : err.message;
-  if (err instanceof Error) return err.message;
-  return String(err);
+  // Shown to people: values a database or destination quoted (e-mail addresses, names) are masked.
+  // Config and usage errors quote the user's own files and flags, never data: shown as they are.
+  if (err instanceof ConfigError || err instanceof UsageError) return err.hint ? `${err.message}\n  hint: ${err.hint}` : err.message;
+  if (err instanceof SegsyncError) return maskText(err.hint ? `${err.message}\n  hint: ${err.hint}` : err.message);
+  if (err instanceof Error) return maskText(err.message);
+  return maskText(String(err));
 }

@@ -1,3 +1,4 @@
+import { pseudonym } from './audit/keys.ts';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
@@ -87,7 +88,8 @@ export const runsInFlight = new Gauge({
 });
 
 export function setRateBudgetUsed(destination: string, account: string, ratio: number, window = 'daily'): void {
-  rateBudgetUsed.set({ destination, account, window }, Math.max(0, ratio));
+  // The account is named by a keyed pseudonym: never a URL, a token or any hash of one (docs/pii.md).
+  rateBudgetUsed.set({ destination, account: pseudonym(account), window }, Math.max(0, ratio));
 }
 
 export function countRecords(mapping: string, destination: string, op: string, status: string, n: number): void {

@@ -50,6 +50,8 @@ export interface Receiver {
   duplicates: number;
   /** Requests refused, with why. */
   refused: Array<{ status: number; reason: string }>;
+  /** Keys erased by `segsync forget` erase events ({type: 'erase', mapping, key, erasure_id}). */
+  erased: string[];
   /** Forgets everything (records, applied ids, counters), as a freshly started receiver would. */
   clear(): void;
 }
@@ -67,12 +69,14 @@ export function createWebhookReceiver(opts: ReceiverOptions): Receiver {
     applied: 0,
     duplicates: 0,
     refused: [],
+    erased: [],
     clear() {
       r.records.clear();
       applied.clear();
       r.applied = 0;
       r.duplicates = 0;
       r.refused.length = 0;
+      r.erased.length = 0;
     },
     async handle(req, res) {
       const chunks: Buffer[] = [];
@@ -89,11 +93,19 @@ export function createWebhookReceiver(opts: ReceiverOptions): Receiver {
         r.refused.push({ status: 401, reason: check.reason });
         return send(401, { error: check.message });
       }
-      let body: { mapping?: string; on_removed?: string; changes?: IncomingChange[]; keys?: string[] };
+      let body: { type?: string; key?: string; mapping?: string; on_removed?: string; changes?: IncomingChange[]; keys?: string[] };
       try {
         body = JSON.parse(raw);
       } catch {
         return send(400, { error: 'body is not JSON' });
+      }
+
+      // An erasure (segsync forget): delete everything about the person, then answer 2xx.
+      if (body.type === 'erase') {
+        if (typeof body.key !== 'string' || !body.key) return send(400, { error: 'erase event without a key' });
+        r.records.delete(body.key);
+        r.erased.push(body.key);
+        return send(200, { erased: true });
       }
 
       if (req.url === '/read') {

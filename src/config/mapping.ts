@@ -18,10 +18,16 @@ export const Transform = z.union([
 ]);
 export type Transform = z.infer<typeof Transform>;
 
+/** What kind of personal data a field (or the key) holds: decides masking and the record of processing (docs/pii.md). */
+export const PII_CLASSES = ['email', 'phone', 'name', 'free_text', 'none'] as const;
+export const PiiClass = z.enum(PII_CLASSES).describe('personal data it holds: email, phone, name, free_text (may quote anything) or none');
+export type PiiClass = z.infer<typeof PiiClass>;
+
 export const FieldMapping = z.strictObject({
   to: z.string().min(1).describe('destination field (property, sObject field, trait, column)'),
   from: z.string().min(1).describe('source column'),
   transform: Transform.optional(),
+  pii: PiiClass.optional().describe('personal data the field holds (email, phone, name, free_text): masked wherever values are shown; listed in the record of processing'),
 });
 export type FieldMapping = z.infer<typeof FieldMapping>;
 
@@ -29,6 +35,7 @@ export const Source = z.strictObject({
   model: z.string().regex(/^[^.]+(\.[^.]+)?$/, 'a relation name: relation or schema.relation').optional().describe('a relation: table or view, optionally schema-qualified (default schema: models.schema)'),
   sql: z.string().min(1).optional().describe('one SELECT whose rows are the records, run read-only; ${VAR} in it is sent as a bind parameter, never pasted into the SQL'),
   key: z.string().min(1).describe('the column that identifies a record; must be unique, not NULL and not empty or whitespace-only'),
+  key_pii: PiiClass.optional().describe('personal data the key is (e.g. email): keys are then masked wherever shown'),
 }).refine((s) => (s.model === undefined) !== (s.sql === undefined), { message: 'give exactly one of source.model or source.sql' });
 export type Source = z.infer<typeof Source>;
 

@@ -74,6 +74,31 @@ export const Settings = z.strictObject({
   }).describe('data-quality monitors run after each models build; one at critical blocks the mappings with after: [models] (docs/monitors.md)'),
   public_url: z.string().url('a URL such as https://segsync.example.com').optional().describe('the dashboard\'s base URL: alerts link to <public_url>/runs/<id> and <public_url>/mappings/<name>'),
   alerts: Alerts.default(Alerts.parse({})).describe('alerts to people: channels, routes, grouping, silences, quiet hours, inhibition (docs/alerts.md)'),
+  auth: z.strictObject({
+    oidc: z.strictObject({
+      issuer: z.string().url().describe('the OpenID provider\'s issuer URL (the iss claim)'),
+      audience: z.string().min(1).describe('the aud claim segsync\'s tokens carry'),
+      jwks_url: z.string().url().optional().describe('its JSON Web Key Set (default: <issuer>/.well-known/jwks.json)'),
+      roles_claim: z.string().min(1).default('groups').describe('the claim holding the caller\'s groups or roles (a dotted path for nested claims)'),
+      role_map: z.record(z.string(), z.array(z.enum(['viewer', 'operator', 'approver', 'editor', 'auditor', 'admin']))).default({})
+        .describe('claim value -> segsync roles; a caller with none of these values has no access'),
+      subject_claim: z.string().min(1).default('sub').describe('the claim recorded as the actor (sub, email, preferred_username)'),
+    }).optional().describe('OIDC bearer tokens (docs/security.md)'),
+  }).default({}).describe('who may call the API (API tokens are made with segsync tokens create)'),
+  privacy: z.strictObject({
+    controller: z.string().optional().describe('the controller named in the record of processing (Art. 30 GDPR)'),
+    purposes: z.array(z.string()).default(['customer segmentation (RFM) shared with the CRM and marketing tools named as recipients'])
+      .describe('purposes of the processing'),
+    data_subjects: z.array(z.string()).default(['customers']).describe('categories of data subjects'),
+    retention: z.string().default('while the person is a customer; ledger payloads until erased (segsync forget)').describe('time limits for erasure'),
+    erasure_sla: Duration.default('30d').describe('an erasure not finished in every destination within this raises an event'),
+    erasure_schedule: CronExpression.default('0 * * * *').describe('when the daemon retries open erasures (cron)'),
+    erasure: z.record(z.string(), z.strictObject({
+      api_url: z.string().url().describe('the regulation API: https://api.segmentapis.com (Segment Public API) or https://api.rudderstack.com (RudderStack)'),
+      token: z.string().min(1).describe('its token, from an environment variable: ${SEGMENT_PUBLIC_API_TOKEN}'),
+    })).default({}).describe('per CDP connection name: where segsync forget files its suppression-and-deletion regulation'),
+  }).default({ erasure: {}, erasure_schedule: '0 * * * *', purposes: ['customer segmentation (RFM) shared with the CRM and marketing tools named as recipients'], data_subjects: ['customers'], retention: 'while the person is a customer; ledger payloads until erased (segsync forget)', erasure_sla: '30d' })
+    .describe('the record of processing and erasure (docs/security.md)'),
   connections: z.record(z.string(), z.looseObject({ type: z.string().min(1) })).default({})
     .describe('named destination connections: {type, ...settings}; secrets as ${ENV_VAR}'),
 });

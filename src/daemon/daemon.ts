@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { App } from '../app.ts';
+import { auditConfig } from '../audit/config-audit.ts';
+import { daemonActor } from '../state/actor.ts';
 import type { ProjectConfig } from '../config/load.ts';
 import { ConfigError, describeError } from '../errors.ts';
 import { enableProcessMetrics } from '../metrics.ts';
@@ -12,6 +14,7 @@ import { eventLog } from './events.ts';
 import { startHttp, type Readiness } from './http.ts';
 import { mappingJob } from './mapping-job.ts';
 import { modelsJob } from './models-job.ts';
+import { erasureJob } from './erasure-job.ts';
 import { reconcileJob, reconcileJobName } from './reconcile-job.ts';
 import { checkDaemonConfig } from './config-check.ts';
 import { Scheduler, type Job } from './scheduler.ts';
@@ -100,6 +103,7 @@ export class Daemon {
       if (rj) jobs.push(rj);
     }
     if (config.settings.models.schedule) jobs.push(modelsJob(this.#ctx));
+    jobs.push(erasureJob(this.#ctx)); // open erasures retried until done (docs/security.md)
     return jobs;
   }
 
@@ -147,6 +151,9 @@ export class Daemon {
     const before = new Set(ctx.app.config.mappings.map((m) => m.value.name));
     const after = new Set(next.mappings.map((m) => m.value.name));
     ctx.app = { ...ctx.app, config: next };
+    // The reload and its diff (secrets masked) go into the audit trail; a trail that cannot be written is logged, never a stopped reload.
+    await auditConfig(ctx.app.warehouse.pool, next.settings.state.schema, next, daemonActor('reload'), 'config.reloaded')
+      .catch((err: unknown) => log.error({ err: describeError(err) }, 'the reload could not be audited'));
     ctx.scheduler.set(this.#jobs(next));
     for (const name of before) {
       if (after.has(name)) continue;

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { maskText } from '../pii/mask.ts';
 import type { Actor } from './actor.ts';
 import { isFinal, type INITIAL_STATES } from './machine.ts';
 import type { Db } from './transition.ts';
@@ -28,6 +29,6 @@ export async function createRun(db: Db, schema: string, r: NewRun): Promise<numb
        INSERT INTO ${schema}.outbox (subject, run_id, mapping, from_state, to_state, actor_type, actor_id, reason)
        SELECT 'run', id, mapping, NULL, status, $2, $3, $5 FROM run)
      SELECT id FROM run`,
-    [r.mapping, r.actor.type, r.actor.id, r.status, r.error?.slice(0, 2000) ?? null, r.configHash, r.destination, hostname(), process.pid, final]);
+    [r.mapping, r.actor.type, r.actor.id, r.status, (r.error === undefined ? null : maskText(r.error).slice(0, 2000)), r.configHash, r.destination, hostname(), process.pid, final]);
   return Number(rows[0]!.id);
 }

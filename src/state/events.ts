@@ -1,4 +1,5 @@
 import type { Db } from './transition.ts';
+import { maskDeep, maskText } from '../pii/mask.ts';
 
 /**
  * The events table (migration 020): what an operator must hear about (SLA breaches, blocked syncs, rejected
@@ -27,7 +28,8 @@ export interface EventRow extends Required<Omit<EventInput, 'details'>> {
 export async function insertEvent(db: Db, schema: string, ev: EventInput): Promise<number> {
   const r = await db.query<{ id: string }>(
     `INSERT INTO ${schema}.events (kind, severity, mapping, run_id, message, details, dedup_key) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-    [ev.kind, ev.severity, ev.mapping ?? null, ev.runId ?? null, ev.message, JSON.stringify(ev.details ?? {}), ev.dedupKey ?? null]);
+    // Events reach alerts, the API and the dashboard: personal data and quoted values are masked before they are stored.
+    [ev.kind, ev.severity, ev.mapping ?? null, ev.runId ?? null, maskText(ev.message), JSON.stringify(maskDeep(ev.details ?? {})), ev.dedupKey ?? null]);
   return Number(r.rows[0]!.id);
 }
 

@@ -71,6 +71,8 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
          WHERE (CASE WHEN n.key IS NULL THEN (d.payload_hash IS NOT NULL OR d.in_doubt_run IS NOT NULL) AND $3 ELSE d.payload_hash IS DISTINCT FROM n.hash OR d.in_doubt_run IS NOT NULL END)
            AND NOT (d.dead_at IS NOT NULL AND d.failed_hash IS NOT DISTINCT FROM n.hash)
            AND ($4 = false OR coalesce(d.fail_count, 0) > 0)
+           -- erasure (segsync forget, src/state/erasure.ts): a suppressed person is never planned again, sent or removed
+           AND NOT EXISTS (SELECT 1 FROM ${schema}.suppressions s WHERE s.key = coalesce(n.key, d.key))
          RETURNING op, resend
        )
        SELECT count(*) FILTER (WHERE op = 'create')::int AS "create", count(*) FILTER (WHERE op = 'update')::int AS "update",

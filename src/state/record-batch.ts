@@ -6,6 +6,7 @@ import { withTransaction } from '../db/transaction.ts';
 import type { RecordOutcome } from '../../destinations/types.ts';
 import type { Actor } from './actor.ts';
 import { transition } from './transition.ts';
+import { maskText } from '../pii/mask.ts';
 
 /** A record's final outcome in this run, as the ledger stores it. */
 export interface FinalOutcome extends RecordOutcome {
@@ -113,7 +114,7 @@ async function writeBatch(client: pg.PoolClient, opts: RecordBatchOptions, plain
          last_error_code = EXCLUDED.last_error_code, last_error = EXCLUDED.last_error,
          dead_at = CASE WHEN d.fail_count + 1 >= $5 THEN coalesce(d.dead_at, now()) END, in_doubt_run = NULL
        WHERE d.last_run_id IS NULL OR d.last_run_id <= EXCLUDED.last_run_id`,
-      [mapping, runId, failed.map((o) => o.key), failed.map((o) => o.errorCode ?? 'UNKNOWN'), opts.deadAfter, failed.map((o) => (o.errorMessage ?? '').slice(0, MESSAGE_CAP))],
+      [mapping, runId, failed.map((o) => o.key), failed.map((o) => o.errorCode ?? 'UNKNOWN'), opts.deadAfter, failed.map((o) => maskText(o.errorMessage ?? '').slice(0, MESSAGE_CAP))],
     );
   }
   const doubt = outcomes.filter((o) => o.status === 'in_doubt');
@@ -156,7 +157,8 @@ const copyOpt = (v: string | null | undefined): string => (v == null ? '\\N' : c
  * what is the same for the whole batch (run, mapping, a send time shared by one attempt) is formatted once.
  */
 async function insertReceipts(client: pg.PoolClient, o: RecordBatchOptions, outcomes: FinalOutcome[]): Promise<void> {
-  const message = (x: FinalOutcome) => (x.errorMessage ? x.errorMessage.slice(0, MESSAGE_CAP) : null);
+  // A destination's message can quote the record's values: masked before it is kept (docs/pii.md).
+  const message = (x: FinalOutcome) => (x.errorMessage ? maskText(x.errorMessage).slice(0, MESSAGE_CAP) : null);
   if (o.copy) {
     const prefix = `${o.runId}\t${copyText(o.mapping)}\t`;
     let lastSent: Date | null = null;

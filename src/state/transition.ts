@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { SegsyncError } from '../errors.ts';
+import { maskText } from '../pii/mask.ts';
 import type { Actor } from './actor.ts';
 import { isFinal, sourcesOf, type RunState } from './machine.ts';
 
@@ -71,7 +72,9 @@ export interface RunRow {
 
 async function transitionRun(db: Db, schema: string, runId: number, to: RunState, actor: Actor, reason: string | null, patch: RunPatch): Promise<RunRow> {
   const final = isFinal(to);
-  const cap = (s: string | null | undefined) => (s == null ? s : s.slice(0, MESSAGE_CAP));
+  // What a run's error and reason say reaches events, logs, the API and /status: database and destination text
+  // quoting values (a cast error quoting an e-mail address) is masked here, on the one write path.
+  const cap = (s: string | null | undefined) => (s == null ? s : maskText(s).slice(0, MESSAGE_CAP));
   const { rows } = await db.query<{ id: string; mapping: string; status: RunState; status_at: Date; planned_at: Date | null; finished_at: Date | null; started_at: Date }>(
     `WITH old AS (SELECT id, status FROM ${schema}.runs WHERE id = $1 AND status = ANY($11::text[]) FOR UPDATE),
      moved AS (

@@ -15,6 +15,7 @@ import { createRun } from '../state/create-run.ts';
 import { acquireRunLock } from '../state/locks.ts';
 import type { FinalState } from '../state/machine.ts';
 import { migrate } from '../state/migrate.ts';
+import { auditConfig } from '../audit/config-audit.ts';
 import { planDetail, type PlanDetail } from '../state/plan-detail.ts';
 import { planInto, type PlanCounts } from '../state/plan-items.ts';
 import { reviveDead as reviveDeadRecords } from '../state/revive-dead.ts';
@@ -85,6 +86,8 @@ export async function reviveDead(app: App, name: string): Promise<number> {
 /** Makes sure the state schema exists and is current. Cheap when it is. */
 export async function ensureState(app: App): Promise<void> {
   await migrate(app.warehouse.pool, app.config.settings.state.schema);
+  // A config not seen before is audited with its diff (the daemon audits its own loads and reloads first).
+  await auditConfig(app.warehouse.pool, app.config.settings.state.schema, app.config, cliActor(), 'config.loaded');
 }
 
 /**

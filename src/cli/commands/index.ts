@@ -1,11 +1,14 @@
 import type { Command } from 'commander';
 import { registerAlerts } from './alerts.ts';
+import { registerAudit } from './audit.ts';
 import { registerDaemon } from './daemon.ts';
 import { registerDemo } from './demo.ts';
 import { registerDemoData } from './demo-data.ts';
 import { registerLoad } from './load.ts';
 import { registerModels } from './models.ts';
 import { registerMonitors, registerSync } from './sync.ts';
+import { registerForget } from './forget.ts';
+import { registerTokens } from './tokens.ts';
 import { registerConfigSchema, registerValidate } from './validate.ts';
 
 /** Every CLI command, registered explicitly. Each module adds its command(s) to the program. */
@@ -20,4 +23,7 @@ export const commands: Array<(program: Command) => void> = [
   registerMonitors,
   registerDaemon,
   registerAlerts,
+  registerAudit,
+  registerTokens,
+  registerForget,
 ];

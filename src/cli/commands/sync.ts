@@ -1,4 +1,7 @@
 import { Command, Option } from 'commander';
+import { audit, sealAudit } from '../../audit/trail.ts';
+import { auditPiiView } from '../../audit/access.ts';
+import { maskClassified, maskDeep } from '../../pii/mask.ts';
 import { withApp, type App } from '../../app.ts';
 import { describeError, UsageError } from '../../errors.ts';
 import { GUARDRAIL_RULES, type GuardrailRule } from '../../config/mapping.ts';
@@ -47,6 +50,8 @@ async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly
   } finally {
     bar.stop();
     own?.dispose();
+    // The run's transitions are sealed into the audit chain now, not at the next audited action.
+    await sealAudit(app.warehouse.pool, app.config.settings.state.schema).catch((err: unknown) => app.log.warn({ err: String(err) }, 'the audit trail could not be sealed; the next audited action seals it'));
   }
 }
 
@@ -142,6 +147,8 @@ export function registerSync(program: Command): void {
     .option('--dead', 'clear the dead mark (records that failed dead_after runs in a row) first')
     .action(async (name: string, o: { dead?: boolean }, cmd: Command) => {
       process.exitCode = await withApp(appOptions(cmd), async (app) => {
+        await ensureState(app);
+        await audit(app.warehouse.pool, app.config.settings.state.schema, { actor: cliActor(), action: 'run.retry', subject: `mapping:${name}`, details: { dead: o.dead ?? false } });
         if (o.dead) process.stdout.write(`${await reviveDead(app, name)} dead record(s) re-queued\n`);
         const s = await runOne(app, name, { failedOnly: !o.dead });
         process.stdout.write(summaryLines(s));
@@ -156,7 +163,11 @@ export function registerSync(program: Command): void {
     .option('--repair', 'queue drifted and missing records for the next run')
     .addOption(new Option('--format <format>', 'table or json').default('table'))
     .action(async (name: string, o: { sample: number; all?: boolean; repair?: boolean; format: string }, cmd: Command) => {
-      const s = await withApp(appOptions(cmd), (app) => reconcileMapping(app, name, { sample: o.sample, all: o.all ?? false, repair: o.repair ?? false }));
+      const s = await withApp(appOptions(cmd), async (app) => {
+        const r = await reconcileMapping(app, name, { sample: o.sample, all: o.all ?? false, repair: o.repair ?? false });
+        if (o.repair) await audit(app.warehouse.pool, app.config.settings.state.schema, { actor: cliActor(), action: 'reconcile.repair', subject: `mapping:${r.mapping}`, details: { checked: r.checked, counts: r.counts, repaired: r.repaired } });
+        return r;
+      });
       process.exitCode = s.counts.drifted + s.counts.missing > 0 ? 1 : 0;
       if (parseFormat(o.format) === 'json') return void process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       process.stdout.write(`reconciled ${s.checked} record(s) of ${s.mapping}\n` + table([s.counts]) +
@@ -201,14 +212,24 @@ export function registerSync(program: Command): void {
     .option('--status <status>', `one of: ${RECEIPT_STATUSES.join(', ')}`)
     .option('--limit <n>', 'at most this many rows', integer(1), 100)
     .addOption(new Option('--format <format>', 'table, json or csv').default('table'))
-    .action(async (o: { mapping?: string; key?: string; run?: number; status?: string; limit: number; format: string }, cmd: Command) => {
+    .option('--show-pii', 'show keys unmasked (needs --reason; the view is recorded in the audit trail)')
+    .option('--reason <text>', 'why you need to see personal data unmasked')
+    .action(async (o: { mapping?: string; key?: string; run?: number; status?: string; limit: number; format: string; showPii?: boolean; reason?: string }, cmd: Command) => {
       const format = parseFormat(o.format);
       if (o.status !== undefined && !RECEIPT_STATUSES.includes(o.status)) {
         throw new UsageError(`--status '${o.status}' is not a receipt status`, `one of: ${RECEIPT_STATUSES.join(', ')}`);
       }
+      if (o.showPii && !o.reason?.trim()) throw new UsageError('--show-pii needs --reason "..." (the view is recorded in the audit trail)');
       const rows = await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
-        return findReceipts(app.warehouse.pool, app.config.settings.state.schema, { ...o, limit: o.limit });
+        const found = await findReceipts(app.warehouse.pool, app.config.settings.state.schema, { ...o, limit: o.limit });
+        if (o.showPii) {
+          await auditPiiView(app.warehouse.pool, app.config.settings.state.schema, { actor: cliActor(), subject: `receipts:${o.mapping ?? '*'}`, reason: o.reason, keys: found.map((r) => String(r.key)), fields: ['key'] });
+          return found;
+        }
+        // Keys are personal data when the mapping says so (source.key_pii) or look like it: masked (docs/pii.md).
+        const keyClass = new Map(app.config.mappings.map((m) => [m.value.name, m.value.source.key_pii]));
+        return found.map((r) => maskDeep({ ...r, key: maskClassified(r.key, keyClass.get(String(r.mapping))) }) as typeof r);
       });
       const cols = format === 'table' ? ['run_id', 'mapping', 'key', 'op', 'status', 'attempt', 'destination_id', 'error_code', 'reconcile_status', 'recorded_at'] : undefined;
       process.stdout.write(render(rows, format, cols));

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { audit } from '../../audit/trail.ts';
+import { cliActor } from '../../state/actor.ts';
 import { loadConfig, withApp } from '../../app.ts';
 import { ConfigError, describeError, UsageError } from '../../errors.ts';
 import { log } from '../../log.ts';
@@ -73,6 +75,10 @@ export function registerValidate(program: Command): void {
             return;
           }
           const report = await withRetries(() => setup(o.apply ?? false), { signal, log: app.log, what: 'destination setup' });
+          if (o.apply) {
+            await ensureState(app);
+            await audit(app.warehouse.pool, app.config.settings.state.schema, { actor: cliActor(), action: 'setup.applied', subject: `mapping:${name}`, details: { destination: dest.type, report: report.lines } });
+          }
           process.stdout.write(report.lines.join('\n') + '\n');
         } finally {
           await dest.session.close().catch(() => {});

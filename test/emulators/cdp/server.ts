@@ -71,6 +71,10 @@ export interface CdpEmulator {
   identifies(userId: string): CdpEvent[];
   tracks(userId: string, event?: string): CdpEvent[];
   duplicatesReceived(): number;
+  /** The token the regulation API (Segment Public API /regulations, RudderStack /v2/regulations) accepts. */
+  regulationToken: string;
+  /** Regulations filed, in order: a suppressed userId's profile is deleted and its later events dropped. */
+  regulations: Array<{ id: string; type: string; userIds: string[] }>;
   reset(): void;
   close(): Promise<void>;
 }
@@ -115,6 +119,8 @@ export async function startCdpEmulator(opts: { flavour: CdpFlavour; writeKey?: s
     identifies: (u) => emu.kept.filter((e) => e.type === 'identify' && e.userId === u),
     tracks: (u, name) => emu.kept.filter((e) => e.type === 'track' && e.userId === u && (name === undefined || e.event === name)),
     duplicatesReceived: () => emu.received.length - emu.kept.length,
+    regulationToken: `${flavour}-regulation-token`,
+    regulations: [],
     reset() {
       emu.received.length = 0;
       emu.kept.length = 0;
@@ -142,6 +148,7 @@ export async function startCdpEmulator(opts: { flavour: CdpFlavour; writeKey?: s
     let kept = 0;
     for (const e of events) {
       emu.received.push(e);
+      if (e.userId !== undefined && emu.regulations.some((r) => /suppress/i.test(r.type) && r.userIds.includes(e.userId!))) continue;
       if (e.messageId !== undefined && seen.has(e.messageId)) continue;
       if (e.messageId !== undefined) seen.add(e.messageId);
       emu.kept.push(e);
@@ -164,6 +171,7 @@ export async function startCdpEmulator(opts: { flavour: CdpFlavour; writeKey?: s
       answer(res, status, message, extra);
     };
 
+    if (req.method === 'POST' && req.url === (flavour === 'segment' ? '/regulations' : '/v2/regulations')) return regulate(body);
     if (req.method !== 'POST' || req.url !== '/v1/batch') return reply(404, flavour === 'segment' ? 'not found' : '404 page not found');
     const auth = req.headers.authorization ?? '';
     const m = /^Basic (.+)$/.exec(auth);
@@ -202,6 +210,46 @@ export async function startCdpEmulator(opts: { flavour: CdpFlavour; writeKey?: s
     log.kept = ingest(batch as CdpEvent[]);
     if (fault) return inject(fault);
     return reply(200, 'OK');
+
+    /**
+     * The vendors' regulation APIs as documented: Segment's Public API `POST /regulations` {regulationType, subjectType
+     * USER_ID|OBJECT_ID, subjectIds (1..5,000)} answers {data: {regulateId}}; RudderStack's `POST /v2/regulations`
+     * {regulationType suppress|suppress_with_delete, users: [{userId}]} answers the regulations made. Bearer auth.
+     */
+    function regulate(raw: Buffer): void {
+      const json = (status: number, value: unknown) => {
+        log.status = status;
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+      };
+      if (req.headers.authorization !== `Bearer ${emu.regulationToken}`) return json(401, flavour === 'segment' ? { errors: [{ type: 'unauthorized', message: 'Unauthorized' }] } : { message: 'Unauthorized' });
+      let b: Record<string, unknown>;
+      try {
+        b = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
+      } catch {
+        return json(400, { errors: [{ type: 'validation', message: 'invalid JSON' }] });
+      }
+      const id = randomUUID();
+      if (flavour === 'segment') {
+        const types = ['SUPPRESS_WITH_DELETE', 'SUPPRESS_ONLY', 'UNSUPPRESS', 'DELETE_INTERNAL', 'DELETE_ONLY', 'SUPPRESS_WITH_DELETE_INTERNAL', 'DELETE_ARCHIVE_ONLY'];
+        const ids = b.subjectIds;
+        if (!types.includes(String(b.regulationType))) return json(400, { errors: [{ type: 'validation', message: `regulationType must be one of ${types.join(', ')}` }] });
+        if (b.subjectType !== 'USER_ID' && b.subjectType !== 'OBJECT_ID') return json(400, { errors: [{ type: 'validation', message: 'subjectType must be USER_ID or OBJECT_ID' }] });
+        if (!Array.isArray(ids) || ids.length < 1 || ids.length > 5000 || !ids.every((x) => typeof x === 'string')) return json(400, { errors: [{ type: 'validation', message: 'subjectIds must hold 1 to 5000 strings' }] });
+        apply(id, String(b.regulationType), ids as string[]);
+        return json(200, { data: { regulateId: id } });
+      }
+      const users = b.users;
+      if (b.regulationType !== 'suppress' && b.regulationType !== 'suppress_with_delete') return json(400, { message: 'regulationType must be suppress or suppress_with_delete' });
+      if (!Array.isArray(users) || !users.length || !users.every((u) => u && typeof (u as { userId?: unknown }).userId === 'string')) return json(400, { message: 'users must be a list of {userId}' });
+      const userIds = (users as Array<{ userId: string }>).map((u) => u.userId);
+      apply(id, String(b.regulationType), userIds);
+      return json(201, [{ id, canceled: false, regulationType: b.regulationType, attributes: { userId: userIds } }]);
+    }
+
+    function apply(id: string, type: string, userIds: string[]): void {
+      emu.regulations.push({ id, type, userIds });
+      if (/delete/i.test(type)) for (const u of userIds) profiles.delete(u);
+    }
 
     function inject(f: Fault): void {
       log.fault = `${f.kind}${f.status ? ` ${f.status}` : ''} ${f.phase}`;

@@ -27,8 +27,39 @@ export class Crm {
   /** Results one search query can page through (HubSpot: 10,000); tests lower it to reach the cap quickly. */
   searchCap = 10_000;
 
+  /** E-mail addresses HubSpot refuses from now on: a GDPR delete by an e-mail no contact has blocklists it. */
+  readonly blocklist = new Set<string>();
+  /** Contact ids permanently deleted by GDPR delete (gone, unlike an archive, which is restorable). */
+  readonly purged: string[] = [];
+
   constructor() {
     for (const t of ['contacts', 'companies', 'tickets']) this.defineType(t);
+  }
+
+  /**
+   * POST /crm/v3/objects/contacts/gdpr-delete {objectId, idProperty?}: permanently deletes the contact and its
+   * associations; 204 without a body. With idProperty email and no such contact, the address is blocklisted (204);
+   * an unknown id is a 404.
+   */
+  gdprDelete(body: unknown): Answer {
+    const b = body as { objectId?: unknown; idProperty?: unknown } | null;
+    if (!b || typeof b.objectId !== 'string' || !b.objectId) return errorBody(400, 'VALIDATION_ERROR', 'Invalid input JSON: objectId is required');
+    const store = this.store('contacts')!;
+    const idProperty = typeof b.idProperty === 'string' ? b.idProperty : 'hs_object_id';
+    if (idProperty !== 'hs_object_id' && !store.isIdProperty(idProperty)) return errorBody(400, 'VALIDATION_ERROR', `${idProperty} is not a unique identifier property`);
+    const r = store.findBy(idProperty, b.objectId);
+    if (!r) {
+      if (idProperty === 'email') {
+        this.blocklist.add(b.objectId.toLowerCase());
+        return { status: 204 };
+      }
+      return errorBody(404, 'OBJECT_NOT_FOUND', 'resource not found');
+    }
+    store.archive(r, new Date().toISOString());
+    store.records.delete(r.id);
+    this.contactTickets.delete(r.id);
+    this.purged.push(r.id);
+    return { status: 204 };
   }
 
   defineType(type: string, props?: PropertyDef[]): ObjectTypeStore {

@@ -76,6 +76,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
 
 function route(crm: Crm, method: string, path: string, query: URLSearchParams, body: unknown): Answer {
   let m: RegExpMatchArray | null;
+  if (method === 'POST' && path === '/crm/v3/objects/contacts/gdpr-delete') return crm.gdprDelete(body);
   if (method === 'POST' && (m = path.match(/^\/crm\/v3\/objects\/([^/]+)\/batch\/(upsert|read|update|archive)$/))) {
     const [, type, op] = m as unknown as [string, string, string];
     if (op === 'upsert') return crm.upsert(type, body);

@@ -1,0 +1,45 @@
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+
+/** The RFC 8785 canonical JSON of a value: one byte sequence per value, whatever its key order. */
+export function canonical(value: unknown): string {
+  const s = canonicalize(value);
+  if (s === undefined) throw new Error('not JSON-serialisable');
+  return s;
+}
+
+export const GENESIS = '0'.repeat(64);
+
+/** RFC 6962 leaf hash: SHA-256(0x00 || data), hex. */
+export function leafHash(data: string): string {
+  return createHash('sha256').update(Buffer.from([0])).update(data, 'utf8').digest('hex');
+}
+
+/** RFC 6962 interior node: SHA-256(0x01 || left || right), hex in, hex out. The chain links with it too. */
+export function nodeHash(left: string, right: string): string {
+  return createHash('sha256').update(Buffer.from([1])).update(Buffer.from(left, 'hex')).update(Buffer.from(right, 'hex')).digest('hex');
+}
+
+/** The chain: each row's hash covers the previous one and its own leaf. */
+export function chainHash(prev: string, leaf: string): string {
+  return nodeHash(prev, leaf);
+}
+
+/** RFC 6962 Merkle tree hash over leaf hashes (hex); the empty tree is SHA-256 of nothing. */
+export function merkleRoot(leaves: string[]): string {
+  if (leaves.length === 0) return createHash('sha256').digest('hex');
+  let level = leaves;
+  while (level.length > 1) {
+    const next: string[] = [];
+    // RFC 6962 splits at the largest power of two below n; pairing left to right and promoting an odd last
+    // node gives the same root.
+    for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? nodeHash(level[i]!, level[i + 1]!) : level[i]!);
+    level = next;
+  }
+  return level[0]!;
+}
+
+/** A payload as the trail keeps it: its hash, never its content. */
+export function payloadDigest(value: unknown): string {
+  return 'sha256:' + createHash('sha256').update(canonical(value ?? null), 'utf8').digest('hex');
+}
