@@ -69,6 +69,10 @@ describe('segsync alerts and segsync silence', () => {
     assert.equal(expired.code, 0, expired.stderr);
     assert.equal((await project.cli(['silence', 'expire', id!], { env })).code, 2, 'a second expire: no such silence in force');
     assert.equal(JSON.parse((await project.cli(['silence', 'list', '--format', 'json'], { env })).stdout).length, 0);
+    const trail = JSON.parse((await project.cli(['audit', 'log', '--action', 'silence.', '--format', 'json'], { env })).stdout);
+    assert.deepEqual(trail.map((r: { action: string; subject: string }) => [r.action, r.subject]),
+      [['silence.expired', `silence:${id}`], ['silence.added', `silence:${id}`]], 'both changes are in the audit trail, once each');
+    assert.match(trail[1].actor, /^cli:.+@.+/);
   });
 
   test('segsync alerts lists open incidents with their delivery state', async () => {

@@ -8,7 +8,8 @@ import { quoteIdent } from '../../db/sql.ts';
 import { describeError, UsageError } from '../../errors.ts';
 import { maskDeep } from '../../log.ts';
 import { cliActor, formatActor } from '../../state/actor.ts';
-import { addSilence, expireSilence, listDeliveries, listGroups, listSilences } from '../../state/alerts.ts';
+import { listDeliveries, listGroups, listSilences } from '../../state/alerts.ts';
+import { createSilence, endSilence } from '../../alerts/silences.ts';
 import { ensureState } from '../../sync/run.ts';
 import { parseFormat, table } from '../format.ts';
 import { appOptions } from '../options.ts';
@@ -113,7 +114,7 @@ Example:
       if (!o.comment?.trim()) throw new UsageError('silence add needs --comment "why"');
       await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
-        const s = await addSilence(app.warehouse.pool, quoteIdent(app.config.settings.state.schema), { matchers: o.match, forMs: durationMs(o.for!), author: formatActor(cliActor()), comment: o.comment!.trim() });
+        const s = await createSilence(app.warehouse.pool, quoteIdent(app.config.settings.state.schema), cliActor(), { matchers: o.match, forMs: durationMs(o.for!), comment: o.comment!.trim() });
         process.stdout.write(`silence ${s.id} added until ${s.endsAt.toISOString()} by ${s.author}: ${s.matchers.join(', ')}\n`);
       });
     });
@@ -136,7 +137,7 @@ Example:
       if (!/^\d+$/.test(id)) throw new UsageError(`a silence id is a number (got '${id}')`);
       await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
-        if (!(await expireSilence(app.warehouse.pool, quoteIdent(app.config.settings.state.schema), Number(id), formatActor(cliActor())))) {
+        if (!(await endSilence(app.warehouse.pool, quoteIdent(app.config.settings.state.schema), cliActor(), Number(id)))) {
           throw new UsageError(`no silence ${id} in force`, 'segsync silence list --all shows them all');
         }
         process.stdout.write(`silence ${id} expired by ${formatActor(cliActor())}\n`);
