@@ -172,11 +172,11 @@ test('a plan in one snapshot waits for a models build that truncates and reloads
   try {
     await pool.query(`CREATE TABLE m (user_id text PRIMARY KEY, seg text); INSERT INTO m SELECT 'u' || i, 'S' FROM generate_series(1, 50) i`);
     await pool.query(`CREATE MATERIALIZED VIEW mv AS SELECT * FROM m; CREATE VIEW v AS SELECT * FROM m`);
-    const source = (name: string): SourceQuery => ({ from: `(SELECT * FROM ${name}) src`, key: 'user_id::text', payload: 'seg', params: [], at: () => source(name), relation: { name, key: 'user_id' } });
+    const source = (name: string): SourceQuery => ({ from: `(SELECT * FROM ${name}) src`, key: 'user_id::text', payload: 'seg', values: 'seg', params: [], at: () => source(name), relation: { name, key: 'user_id' } });
     assert.equal(await snapshotRelation(pool, source('"public"."m"')), '"public"."m"');
     assert.equal(await snapshotRelation(pool, source('"public"."v"')), '"public"."v"');
     assert.equal(await snapshotRelation(pool, source('"public"."mv"')), null, 'LOCK TABLE cannot take a materialized view');
-    const sqlSource: SourceQuery = { from: '(SELECT 1) src', key: 'x', payload: 'x', params: [], at: () => sqlSource };
+    const sqlSource: SourceQuery = { from: '(SELECT 1) src', key: 'x', payload: 'x', values: 'x', params: [], at: () => sqlSource };
     assert.equal(await snapshotRelation(pool, sqlSource), null, 'an SQL source');
 
     // The hazard: a REPEATABLE READ snapshot taken before a TRUNCATE commits sees the table empty.

@@ -76,7 +76,8 @@ async function writeBatch(client: pg.PoolClient, opts: RecordBatchOptions, plain
                 CASE WHEN ri.op = 'remove' THEN NULL ELSE ri.after END,
                 CASE WHEN ri.op = 'remove' THEN NULL ELSE ri.payload_hash END,
                 coalesce(u.destination_id, $6, ri.destination_id), now(), $2,
-                CASE WHEN ri.op = 'remove' THEN now() END, 0
+                CASE WHEN ri.op = 'remove' THEN now() END, 0,
+                CASE WHEN ri.op = 'remove' THEN NULL ELSE ri.row_hash || ri.payload_hash END
          FROM ${schema}.run_items ri LEFT JOIN unnest($7::text[], $8::text[]) AS u(key, destination_id) ON u.key = ri.key
          WHERE ri.run_id = $2 AND ri.key BETWEEN $3 AND $4 AND NOT (ri.key = ANY($5::text[])) AND ($9::boolean IS NULL OR ri.state_exists = $9)`;
     const params = (stateExists: boolean | null) => [mapping, runId, outcomes[0]!.key, outcomes[outcomes.length - 1]!.key, skip, common,
@@ -84,15 +85,15 @@ async function writeBatch(client: pg.PoolClient, opts: RecordBatchOptions, plain
     const fresh = delivered.filter((o) => !o.stateExists).length;
     if (plainInserts && fresh > 0) {
       const { rowCount } = await client.query(
-        `INSERT INTO ${schema}.delivered (mapping, key, payload, payload_hash, destination_id, delivered_at, last_run_id, removed_at, fail_count) ${select}`,
+        `INSERT INTO ${schema}.delivered (mapping, key, payload, payload_hash, destination_id, delivered_at, last_run_id, removed_at, fail_count, row_hash) ${select}`,
         params(false));
       if (rowCount !== fresh) throw new Error(`ledger: the key range of run ${runId}'s batch matched ${rowCount} new state rows, expected ${fresh}`);
     }
     if (!plainInserts || fresh < delivered.length) {
       await client.query(
-        `INSERT INTO ${schema}.delivered AS d (mapping, key, payload, payload_hash, destination_id, delivered_at, last_run_id, removed_at, fail_count) ${select}
+        `INSERT INTO ${schema}.delivered AS d (mapping, key, payload, payload_hash, destination_id, delivered_at, last_run_id, removed_at, fail_count, row_hash) ${select}
          ON CONFLICT (mapping, key) DO UPDATE SET
-           payload = EXCLUDED.payload, payload_hash = EXCLUDED.payload_hash,
+           payload = EXCLUDED.payload, payload_hash = EXCLUDED.payload_hash, row_hash = EXCLUDED.row_hash,
            destination_id = coalesce(EXCLUDED.destination_id, d.destination_id),
            delivered_at = EXCLUDED.delivered_at, last_run_id = EXCLUDED.last_run_id, removed_at = EXCLUDED.removed_at,
            fail_count = 0, failed_hash = NULL, last_error_code = NULL, last_error = NULL, dead_at = NULL,

@@ -16,7 +16,7 @@ import { acquireRunLock } from '../state/locks.ts';
 import type { FinalState } from '../state/machine.ts';
 import { migrate } from '../state/migrate.ts';
 import { planDetail, type PlanDetail } from '../state/plan-detail.ts';
-import { planInto, type PlanCounts } from '../state/plan-items.ts';
+import { planInto, refreshValuesHashes, type PlanCounts } from '../state/plan-items.ts';
 import { reviveDead as reviveDeadRecords } from '../state/revive-dead.ts';
 import { transition, TransitionError } from '../state/transition.ts';
 import { getMapping, openDestination, type OpenedDestination } from './connect.ts';
@@ -277,6 +277,8 @@ async function planRun(app: App, o: {
       const counts = await planInto(client, { schema, mapping, runId: o.runId, source: o.q, failedOnly: o.failedOnly, helper });
       return { counts, figures: await runFigures({ client, helper, schema, mapping, runId: o.runId, source: o.q, counts, columns: o.columns }) };
     });
+    // State rows recorded without a current values hash get one, so the next plan skips their payload.
+    await refreshValuesHashes(client, { schema, mapping: mapping.name, source: o.q });
     // The model snapshot this run delivers, so a receipt can be traced to the exact model state.
     const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(sourceStatement(`SELECT max(snapshot_at) AS s FROM ${o.q.from}`, o.q.params))).rows[0]?.s ?? null : null;
     const g = mapping.guardrails;
