@@ -66,3 +66,27 @@ test('a repaired record (reconcile --repair) is planned again although its value
     assert.deepEqual([p.counts.update, p.counts.unchanged], [1, 19]);
   });
 });
+
+test('a SQL source is read once per plan: a source whose rows differ on every read still gives one consistent plan', async () => {
+  // Each read of this source has a different number of rows (1 to 1,000): read once, the plan's source count,
+  // its creates and the guardrails' population agree; read more than once, they would differ (p > 0.999).
+  await project.write('mappings/r.yaml', `name: random-src
+source:
+  sql: SELECT 'r' || g AS user_id, 'Champions' AS rfm_segment FROM generate_series(1, 1 + (random() * 999)::int) g
+  key: user_id
+destination: { connection: files, object: customers, match_key: customer_id }
+fields:
+  - { to: rfm_segment, from: rfm_segment }
+`);
+  await project.app(async (a) => {
+    for (let i = 0; i < 3; i++) {
+      const p = await planMapping(a, 'random-src');
+      assert.equal(p.counts.create, p.counts.source);
+      const r = await runMapping(a, 'random-src');
+      assert.equal(r.counts.create, r.planned.source);
+      const figures = (await a.warehouse.pool.query(`SELECT guardrails -> 'figures' ->> 'population' AS pop FROM segsync.runs WHERE id = $1`, [r.runId])).rows[0];
+      assert.equal(Number(figures.pop), r.planned.source);
+      await a.warehouse.pool.query(`DELETE FROM segsync.delivered WHERE mapping = 'random-src'`);
+    }
+  });
+});

@@ -147,3 +147,18 @@ export async function withPlanHelper<T>(pool: pg.Pool | null, relation: string |
   }, { begin: 'BEGIN ISOLATION LEVEL REPEATABLE READ', commit });
 }
 
+
+/**
+ * A SQL source is read once per plan: its rows go into a temporary table of the plan's transaction (dropped at
+ * its end, commit or rollback), and the key check, the diff, the counts, the guardrails' figures and the
+ * snapshot read that instead of running the SQL again each (a SQL source may be an expensive query, and reading
+ * it once also gives every part of the plan the same rows). A model (a relation) is returned as is. The source
+ * was already run whole in a READ ONLY transaction by checkSource, so one that writes never gets here.
+ */
+export async function readSourceOnce(client: pg.ClientBase, q: SourceQuery): Promise<SourceQuery> {
+  if (q.relation) return q;
+  await client.query('DROP TABLE IF EXISTS pg_temp.__segsync_source');
+  await client.query(sourceStatement(`CREATE TEMP TABLE __segsync_source ON COMMIT DROP AS SELECT * FROM ${q.from}`, q.params));
+  const t: SourceQuery = { from: '(SELECT * FROM pg_temp.__segsync_source) src', key: q.key, payload: q.payload, values: q.values, params: [], at: () => t };
+  return t;
+}
