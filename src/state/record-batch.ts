@@ -1,3 +1,4 @@
+import { receiptPeriod } from './receipt-partitions.ts';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -141,7 +142,7 @@ function countStatuses(outcomes: FinalOutcome[]): Record<string, number> {
   return n;
 }
 
-const RECEIPT_COLUMNS = 'run_id, mapping, key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at';
+const RECEIPT_COLUMNS = 'run_id, period, mapping, key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at';
 
 /** Text in COPY's text format: backslash, tab, newline and carriage return escaped. */
 function copyText(text: string): string {
@@ -158,8 +159,10 @@ const copyOpt = (v: string | null | undefined): string => (v == null ? '\\N' : c
  */
 async function insertReceipts(client: pg.PoolClient, o: RecordBatchOptions, outcomes: FinalOutcome[]): Promise<void> {
   const message = (x: FinalOutcome) => (x.errorMessage ? x.errorMessage.slice(0, MESSAGE_CAP) : null);
+  // Every receipt of a run goes to the partition of the month the run started (migration 091).
+  const period = await receiptPeriod(client, o.schema, o.runId);
   if (o.copy) {
-    const prefix = `${o.runId}\t${copyText(o.mapping)}\t`;
+    const prefix = `${o.runId}\t${period}\t${copyText(o.mapping)}\t`;
     let lastSent: Date | null = null;
     let lastSentText = '\\N';
     // A few hundred lines at a time: small strings the young generation collects, not one of megabytes.
@@ -186,10 +189,10 @@ async function insertReceipts(client: pg.PoolClient, o: RecordBatchOptions, outc
   const col = <T>(f: (x: FinalOutcome) => T) => outcomes.map(f);
   await client.query(
     `INSERT INTO ${o.schema}.receipts (${RECEIPT_COLUMNS})
-     SELECT $1, $2, u.*
+     SELECT $1, $14::date, $2, u.*
      FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[], $9::text[], $10::text[], $11::int[], $12::text[], $13::timestamptz[])
           AS u(key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at)`,
     [o.runId, o.mapping, col((x) => x.key), col((x) => x.op), col((x) => x.status), col((x) => x.payloadHash), col((x) => x.destinationId ?? null),
-      col((x) => x.created ?? null), col((x) => x.errorCode ?? null), col(message), col((x) => x.attempt), col((x) => x.requestId ?? null), col((x) => x.sentAt)],
+      col((x) => x.created ?? null), col((x) => x.errorCode ?? null), col(message), col((x) => x.attempt), col((x) => x.requestId ?? null), col((x) => x.sentAt), period],
   );
 }

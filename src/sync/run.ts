@@ -17,6 +17,7 @@ import type { FinalState } from '../state/machine.ts';
 import { migrate } from '../state/migrate.ts';
 import { planDetail, type PlanDetail } from '../state/plan-detail.ts';
 import { planInto, refreshValuesHashes, type PlanCounts } from '../state/plan-items.ts';
+import { maintainReceiptPartitions } from '../state/receipt-partitions.ts';
 import { reviveDead as reviveDeadRecords } from '../state/revive-dead.ts';
 import { transition, TransitionError } from '../state/transition.ts';
 import { getMapping, openDestination, type OpenedDestination } from './connect.ts';
@@ -132,6 +133,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
   let reached: 'planning' | 'planned' | 'delivering' = 'planning';
   try {
     await ensureState(app);
+    await maintainReceiptPartitions(pool, schema, app.config.settings.state.receipts_retention_months);
     await closeAbandonedRuns(pool, schema, mapping.name);
     // A run waiting for a person holds the mapping: one hold, one event, no new plan on every tick.
     let waiting = await waitingRun(pool, schema, mapping.name);
