@@ -76,7 +76,8 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
          FROM (
            SELECT n.*, d.*
            -- OFFSET 0 keeps the subquery whole: the values hash is computed once a row.
-           FROM (SELECT src.*, ${q.key} AS __segsync_key, ${quoteLiteral(sig)} || hashtextextended(${q.values}, 0)::text AS __segsync_rh FROM ${q4.from} WHERE ${part(q.key)} OFFSET 0) n
+           -- only the columns the payload reads travel through the join (its hash table is one side of it)
+           FROM (SELECT ${q.columns?.length ? q.columns.map((c) => `src.${c}`).join(', ') : 'src.*'}, ${q.key} AS __segsync_key, ${quoteLiteral(sig)} || hashtextextended(${q.values}, 0)::text AS __segsync_rh FROM ${q4.from} WHERE ${part(q.key)} OFFSET 0) n
            FULL JOIN (SELECT key AS __segsync_dkey, payload_hash AS __segsync_dhash, row_hash AS __segsync_drh, destination_id AS __segsync_did,
                              dead_at AS __segsync_dead, failed_hash AS __segsync_failed, fail_count AS __segsync_fails, in_doubt_run AS __segsync_doubt
                       FROM ${schema}.delivered WHERE mapping = $1 AND ${part('key')}) d

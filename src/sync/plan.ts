@@ -159,6 +159,6 @@ export async function readSourceOnce(client: pg.ClientBase, q: SourceQuery): Pro
   if (q.relation) return q;
   await client.query('DROP TABLE IF EXISTS pg_temp.__segsync_source');
   await client.query(sourceStatement(`CREATE TEMP TABLE __segsync_source ON COMMIT DROP AS SELECT * FROM ${q.from}`, q.params));
-  const t: SourceQuery = { from: '(SELECT * FROM pg_temp.__segsync_source) src', key: q.key, payload: q.payload, values: q.values, params: [], at: () => t };
+  const t: SourceQuery = { from: '(SELECT * FROM pg_temp.__segsync_source) src', key: q.key, payload: q.payload, values: q.values, ...(q.columns ? { columns: q.columns } : {}), params: [], at: () => t };
   return t;
 }
