@@ -115,6 +115,13 @@ try {
     const naiveMsAtN = (naiveMs / SAMPLE) * N;
     console.log(`per-call:   ${fmt(SAMPLE)} contacts in ${(naiveMs / 1000).toFixed(1)} s with ${calls} calls (429s retried); at ${fmt(N)}: ~${fmt(naiveCallsAtN)} calls, ~${fmt(naiveMsAtN / 1000)} s`);
     console.log(`ratios:     API calls per-call/segsync = ${fmt(naiveCallsAtN / stats.requests)}x, time per-call/segsync = ${fmt(naiveMsAtN / limitedMs)}x (same limit)`);
+    // Targets as ratios to the baselines measured above (issue 16): the rate limit's minimum for the calls made,
+    // and the one-call-per-contact loop (batches of 100: at least 50x fewer calls, schema checks and retries
+    // included).
+    const overMin = limitedMs / minMs;
+    const fewer = naiveCallsAtN / stats.requests;
+    console.log(`targets:    limited time / rate limit's minimum = ${overMin.toFixed(3)}x <= 1.10x: ${overMin <= 1.1 ? 'met' : 'MISSED'}; 429s ${((r429 / stats.requests) * 100).toFixed(2)}% < 1%: ${r429 / stats.requests < 0.01 ? 'met' : 'MISSED'}`);
+    console.log(`            API calls per-call loop / segsync = ${fewer.toFixed(1)}x >= 50x: ${fewer >= 50 ? 'met' : 'MISSED'}`);
   });
 } finally {
   clearInterval(sampler);

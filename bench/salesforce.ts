@@ -109,6 +109,17 @@ async function main(): Promise<void> {
   }
   console.log(`ratios: API calls  loop/collections ${(loop.calls / coll.calls).toFixed(0)}x, collections/bulk ${(coll.calls / bulk.calls).toFixed(1)}x, loop/bulk ${(loop.calls / bulk.calls).toFixed(0)}x`);
   console.log(`ratios: time       loop/collections ${(loop.ms / coll.ms).toFixed(1)}x, collections/bulk ${(coll.ms / bulk.ms).toFixed(2)}x, loop/bulk ${(loop.ms / bulk.ms).toFixed(1)}x`);
+  // Targets as ratios (issue 16). Salesforce's limit is the org's daily API-call budget, so the minimum is in
+  // calls: Collections ceil(N / 200) calls plus one describe; Bulk API 2.0 seven per job of BATCH (create,
+  // upload, close, one status poll, three result reads) plus one describe. Against the one-call-per-record loop:
+  // at least 100x fewer calls over Collections (200 a call), 1,000x over Bulk.
+  const collMin = Math.ceil(N / 200) + 1;
+  const bulkMin = Math.ceil(N / BATCH) * 7 + 1;
+  const t = (label: string, v: number, ok: boolean, want: string) => console.log(`targets: ${label} ${v.toFixed(2)}x ${want}: ${ok ? 'met' : 'MISSED'}`);
+  t('collections calls / minimum', coll.calls / collMin, coll.calls / collMin <= 1.1, '<= 1.10x');
+  t('bulk calls / minimum       ', bulk.calls / bulkMin, bulk.calls / bulkMin <= 1.1, '<= 1.10x');
+  t('loop calls / collections   ', loop.calls / coll.calls, loop.calls / coll.calls >= 100, '>= 100x');
+  t('loop calls / bulk          ', loop.calls / bulk.calls, loop.calls / bulk.calls >= 1000, '>= 1000x');
   const lost = rows.filter((r) => r.delivered !== r.records);
   if (lost.length) { console.error(`not every record was delivered: ${JSON.stringify(lost)}`); process.exitCode = 1; }
 }

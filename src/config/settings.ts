@@ -41,7 +41,8 @@ export const Settings = z.strictObject({
   }).default({ url: undefined }).describe('where the payments and models live (and segsync\'s state)'),
   state: z.strictObject({
     schema: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('segsync').describe('schema for segsync\'s own tables (state, runs, receipts)'),
-  }).default({ schema: 'segsync' }).describe('segsync\'s own tables'),
+    receipts_retention_months: z.number().int().min(1).default(25).describe('months receipts are kept after their month ends (monthly partitions, dropped whole); 25 keeps a whole fiscal year for an audit held the year after'),
+  }).default({ schema: 'segsync', receipts_retention_months: 25 }).describe('segsync\'s own tables'),
   models: z.strictObject({
     schema: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('public').describe('schema of the RFM models and the payments relation'),
     payments: z.string().regex(/^[a-z_][a-z0-9_.]*$/).default('fact_payments').describe('payments relation (user_id, payment_id, payment_date, payment_amount)'),

@@ -1,3 +1,4 @@
+import { receiptPeriod } from './receipt-partitions.ts';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -77,7 +78,8 @@ async function writeBatch(client: pg.PoolClient, opts: RecordBatchOptions, plain
                 CASE WHEN ri.op = 'remove' THEN NULL ELSE ri.after END,
                 CASE WHEN ri.op = 'remove' THEN NULL ELSE ri.payload_hash END,
                 coalesce(u.destination_id, $6, ri.destination_id), now(), $2,
-                CASE WHEN ri.op = 'remove' THEN now() END, 0
+                CASE WHEN ri.op = 'remove' THEN now() END, 0,
+                CASE WHEN ri.op = 'remove' THEN NULL ELSE ri.row_hash || ri.payload_hash END
          FROM ${schema}.run_items ri LEFT JOIN unnest($7::text[], $8::text[]) AS u(key, destination_id) ON u.key = ri.key
          WHERE ri.run_id = $2 AND ri.key BETWEEN $3 AND $4 AND NOT (ri.key = ANY($5::text[])) AND ($9::boolean IS NULL OR ri.state_exists = $9)`;
     const params = (stateExists: boolean | null) => [mapping, runId, outcomes[0]!.key, outcomes[outcomes.length - 1]!.key, skip, common,
@@ -85,15 +87,15 @@ async function writeBatch(client: pg.PoolClient, opts: RecordBatchOptions, plain
     const fresh = delivered.filter((o) => !o.stateExists).length;
     if (plainInserts && fresh > 0) {
       const { rowCount } = await client.query(
-        `INSERT INTO ${schema}.delivered (mapping, key, payload, payload_hash, destination_id, delivered_at, last_run_id, removed_at, fail_count) ${select}`,
+        `INSERT INTO ${schema}.delivered (mapping, key, payload, payload_hash, destination_id, delivered_at, last_run_id, removed_at, fail_count, row_hash) ${select}`,
         params(false));
       if (rowCount !== fresh) throw new Error(`ledger: the key range of run ${runId}'s batch matched ${rowCount} new state rows, expected ${fresh}`);
     }
     if (!plainInserts || fresh < delivered.length) {
       await client.query(
-        `INSERT INTO ${schema}.delivered AS d (mapping, key, payload, payload_hash, destination_id, delivered_at, last_run_id, removed_at, fail_count) ${select}
+        `INSERT INTO ${schema}.delivered AS d (mapping, key, payload, payload_hash, destination_id, delivered_at, last_run_id, removed_at, fail_count, row_hash) ${select}
          ON CONFLICT (mapping, key) DO UPDATE SET
-           payload = EXCLUDED.payload, payload_hash = EXCLUDED.payload_hash,
+           payload = EXCLUDED.payload, payload_hash = EXCLUDED.payload_hash, row_hash = EXCLUDED.row_hash,
            destination_id = coalesce(EXCLUDED.destination_id, d.destination_id),
            delivered_at = EXCLUDED.delivered_at, last_run_id = EXCLUDED.last_run_id, removed_at = EXCLUDED.removed_at,
            fail_count = 0, failed_hash = NULL, last_error_code = NULL, last_error = NULL, dead_at = NULL,
@@ -141,7 +143,7 @@ function countStatuses(outcomes: FinalOutcome[]): Record<string, number> {
   return n;
 }
 
-const RECEIPT_COLUMNS = 'run_id, mapping, key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at';
+const RECEIPT_COLUMNS = 'run_id, period, mapping, key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at';
 
 /** Text in COPY's text format: backslash, tab, newline and carriage return escaped. */
 function copyText(text: string): string {
@@ -159,8 +161,10 @@ const copyOpt = (v: string | null | undefined): string => (v == null ? '\\N' : c
 async function insertReceipts(client: pg.PoolClient, o: RecordBatchOptions, outcomes: FinalOutcome[]): Promise<void> {
   // A destination's message can quote the record's values: masked before it is kept (docs/pii.md).
   const message = (x: FinalOutcome) => (x.errorMessage ? maskText(x.errorMessage).slice(0, MESSAGE_CAP) : null);
+  // Every receipt of a run goes to the partition of the month the run started (migration 091).
+  const period = await receiptPeriod(client, o.schema, o.runId);
   if (o.copy) {
-    const prefix = `${o.runId}\t${copyText(o.mapping)}\t`;
+    const prefix = `${o.runId}\t${period}\t${copyText(o.mapping)}\t`;
     let lastSent: Date | null = null;
     let lastSentText = '\\N';
     // A few hundred lines at a time: small strings the young generation collects, not one of megabytes.
@@ -187,10 +191,10 @@ async function insertReceipts(client: pg.PoolClient, o: RecordBatchOptions, outc
   const col = <T>(f: (x: FinalOutcome) => T) => outcomes.map(f);
   await client.query(
     `INSERT INTO ${o.schema}.receipts (${RECEIPT_COLUMNS})
-     SELECT $1, $2, u.*
+     SELECT $1, $14::date, $2, u.*
      FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[], $9::text[], $10::text[], $11::int[], $12::text[], $13::timestamptz[])
           AS u(key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at)`,
     [o.runId, o.mapping, col((x) => x.key), col((x) => x.op), col((x) => x.status), col((x) => x.payloadHash), col((x) => x.destinationId ?? null),
-      col((x) => x.created ?? null), col((x) => x.errorCode ?? null), col(message), col((x) => x.attempt), col((x) => x.requestId ?? null), col((x) => x.sentAt)],
+      col((x) => x.created ?? null), col((x) => x.errorCode ?? null), col(message), col((x) => x.attempt), col((x) => x.requestId ?? null), col((x) => x.sentAt), period],
   );
 }

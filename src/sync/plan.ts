@@ -5,6 +5,7 @@ import { DataError } from '../errors.ts';
 import { maskPii } from '../log.ts';
 import { sourceStatement, type SourceQuery } from './source.ts';
 import { quoteLiteral } from '../db/sql.ts';
+import { CURRENT_KEY_MARK } from '../models/materialize.ts';
 export type { PlanCounts } from '../state/plan-items.ts';
 
 /** The whitespace a key may not consist of alone (ASCII; PostgreSQL's btrim trims only spaces by default). */
@@ -54,8 +55,10 @@ export async function checkKeys(client: pg.ClientBase, mapping: Mapping, q: Sour
  * to scan for blanks (an integer or uuid is never blank). Only for key types whose text form is as distinct
  * as the values themselves. null otherwise.
  */
-async function keyEnforced(client: pg.ClientBase, q: SourceQuery): Promise<'text' | 'integral' | null> {
+export async function keyEnforced(client: pg.ClientBase, q: SourceQuery): Promise<'text' | 'integral' | null> {
   if (!q.relation) return null;
+  const view = await currentModelKey(client, q.relation);
+  if (view) return view;
   const { rows } = await client.query<{ text: boolean }>(
     `SELECT a.atttypid IN ('text'::regtype, 'varchar'::regtype) AS text
      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
@@ -67,6 +70,30 @@ async function keyEnforced(client: pg.ClientBase, q: SourceQuery): Promise<'text
      LIMIT 1`,
     [q.relation.name, q.relation.key]);
   return rows.length === 0 ? null : rows[0]!.text ? 'text' : 'integral';
+}
+
+/**
+ * segsync's own current-segments view (src/models/materialize.ts markCurrentKey): its comment says it is one
+ * snapshot of a history whose primary key is (snapshot_at, user_id), so user_id is unique and NOT NULL in it.
+ * Trusted only while the view's definition still has the md5 recorded and the history still has that primary
+ * key; the key column must be user_id. 'text' or 'integral' as keyEnforced, null when not proven.
+ */
+async function currentModelKey(client: pg.ClientBase, relation: { name: string; key: string }): Promise<'text' | 'integral' | null> {
+  if (relation.key !== 'user_id') return null;
+  const { rows } = await client.query<{ comment: string | null; md5: string }>(
+    `SELECT obj_description(c.oid, 'pg_class') AS comment, md5(pg_get_viewdef(c.oid)) AS md5
+     FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relkind = 'v'`, [relation.name]);
+  const m = rows[0]?.comment ? CURRENT_KEY_MARK.exec(rows[0].comment) : null;
+  if (!m || m[2] !== rows[0]!.md5) return null;
+  const pk = await client.query<{ text: boolean }>(
+    `SELECT a.atttypid IN ('text'::regtype, 'varchar'::regtype) AS text
+     FROM pg_index i JOIN pg_attribute s ON s.attrelid = i.indrelid AND s.attnum = i.indkey[0]
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[1]
+       JOIN pg_class c ON c.oid = i.indrelid AND (c.relkind = 'p' OR NOT c.relhassubclass)
+     WHERE i.indrelid = to_regclass($1) AND i.indisprimary AND i.indisvalid AND i.indimmediate AND i.indnkeyatts = 2
+       AND s.attname = 'snapshot_at' AND a.attname = 'user_id'
+       AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'uuid'::regtype)`, [m[1]]);
+  return pk.rows.length === 0 ? null : pk.rows[0]!.text ? 'text' : 'integral';
 }
 
 /**
@@ -120,3 +147,18 @@ export async function withPlanHelper<T>(pool: pg.Pool | null, relation: string |
   }, { begin: 'BEGIN ISOLATION LEVEL REPEATABLE READ', commit });
 }
 
+
+/**
+ * A SQL source is read once per plan: its rows go into a temporary table of the plan's transaction (dropped at
+ * its end, commit or rollback), and the key check, the diff, the counts, the guardrails' figures and the
+ * snapshot read that instead of running the SQL again each (a SQL source may be an expensive query, and reading
+ * it once also gives every part of the plan the same rows). A model (a relation) is returned as is. The source
+ * was already run whole in a READ ONLY transaction by checkSource, so one that writes never gets here.
+ */
+export async function readSourceOnce(client: pg.ClientBase, q: SourceQuery): Promise<SourceQuery> {
+  if (q.relation) return q;
+  await client.query('DROP TABLE IF EXISTS pg_temp.__segsync_source');
+  await client.query(sourceStatement(`CREATE TEMP TABLE __segsync_source ON COMMIT DROP AS SELECT * FROM ${q.from}`, q.params));
+  const t: SourceQuery = { from: '(SELECT * FROM pg_temp.__segsync_source) src', key: q.key, payload: q.payload, values: q.values, ...(q.columns ? { columns: q.columns } : {}), params: [], at: () => t };
+  return t;
+}

@@ -17,12 +17,13 @@ import type { FinalState } from '../state/machine.ts';
 import { migrate } from '../state/migrate.ts';
 import { auditConfig } from '../audit/config-audit.ts';
 import { planDetail, type PlanDetail } from '../state/plan-detail.ts';
-import { planInto, type PlanCounts } from '../state/plan-items.ts';
+import { planInto, refreshValuesHashes, type PlanCounts } from '../state/plan-items.ts';
+import { maintainReceiptPartitions } from '../state/receipt-partitions.ts';
 import { reviveDead as reviveDeadRecords } from '../state/revive-dead.ts';
 import { transition, TransitionError } from '../state/transition.ts';
 import { getMapping, openDestination, type OpenedDestination } from './connect.ts';
 import { catchUpFollowUps, deliverPlanned, type DeliverOptions, type DeliverResult } from './deliver.ts';
-import { checkKeys, enterPlanSnapshot, snapshotRelation, withPlanHelper } from './plan.ts';
+import { checkKeys, enterPlanSnapshot, readSourceOnce, snapshotRelation, withPlanHelper } from './plan.ts';
 import { pastFigures } from '../state/guardrail-figures.ts';
 import { evaluate, holding, movedExamples, runFigures, type RuleVerdict } from './guardrails.ts';
 import { withRetries } from './retry.ts';
@@ -135,6 +136,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
   let reached: 'planning' | 'planned' | 'delivering' = 'planning';
   try {
     await ensureState(app);
+    await maintainReceiptPartitions(pool, schema, app.config.settings.state.receipts_retention_months);
     await closeAbandonedRuns(pool, schema, mapping.name);
     // A run waiting for a person holds the mapping: one hold, one event, no new plan on every tick.
     let waiting = await waitingRun(pool, schema, mapping.name);
@@ -163,7 +165,7 @@ export async function runMapping(app: App, name: string, opts: RunOptions = {}):
       const now = await withTransaction(pool, async (client) => {
         await enterPlanSnapshot(client, relation);
         const probe = -(process.pid * 1000 + Math.floor(Math.random() * 1000));
-        await planInto(client, { schema, mapping, runId: probe, source: q, helper: null });
+        await planInto(client, { schema, mapping, runId: probe, source: await readSourceOnce(client, q), helper: null });
         return { now: await planFingerprint(client, schema, probe), held: await planFingerprint(client, schema, runId) };
       }, { commit: false });
       replan = now.now !== now.held;
@@ -275,13 +277,16 @@ async function planRun(app: App, o: {
   const hasSnapshot = o.columns.includes('snapshot_at');
   return withTransaction(pool, async (client) => {
     await enterPlanSnapshot(client, o.relation);
-    await checkKeys(client, mapping, o.q);
+    const q = await readSourceOnce(client, o.q);
+    await checkKeys(client, mapping, q);
     const { counts, figures } = await withPlanHelper(app.warehouse.embedded ? null : pool, o.relation, client, true, async (helper) => {
-      const counts = await planInto(client, { schema, mapping, runId: o.runId, source: o.q, failedOnly: o.failedOnly, helper });
-      return { counts, figures: await runFigures({ client, helper, schema, mapping, runId: o.runId, source: o.q, counts, columns: o.columns }) };
+      const counts = await planInto(client, { schema, mapping, runId: o.runId, source: q, failedOnly: o.failedOnly, helper });
+      return { counts, figures: await runFigures({ client, helper, schema, mapping, runId: o.runId, source: q, counts, columns: o.columns }) };
     });
+    // State rows recorded without a current values hash get one, so the next plan skips their payload.
+    await refreshValuesHashes(client, { schema, mapping: mapping.name, source: q });
     // The model snapshot this run delivers, so a receipt can be traced to the exact model state.
-    const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(sourceStatement(`SELECT max(snapshot_at) AS s FROM ${o.q.from}`, o.q.params))).rows[0]?.s ?? null : null;
+    const snapshotAt = hasSnapshot ? (await client.query<{ s: Date | null }>(sourceStatement(`SELECT max(snapshot_at) AS s FROM ${q.from}`, q.params))).rows[0]?.s ?? null : null;
     const g = mapping.guardrails;
     const history = await pastFigures(client, schema, mapping.name, o.runId, g.anomaly.runs * (g.anomaly.seasonality === 'weekday' ? 7 : 1));
     // A retry sends only what failed: no guardrail judges it.
@@ -354,7 +359,7 @@ export async function planMapping(app: App, name: string, opts: { checkDestinati
   const schema = app.config.settings.state.schema;
   await ensureState(app);
   const columns = (await checkSource(app.warehouse.pool, file, app.config.settings.models.schema)).map((c) => c.name);
-  const q = sourceQuery(mapping, app.config.settings.models.schema);
+  const sq = sourceQuery(mapping, app.config.settings.models.schema);
   let destinationProblems: string[] = [];
   if (opts.checkDestination) {
     const dest = await openChecked(app, name, { shared: sharedDefault, signal: new AbortController().signal, check: false });
@@ -365,13 +370,15 @@ export async function planMapping(app: App, name: string, opts: { checkDestinati
     }
   }
   // The same plan as a run (in two halves on a server), every write rolled back on both connections.
-  const relation = await snapshotRelation(app.warehouse.pool, q);
+  const relation = await snapshotRelation(app.warehouse.pool, sq);
   return withTransaction(app.warehouse.pool, async (client) => {
     await enterPlanSnapshot(client, relation);
-    await checkKeys(client, mapping, q);
+    const src = await readSourceOnce(client, sq);
+    await checkKeys(client, mapping, src);
     // A dry run is no run: it takes no run id from the sequence an auditor reads. Its items carry a negative
     // id of its own, inside a transaction that is rolled back.
     const runId = -(process.pid * 1000 + Math.floor(Math.random() * 1000));
+    const q = src;
     return withPlanHelper(app.warehouse.embedded ? null : app.warehouse.pool, relation, client, false, async (helper) => {
       const counts = await planInto(client, { schema, mapping, runId, source: q, helper });
       const detail = await planDetail(client, schema, mapping, runId, opts.samples ?? 3, helper);

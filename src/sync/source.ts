@@ -22,6 +22,13 @@ export interface SourceQuery {
   from: string;
   key: string;
   payload: string;
+  /**
+   * The mapped values (the same expressions the payload is built from) as one row's text: hashed, it tells an
+   * unchanged record from a changed one without building its jsonb payload (src/state/plan-items.ts).
+   */
+  values: string;
+  /** The source columns the payload reads (quoted), for a plan that carries only them; absent: all columns. */
+  columns?: string[];
   /** The values of the source's placeholders, to append after the statement's own parameters. */
   params: readonly string[];
   /** The same query with its placeholders numbered from $offset+1. */
@@ -49,9 +56,11 @@ export function sourceQuery(mapping: Mapping, modelsSchema: string): SourceQuery
   // jsonb_build_object takes at most 100 arguments: build 40 fields at a time and concatenate.
   const pairs = mapping.fields.map((f) => `${quoteLiteral(f.to)}, ${transformSql(f.from, f.transform)}`);
   const payload = chunk(pairs, 40).map((part) => `jsonb_build_object(${part.join(', ')})`).join(' || ');
+  const columns = [...new Set(mapping.fields.map((f) => quoteIdent(f.from)))];
+  const values = `ROW(${mapping.fields.map((f) => transformSql(f.from, f.transform)).join(', ')})::text`;
   const at = (offset: number): SourceQuery => {
     // The newline ends a trailing -- comment before the closing parenthesis.
-    const q: SourceQuery = { from: `(${renderSourceSql(text, offset)}\n) src`, key: `${quoteIdent(mapping.source.key)}::text`, payload, params, at };
+    const q: SourceQuery = { from: `(${renderSourceSql(text, offset)}\n) src`, key: `${quoteIdent(mapping.source.key)}::text`, payload, values, columns, params, at };
     if (model !== undefined) q.relation = { name: quoteRelation(model, modelsSchema), key: mapping.source.key };
     return q;
   };
