@@ -94,6 +94,8 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
                             FROM (SELECT ${q.payload} AS v WHERE j.__segsync_key IS NOT NULL OFFSET 0) x) p ON true
          WHERE (j.__segsync_key IS NULL OR j.__segsync_doubt IS NOT NULL OR j.__segsync_dhash IS DISTINCT FROM p.__segsync_hash)
            AND NOT (j.__segsync_dead IS NOT NULL AND j.__segsync_failed IS NOT DISTINCT FROM p.__segsync_hash)
+           -- erasure (segsync forget, src/state/erasure.ts): a suppressed person is never planned again, sent or removed
+           AND NOT EXISTS (SELECT 1 FROM ${schema}.suppressions s WHERE s.key = coalesce(j.__segsync_key, j.__segsync_dkey))
          RETURNING op, resend
        )
        SELECT count(*) FILTER (WHERE op = 'create')::int AS "create", count(*) FILTER (WHERE op = 'update')::int AS "update",
