@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerDaemon } from './daemon.ts';
+import { registerUi } from './ui.ts';
 import { registerDemo } from './demo.ts';
 import { registerDemoData } from './demo-data.ts';
 import { registerLoad } from './load.ts';
@@ -18,4 +19,5 @@ export const commands: Array<(program: Command) => void> = [
   registerSync,
   registerMonitors,
   registerDaemon,
+  registerUi,
 ];

@@ -6,7 +6,8 @@ import { cliActor, formatActor } from '../../state/actor.ts';
 import { ackMonitor } from '../../state/monitor-results.ts';
 import { runMonitors } from '../../sync/monitors.ts';
 import { findReceipts } from '../../state/find-receipts.ts';
-import { decideHeld, ensureState, planMapping, reviveDead, runMapping, type RunSummary } from '../../sync/run.ts';
+import { approveRun, rejectRun } from '../../sync/decide.ts';
+import { ensureState, planMapping, reviveDead, runMapping, type RunSummary } from '../../sync/run.ts';
 import { reconcileMapping } from '../../sync/reconcile.ts';
 import { parseFormat, render, table } from '../format.ts';
 import { appOptions, integer } from '../options.ts';
@@ -172,10 +173,18 @@ export function registerSync(program: Command): void {
     .action(async (run: string, o: { reason: string; deliver: boolean; mapping?: string }, cmd: Command) => {
       const id = integer(1)(run);
       process.exitCode = await withApp(appOptions(cmd), async (app) => {
-        const r = await decideHeld(app, id, 'approved', o.reason, cliActor(), o.mapping);
-        process.stdout.write(`run ${id} of ${r.mapping} approved by ${r.by}\n`);
-        if (!o.deliver) return 0;
-        const s = await runOne(app, r.mapping, {});
+        const r = await approveRun(app, id, o.reason, cliActor(), {
+          ...(o.mapping === undefined ? {} : { mapping: o.mapping }),
+          ...(o.deliver ? { deliver: (mapping: string) => {
+            process.stdout.write(`run ${id} of ${mapping} approved by ${formatActor(cliActor())}\n`);
+            return runOne(app, mapping, {});
+          } } : {}),
+        });
+        if (!r.summary) {
+          process.stdout.write(`run ${id} of ${r.mapping} approved by ${r.by}\n`);
+          return 0;
+        }
+        const s = r.summary;
         process.stdout.write(s.status === 'held' ? heldLines(s) : summaryLines(s));
         return exitFor(s);
       });
@@ -188,7 +197,7 @@ export function registerSync(program: Command): void {
     .action(async (run: string, o: { reason: string; mapping?: string }, cmd: Command) => {
       const id = integer(1)(run);
       await withApp(appOptions(cmd), async (app) => {
-        const r = await decideHeld(app, id, 'rejected', o.reason, cliActor(), o.mapping);
+        const r = await rejectRun(app, id, o.reason, cliActor(), o.mapping);
         process.stdout.write(`run ${id} of ${r.mapping} rejected by ${r.by}; nothing was sent\n`);
       });
     });
