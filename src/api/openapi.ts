@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PERMISSIONS } from '../auth/permissions.ts';
 import { API_PREFIX, ROUTES } from './routes.ts';
+import { ErrorBody } from './schemas.ts';
 
 /** The OpenAPI 3.1 document of the API, generated from the route table and its zod schemas. */
 
@@ -24,6 +25,7 @@ export function openApiDocument(): Record<string, unknown> {
     for (const [status, s] of Object.entries(r.responses)) {
       responses[status] = { description: status.startsWith('2') ? 'success' : 'error: { error: { code, message, ... } }', content: { 'application/json': { schema: schema(s, 'output') } } };
     }
+    if ((r.params || r.query || r.body) && !responses['400']) responses['400'] = { description: 'bad input: which parameter, what is wrong', content: { 'application/json': { schema: schema(ErrorBody, 'output') } } };
     responses['401'] = { description: 'no or wrong credentials (UNAUTHENTICATED)' };
     responses['403'] ??= { description: `the identity lacks the permission ${r.permission} (FORBIDDEN), or no token is configured (API_DISABLED)` };
     (paths[API_PREFIX + r.path] ??= {})[r.method.toLowerCase()] = {

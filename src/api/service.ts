@@ -67,7 +67,7 @@ function nextFire(cp: ControlPlane, app: App, m: Mapping): Date | null {
   if (fromScheduler) return fromScheduler;
   const task = cron.createTask(m.schedule, () => {}, { timezone: app.config.settings.daemon.timezone });
   try {
-    return task.getNextRun();
+    return task.getNextRuns(1)[0] ?? null;
   } finally {
     void task.destroy();
   }
@@ -203,7 +203,7 @@ export async function segments(cp: ControlPlane, q: { mapping?: string; snapshot
 
 /** A held run's approval is refused to the identity that made the run (four eyes). */
 function notOwnRun(identity: Identity, runActor: string): void {
-  if (formatActor(identity.actor) === runActor) throw new ApiError(403, 'SELF_APPROVAL', `run was made by ${runActor}: another identity must approve or reject it`);
+  if (formatActor(identity.actor) === runActor) throw new ApiError(403, 'SELF_APPROVAL', `run was made by ${runActor}: another identity must approve it`);
 }
 
 async function waitingFor(cp: ControlPlane, id: number, identity: Identity, action: 'approve' | 'reject' | 'cancel') {
@@ -215,7 +215,7 @@ async function waitingFor(cp: ControlPlane, id: number, identity: Identity, acti
   if (!allowed.includes(r.status)) {
     throw conflict(r.status === 'approved' || r.status === 'rejected' ? 'ALREADY_DECIDED' : 'CONFLICT', `run ${id} of ${r.mapping} is ${r.status}: only a ${allowed.join(' or ')} run can be ${action === 'cancel' ? 'cancelled' : action === 'approve' ? 'approved' : 'rejected'}`, { run: id, status: r.status });
   }
-  if (action !== 'cancel') notOwnRun(identity, r.actor);
+  if (action === 'approve') notOwnRun(identity, r.actor); // rejecting sends nothing: anyone with the permission may
   return r;
 }
 
