@@ -42,7 +42,8 @@ export const CSP = {
 
 export async function mountControlPlane(server: FastifyInstance, cp: ControlPlane): Promise<void> {
   await server.register(async (scope) => {
-    await scope.register(helmet, { contentSecurityPolicy: { useDefaults: false, directives: CSP }, hsts: false });
+    // same-origin referrer policy: the browser then sends Origin on same-origin form posts (no-referrer makes it 'null').
+    await scope.register(helmet, { contentSecurityPolicy: { useDefaults: false, directives: CSP }, hsts: false, referrerPolicy: { policy: 'same-origin' } });
     await scope.register(formbody);
 
     scope.addHook('onRequest', async (request, reply) => {
@@ -89,6 +90,8 @@ export async function mountControlPlane(server: FastifyInstance, cp: ControlPlan
 }
 
 function sameOrigin(request: FastifyRequest): boolean {
+  const site = request.headers['sec-fetch-site'];
+  if (typeof site === 'string') return site === 'same-origin' || site === 'none';
   const origin = request.headers.origin ?? request.headers.referer;
   if (!origin) return true;
   try {

@@ -34,7 +34,7 @@ function layout(title: string, body: Html, identity: Identity | undefined, opts:
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="htmx-config" content='{"includeIndicatorCSS":false}'>
-<title>${title} · segsync</title>
+<title>${title} · segsync</title><link rel="icon" href="data:,">
 <link rel="stylesheet" href="/assets/app.css">${opts.charts ? raw('<link rel="stylesheet" href="/assets/uPlot.min.css">') : ''}
 <script src="/assets/htmx.min.js" defer></script>${opts.charts ? raw('<script src="/assets/uPlot.iife.min.js" defer></script><script src="/assets/charts.js" defer></script>') : ''}
 </head><body>
@@ -226,7 +226,7 @@ ${t.runs.map((e) => html`<tr><td><a href="/runs/${e.runId}">#${e.runId}</a><br>$
     };
     if (q.fragment === 'result') return reply.type('text/html; charset=utf-8').send((await result()).value);
     return send(reply, request, 'Record debugger', async () => html`<h1>Record debugger</h1>
-<form method="get" action="/records" class="decide" hx-get="/records?fragment=result" hx-target="#result" hx-push-url="false">
+<form method="get" action="/records" class="decide" id="record-search" hx-get="/records?fragment=result" hx-target="#result" hx-push-url="false">
 <label>Mapping <select name="mapping">${names.map((n) => html`<option value="${n}"${raw(n === q.mapping ? ' selected' : '')}>${n}</option>`)}</select></label>
 <label>Key <input name="key" value="${q.key ?? ''}" required></label><button type="submit">Search</button></form>
 <div id="result">${await result()}</div>`);
