@@ -188,6 +188,15 @@ describe('the API and its OpenAPI document', () => {
     assert.equal((await checked('GET', '/api/v1/records/nope/u000001', 404)).error.code, 'NOT_FOUND');
   });
 
+  test('receipts, as segsync receipts reads them; a bad status is named', async () => {
+    const s = f.runs[0]!;
+    const r = await checked('GET', `/api/v1/receipts?run=${s.runId}&limit=500`, 200);
+    assert.equal(r.receipts.length, Math.min(500, s.counts.delivered));
+    assert.ok(r.receipts.every((x: { run_id: number; status: string }) => x.run_id === s.runId && x.status === 'delivered'));
+    const bad = await checked('GET', '/api/v1/receipts?status=fialed', 400);
+    assert.match(bad.error.message, /status: Invalid option: expected one of "delivered"\|"failed"/);
+  });
+
   test('events, monitors, segments; an e-mail address in an event is masked', async () => {
     await insertEvent(f.app.warehouse.pool, 'segsync', { kind: 'test_event', severity: 'warning', mapping: MAPPING, message: 'bounce for alice.smith@example.com', details: { email: 'alice.smith@example.com', full_name: 'Alice Smith' } });
     const e = await checked('GET', '/api/v1/events?severity=warning', 200);

@@ -65,6 +65,8 @@ export const ROUTES: RouteDef[] = [
     responses: { 200: S.Decision, 404: S.ErrorBody, 409: S.ErrorBody }, handler: async (cp, r) => ok(await svc.cancel(cp, id(r), (r.body as { reason: string }).reason, r.identity)) },
   { method: 'GET', path: '/records/{mapping}/{key}', permission: 'read', summary: 'one record: what each run sent (before -> after), receipts with request ids, read-back verdicts, segment history',
     params: S.RecordParams, responses: { 200: S.RecordTimeline, 404: S.ErrorBody }, handler: async (cp, r) => ok(await svc.record(cp, r.params.mapping!, r.params.key!)) },
+  { method: 'GET', path: '/receipts', permission: 'read', summary: 'per-record receipts, newest run first, with the latest read-back verdict (segsync receipts)', query: S.ReceiptsQuery,
+    responses: { 200: S.ReceiptList, 400: S.ErrorBody }, handler: async (cp, r) => ok(await svc.receipts(cp, r.query)) },
   { method: 'GET', path: '/events', permission: 'read', summary: 'events, newest first, filtered, cursor-paged', query: S.EventsQuery,
     responses: { 200: S.EventList, 400: S.ErrorBody }, handler: async (cp, r) => ok(await svc.events(cp, r.query)) },
   { method: 'GET', path: '/monitors', permission: 'read', summary: 'each monitor\'s latest evaluation', responses: { 200: S.MonitorList }, handler: async (cp) => ok(await svc.monitors(cp)) },

@@ -166,3 +166,20 @@ export const Segments = z.object({
   flows: z.object({ from: Time, to: Time, flows: z.array(z.object({ from: z.string(), to: z.string(), count: z.number().int() })) }).nullable(),
   changed: z.object({ mapping: z.string(), runs: z.array(z.object({ runId: z.number().int(), at: Time, status: z.string(), changed: z.number().int(), total: z.number().int() })) }).nullable(),
 });
+
+export const RECEIPT_STATUSES = ['delivered', 'failed', 'deferred', 'interrupted', 'in_doubt'] as const;
+
+export const ReceiptsQuery = z.strictObject({
+  mapping: z.string().optional(),
+  key: z.string().optional(),
+  run: z.string().regex(/^[1-9][0-9]*$/).optional(),
+  status: z.enum(RECEIPT_STATUSES).optional(),
+  limit: Limit,
+});
+
+export const ReceiptList = z.object({
+  receipts: z.array(z.looseObject({
+    run_id: z.number().int(), mapping: z.string(), key: z.string(), op: z.string(), status: z.string(), attempt: z.number().int(),
+    destination_id: z.string().nullable(), request_id: z.string().nullable(), error_code: z.string().nullable(), reconcile_status: z.string().nullable(),
+  })).describe('the ledger\'s receipt rows, newest run first, as `segsync receipts --format json` prints them'),
+});

@@ -9,6 +9,7 @@ import { LockedError, SegsyncError, UsageError } from '../errors.ts';
 import type { Identity } from '../auth/permissions.ts';
 import { formatActor } from '../state/actor.ts';
 import { eventsPage } from '../state/events-page.ts';
+import { findReceipts } from '../state/find-receipts.ts';
 import { runById, waitingRun } from '../state/held-run.ts';
 import { RUN_STATES, type RunState } from '../state/machine.ts';
 import { latestMonitorResults } from '../state/monitor-results.ts';
@@ -295,4 +296,13 @@ export async function trigger(cp: ControlPlane, mapping: string, dryRun: boolean
 function planProblem(err: unknown): never {
   if (err instanceof SegsyncError && !(err instanceof ApiError)) throw new ApiError(422, err.code, err.message, err.hint ? { hint: err.hint } : {});
   throw err;
+}
+
+export async function receipts(cp: ControlPlane, q: { mapping?: string; key?: string; run?: string; status?: string; limit?: string }) {
+  const { app, db, schema } = state(cp);
+  const limit = q.limit === undefined ? 100 : pageSize(q.limit);
+  await ensureState(app);
+  await knownMapping(cp, q.mapping);
+  const rows = await findReceipts(db, schema, { ...(q.mapping ? { mapping: q.mapping } : {}), ...(q.key ? { key: q.key } : {}), ...(q.run ? { run: Number(q.run) } : {}), ...(q.status ? { status: q.status } : {}), limit });
+  return { receipts: rows.map((r) => ({ ...r, run_id: Number(r.run_id) })) };
 }

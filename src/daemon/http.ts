@@ -35,6 +35,6 @@ export async function startHttp(deps: HttpDeps, host: string, port: number): Pro
   await server.listen({ host, port });
   const address = server.server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
-  deps.log.info({ host, port: bound }, deps.mount ? 'http listening (/healthz /readyz /metrics /status, the API at /api/v1 and the dashboard at /)' : 'http listening (/healthz /readyz /metrics /status)');
+  deps.log.info({ host, port: bound, ...(deps.mount ? { api: '/api/v1', dashboard: '/' } : {}) }, 'http listening (/healthz /readyz /metrics /status)');
   return { server, port: bound };
 }

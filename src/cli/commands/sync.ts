@@ -10,6 +10,9 @@ import { approveRun, rejectRun } from '../../sync/decide.ts';
 import { ensureState, planMapping, reviveDead, runMapping, type RunSummary } from '../../sync/run.ts';
 import { reconcileMapping } from '../../sync/reconcile.ts';
 import { parseFormat, render, table } from '../format.ts';
+import { localOrDaemon, query } from '../remote.ts';
+import type { RuleVerdict } from '../../sync/guardrails.ts';
+import type { PlanCounts } from '../../state/plan-items.ts';
 import { appOptions, integer } from '../options.ts';
 import { progressBar } from '../progress.ts';
 
@@ -76,7 +79,11 @@ export function registerSync(program: Command): void {
     .option('--check-destination', 'also check the mapping against the destination schema (needs credentials)')
     .action(async (name: string, o: { format: string; samples: number; checkDestination?: boolean }, cmd: Command) => {
       const format = parseFormat(o.format);
-      const plan = await withApp(appOptions(cmd), (app) => planMapping(app, name, { samples: o.samples, checkDestination: o.checkDestination ?? false }));
+      const plan = await localOrDaemon(appOptions(cmd), () => withApp(appOptions(cmd), (app) => planMapping(app, name, { samples: o.samples, checkDestination: o.checkDestination ?? false })), async (api) => {
+        if (o.checkDestination) throw new UsageError('--check-destination cannot be asked of a running daemon\'s API', 'run it while no daemon holds the embedded database');
+        const p = await api.post<{ mapping: string; counts: PlanCounts & { source: number }; samples: Array<{ key: string; op: string; before: unknown; after: unknown }>; transitions: Array<{ from: string; to: string; count: number }>; transitionField: string | null; guardrails: RuleVerdict[] }>(`/api/v1/mappings/${encodeURIComponent(name)}/runs`, { dryRun: true });
+        return { mapping: p.mapping, counts: p.counts, detail: { samples: p.samples, transitions: p.transitions, transitionField: p.transitionField }, guardrails: p.guardrails, destinationProblems: [] as string[] };
+      });
       if (format === 'json') return void process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
       const c = plan.counts;
       let out = `plan for ${plan.mapping} (${c.source} source records)\n` +
@@ -215,10 +222,10 @@ export function registerSync(program: Command): void {
       if (o.status !== undefined && !RECEIPT_STATUSES.includes(o.status)) {
         throw new UsageError(`--status '${o.status}' is not a receipt status`, `one of: ${RECEIPT_STATUSES.join(', ')}`);
       }
-      const rows = await withApp(appOptions(cmd), async (app) => {
+      const rows = await localOrDaemon(appOptions(cmd), () => withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
         return findReceipts(app.warehouse.pool, app.config.settings.state.schema, { ...o, limit: o.limit });
-      });
+      }), async (api) => (await api.get<{ receipts: Record<string, unknown>[] }>(`/api/v1/receipts${query({ mapping: o.mapping, key: o.key, run: o.run, status: o.status, limit: Math.min(o.limit, 500) })}`)).receipts);
       const cols = format === 'table' ? ['run_id', 'mapping', 'key', 'op', 'status', 'attempt', 'destination_id', 'error_code', 'reconcile_status', 'recorded_at'] : undefined;
       process.stdout.write(render(rows, format, cols));
     });
