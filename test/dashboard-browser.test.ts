@@ -104,6 +104,8 @@ describe('the dashboard in headless Chromium', { skip }, () => {
     assert.match(main, new RegExp(`Run #${s.runId} of ${MAPPING}: succeeded`));
     const createRow = await page.textContent('main table tbody tr');
     assert.match(createRow ?? '', new RegExp(`create\\s*${s.counts.create}\\s*${s.counts.create}`), 'planned and delivered creates');
+    await page.waitForSelector('#transitions tbody tr');
+    assert.match(await page.textContent('#transitions') ?? '', /\(new\)/, 'the transitions loaded after the page (htmx)');
     const before = await page.locator('#items ~ div table tbody tr').count();
     assert.equal(before, 50);
     await page.click('#more-items a');
@@ -189,6 +191,9 @@ describe('the dashboard in headless Chromium', { skip }, () => {
       assert.match(await page.textContent('h1') ?? '', /succeeded/);
       await page.click('#more-items a');
       assert.match(page.url(), /cursor=/, 'the link pages without htmx');
+      await page.goto(`${f.url}/runs/${f.runs[0]!.runId}`);
+      await page.click('text=Show the segment transitions');
+      assert.ok(await page.locator('#transitions tbody tr').count() > 0, 'the transitions without htmx');
       await page.goto(`${f.url}/records?mapping=${MAPPING}&key=${(await f.q<{ key: string }>('SELECT min(key) AS key FROM segsync.run_items'))[0]!.key}`);
       assert.ok(await page.locator('#timeline tbody tr').count() >= 1);
       await page.goto(`${f.url}/segments`);

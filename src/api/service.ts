@@ -13,7 +13,7 @@ import { findReceipts } from '../state/find-receipts.ts';
 import { runById, waitingRun } from '../state/held-run.ts';
 import { RUN_STATES, type RunState } from '../state/machine.ts';
 import { latestMonitorResults } from '../state/monitor-results.ts';
-import { segmentField } from '../state/plan-detail.ts';
+import { segmentField, segmentTransitions } from '../state/plan-detail.ts';
 import { recordTimeline } from '../state/record-timeline.ts';
 import { changedShares, latestRuns, runDetail, runItemsPage, runsPage, type RunRow } from '../state/run-pages.ts';
 import { customerSegments, segmentFlows, segmentSizes } from '../state/segment-history.ts';
@@ -134,14 +134,14 @@ export async function runs(cp: ControlPlane, q: { mapping?: string; status?: str
   return { runs: page.runs.map(runSummary), nextCursor: page.next === null ? null : encodeCursor(page.next) };
 }
 
-export async function run(cp: ControlPlane, id: number) {
+export async function run(cp: ControlPlane, id: number, o: { transitions?: boolean } = {}) {
   const { app, db, schema } = state(cp);
   await ensureState(app);
   const configured = (name: string) => app.config.mappings.find((m) => m.value.name === name)?.value;
   const head = await runById(db, schema, id);
   if (!head) throw notFound('run', id);
   const m = configured(head.mapping);
-  const d = await runDetail(db, schema, id, m ? segmentField(m) : null);
+  const d = await runDetail(db, schema, id, m ? segmentField(m) : null, o);
   if (!d) throw notFound('run', id);
   const g = d.guardrails as { verdicts?: unknown[]; figures?: unknown; examples?: unknown; allowed?: unknown } | null;
   const actions: Array<'approve' | 'reject' | 'cancel'> = d.status === 'held' ? ['approve', 'reject', 'cancel'] : (CANCELLABLE as readonly string[]).includes(d.status) ? ['cancel'] : [];
@@ -151,6 +151,23 @@ export async function run(cp: ControlPlane, id: number) {
     items: d.items, outcomes: d.outcomes, errors: d.errors, transitions: d.transitions, transitionField: m ? segmentField(m) : null,
     history: d.history, actions,
   };
+}
+
+/** The run's mapping and state, or a 404. */
+export async function runHead(cp: ControlPlane, id: number) {
+  const { db, schema } = state(cp);
+  const r = await runById(db, schema, id);
+  if (!r) throw notFound('run', id);
+  return r;
+}
+
+/** The run's segment transitions (a pass over its items: the dashboard loads them after the page). */
+export async function runTransitions(cp: ControlPlane, id: number) {
+  const { app, db, schema } = state(cp);
+  const r = await runHead(cp, id);
+  const m = app.config.mappings.find((x) => x.value.name === r.mapping)?.value;
+  const field = m ? segmentField(m) : null;
+  return { field, transitions: field ? await segmentTransitions(db, schema, id, field) : [] };
 }
 
 export async function runItems(cp: ControlPlane, id: number, q: { op?: 'create' | 'update' | 'remove'; limit?: string; cursor?: string }) {

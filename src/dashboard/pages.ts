@@ -151,17 +151,24 @@ ${ch.length ? chart('changed-chart', 'share of records each run changed', ch.map
     const q = request.query as { cursor?: string; fragment?: string };
     if (!/^[1-9][0-9]{0,17}$/.test(raw_)) return send(reply, request, `Run ${raw_}`, async () => { throw new ApiError(404, 'NOT_FOUND', `no run "${raw_}"`); });
     const id = Number(raw_);
-    const itemsBlock = async (cursor?: string) => {
+    const itemsBlock = async (mapping: string, cursor?: string) => {
       const it = masked(await svc.runItems(cp, id, cursor ? { cursor } : {}));
       const more = it.nextCursor ? html`<div id="more-items"><a href="/runs/${id}?cursor=${it.nextCursor}#items" hx-get="/runs/${id}?cursor=${it.nextCursor}&fragment=items" hx-target="#more-items" hx-swap="outerHTML">More items</a></div>` : '';
       return html`<div class="table"><table><thead><tr><th>Key</th><th>Op</th><th>State</th><th>Before</th><th>After</th><th>Error</th></tr></thead><tbody>
-${it.items.map((i) => html`<tr><td><a href="/records?mapping=${''}&key=${i.key}">${i.key}</a></td><td>${i.op}</td><td>${statusOf(i.status)}</td><td>${json(i.before)}</td><td>${json(i.after)}</td><td>${i.errorCode ?? ''}</td></tr>`)}
+${it.items.map((i) => html`<tr><td><a href="/records?mapping=${mapping}&key=${i.key}">${i.key}</a></td><td>${i.op}</td><td>${statusOf(i.status)}</td><td>${json(i.before)}</td><td>${json(i.after)}</td><td>${i.errorCode ?? ''}</td></tr>`)}
 </tbody></table></div>${more}`;
     };
-    if (q.fragment === 'items') return reply.type('text/html; charset=utf-8').send((await itemsBlock(q.cursor)).value);
+    const transitionsBlock = async () => {
+      const t = masked(await svc.runTransitions(cp, id));
+      return t.transitions.length ? html`<div class="table"><table id="transitions"><thead><tr><th>From</th><th>To</th><th class="num">Records</th></tr></thead><tbody>${t.transitions.map((x) => html`<tr><td>${x.from}</td><td>${x.to}</td><td class="num">${x.count}</td></tr>`)}</tbody></table></div>`
+        : html`<p class="muted" id="transitions">no record changes segment${t.field ? ` (${t.field})` : ''}</p>`;
+    };
+    if (q.fragment === 'transitions') return reply.type('text/html; charset=utf-8').send((await transitionsBlock()).value);
+    if (q.fragment === 'items') return reply.type('text/html; charset=utf-8').send((await itemsBlock((await svc.runHead(cp, id)).mapping, q.cursor)).value);
     return send(reply, request, `Run ${id}`, async () => {
-      const r = masked(await svc.run(cp, id));
-      const items = (await itemsBlock(q.cursor)).value.replaceAll('/records?mapping=&amp;', `/records?mapping=${encodeURIComponent(r.mapping)}&amp;`);
+      const r = masked(await svc.run(cp, id, { transitions: false }));
+      const full = (request.query as { transitions?: string }).transitions === '1';
+      const items = await itemsBlock(r.mapping, q.cursor);
       const verdicts = r.guardrails?.verdicts ?? [];
       return html`<h1>Run #${r.id} of <a href="/mappings/${r.mapping}">${r.mapping}</a>: ${statusOf(r.status)}</h1>
 ${r.reason ? html`<p>${r.reason}</p>` : ''}${r.error && r.error !== r.reason ? html`<p class="error">${r.error}</p>` : ''}
@@ -174,7 +181,7 @@ ${r.actions.includes('approve') ? html`<div class="card held"><strong>Held for a
 ${['create', 'update', 'remove'].map((op) => html`<tr><td>${op}</td><td class="num">${r.items.find((i) => i.op === op)?.n ?? 0}</td>${['delivered', 'failed', 'deferred', 'interrupted', 'in_doubt'].map((s) => html`<td class="num">${r.outcomes.find((o) => o.op === op && o.status === s)?.n ?? 0}</td>`)}</tr>`)}
 </tbody></table></div>
 <p class="muted">unchanged: ${String(r.planned.unchanged ?? 0)}${r.planned.dead ? `, dead (not sent): ${String(r.planned.dead)}` : ''}</p>
-${r.transitions.length ? html`<h2>Why: segment transitions (${r.transitionField})</h2><div class="table"><table><thead><tr><th>From</th><th>To</th><th class="num">Records</th></tr></thead><tbody>${r.transitions.map((t) => html`<tr><td>${t.from}</td><td>${t.to}</td><td class="num">${t.count}</td></tr>`)}</tbody></table></div>` : ''}
+${r.transitionField ? html`<h2>Why: segment transitions (${r.transitionField})</h2>${full ? await transitionsBlock() : html`<div hx-get="/runs/${r.id}?fragment=transitions" hx-trigger="load" hx-swap="outerHTML"><a href="/runs/${r.id}?transitions=1#transitions">Show the segment transitions</a> <span class="muted">(a pass over the run's planned items)</span></div>`}` : ''}
 <h2>Guardrails</h2>
 ${verdicts.length ? html`<div class="table"><table id="verdicts"><thead><tr><th>Rule</th><th>Verdict</th><th class="num">Value</th><th class="num">Threshold</th><th class="num">Baseline</th><th>Detail</th></tr></thead><tbody>
 ${verdicts.map((v) => html`<tr><td>${v.rule}</td><td class="verdict-${v.verdict}">${v.verdict}${v.allowed ? ' (allowed)' : ''}</td><td class="num">${v.value ?? '—'}</td><td class="num">${v.threshold ?? '—'}</td><td class="num">${v.baseline ?? '—'}</td><td>${v.detail}</td></tr>`)}
@@ -183,7 +190,7 @@ ${r.guardrails?.examples ? html`<h3>Examples of moved records</h3>${json(r.guard
 ${r.errors.length ? html`<h2>Errors by code</h2><div class="table"><table><thead><tr><th>Code</th><th class="num">Records</th><th>Example</th></tr></thead><tbody>${r.errors.map((e) => html`<tr><td><code>${e.code}</code></td><td class="num">${e.n}</td><td>${e.example ?? ''}</td></tr>`)}</tbody></table></div>` : ''}
 <h2>History</h2><div class="table"><table><thead><tr><th>At</th><th>From</th><th>To</th><th>By</th><th>Why</th></tr></thead><tbody>
 ${r.history.map((h) => html`<tr><td>${when(h.at)}</td><td>${h.from ?? '—'}</td><td>${statusOf(h.to)}</td><td>${h.actor}</td><td>${h.reason ?? ''}</td></tr>`)}</tbody></table></div>
-<h2 id="items">Planned items</h2>${raw(items)}`;
+<h2 id="items">Planned items</h2>${items}`;
     });
   });
 

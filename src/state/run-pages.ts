@@ -86,22 +86,38 @@ export interface RunDetail extends RunRow {
   history: Array<{ at: Date; from: string | null; to: string; actor: string; reason: string | null }>;
 }
 
-/** One run with what explains it; null for an unknown id. */
-export async function runDetail(db: Db, schema: string, id: number, segmentField: string | null): Promise<RunDetail | null> {
+/**
+ * One run with what explains it; null for an unknown id. Costs stay flat in the ledger's size: the planned
+ * counts come from the run row, a run whose every planned record was confirmed needs no receipt scan, failed
+ * receipts are found through a partial index (migration 070), and the segment transitions (a pass over the
+ * run's items) are read only when asked for.
+ */
+export async function runDetail(db: Db, schema: string, id: number, segmentField: string | null, o: { transitions?: boolean } = {}): Promise<RunDetail | null> {
   const { rows } = await db.query<RawRun>(`SELECT ${RUN_COLUMNS}, guardrails FROM ${schema}.runs WHERE id = $1`, [id]);
   if (!rows[0]) return null;
   const run = toRun(rows[0]);
+  const OPS = ['create', 'update', 'remove'] as const;
+  const p = run.planned as Partial<Record<string, number>>;
+  const fromRow = OPS.every((op) => typeof p[op] === 'number');
+  const out = run.outcome as Partial<Record<string, unknown>>;
+  const n = (k: string) => (typeof out[k] === 'number' ? (out[k] as number) : 0);
+  const planned = OPS.reduce((a, op) => a + (p[op] ?? 0), 0);
+  // Every planned record confirmed: the receipts per op are the planned counts, and nothing failed.
+  const clean = fromRow && run.status === 'succeeded' && n('failed') + n('deferred') + n('in_doubt') === 0 && n('delivered') === planned;
   const [items, outcomes, errors, history] = await Promise.all([
-    db.query<{ op: string; n: number }>(`SELECT op, count(*)::int AS n FROM ${schema}.run_items WHERE run_id = $1 GROUP BY op ORDER BY op`, [id]),
-    db.query<{ op: string; status: string; n: number }>(`SELECT op, status, count(*)::int AS n FROM ${schema}.receipts WHERE run_id = $1 GROUP BY op, status ORDER BY op, status`, [id]),
-    db.query<{ code: string; n: number; example: string | null }>(
-      `SELECT coalesce(error_code, 'UNKNOWN') AS code, count(*)::int AS n, min(error_message) AS example FROM ${schema}.receipts
-       WHERE run_id = $1 AND status IN ('failed', 'in_doubt') GROUP BY 1 ORDER BY 2 DESC, 1`, [id]),
+    fromRow ? Promise.resolve({ rows: OPS.filter((op) => (p[op] ?? 0) > 0).map((op) => ({ op, n: p[op]! })) })
+      : db.query<{ op: string; n: number }>(`SELECT op, count(*)::int AS n FROM ${schema}.run_items WHERE run_id = $1 GROUP BY op ORDER BY op`, [id]),
+    clean ? Promise.resolve({ rows: OPS.filter((op) => (p[op] ?? 0) > 0).map((op) => ({ op, status: 'delivered', n: p[op]! })) })
+      : db.query<{ op: string; status: string; n: number }>(`SELECT op, status, count(*)::int AS n FROM ${schema}.receipts WHERE run_id = $1 GROUP BY op, status ORDER BY op, status`, [id]),
+    clean ? Promise.resolve({ rows: [] as Array<{ code: string; n: number; example: string | null }> })
+      : db.query<{ code: string; n: number; example: string | null }>(
+        `SELECT coalesce(error_code, 'UNKNOWN') AS code, count(*)::int AS n, min(error_message) AS example FROM ${schema}.receipts
+         WHERE run_id = $1 AND status IN ('failed', 'in_doubt') GROUP BY 1 ORDER BY 2 DESC, 1`, [id]),
     db.query<{ at: Date; from: string | null; to: string; actor: string; reason: string | null }>(
       `SELECT at, from_state AS "from", to_state AS "to", actor_type || ':' || actor_id AS actor, reason FROM ${schema}.outbox
        WHERE run_id = $1 AND subject = 'run' ORDER BY id`, [id]),
   ]);
-  const transitions = segmentField ? await segmentTransitions(db, schema, id, segmentField) : [];
+  const transitions = segmentField && o.transitions !== false ? await segmentTransitions(db, schema, id, segmentField) : [];
   return { ...run, items: items.rows, outcomes: outcomes.rows, errors: errors.rows, transitions, history: history.rows };
 }
 
