@@ -48,14 +48,16 @@ schedule: "0 4 * * *"
       const t0 = performance.now();
       const { rows } = await pool.query<{ id: string }>(
         `INSERT INTO segsync.runs (mapping, status, config_hash, destination, planned, outcome, actor_type, actor_id, started_at, planned_at, finished_at, status_at)
-         VALUES ('bench', 'succeeded', 'bench', 'files', $1, '{}', 'system', 'bench', now(), now(), now(), now()) RETURNING id`,
-        [JSON.stringify({ create: 0, update: KEYS, remove: 0, unchanged: 0, dead: 0 })]);
+         VALUES ('bench', 'partial', 'bench', 'files', $1, $2, 'system', 'bench', now(), now(), now(), now()) RETURNING id`,
+        [JSON.stringify({ create: 0, update: KEYS, remove: 0, unchanged: 0, dead: 0 }), JSON.stringify({ delivered: KEYS - Math.floor(KEYS / 1000), failed: Math.floor(KEYS / 1000), deferred: 0, in_doubt: 0 })]);
       const id = Number(rows[0]!.id);
       await pool.query(`INSERT INTO segsync.run_items (run_id, key, op, after, before, payload_hash)
         SELECT $1::bigint, 'u' || lpad(i::text, 7, '0'), 'update', jsonb_build_object('rfm_segment', 'S' || ((i + $1::int) % 10)), jsonb_build_object('rfm_segment', 'S' || ((i + $1::int - 1) % 10)), md5(i::text || $3::text)
         FROM generate_series(1, $2) i`, [id, KEYS, String(id)]);
-      await pool.query(`INSERT INTO segsync.receipts (run_id, mapping, key, op, status, payload_hash, destination_id, request_id, sent_at)
-        SELECT $1::bigint, 'bench', 'u' || lpad(i::text, 7, '0'), 'update', CASE WHEN i % 1000 = 0 THEN 'failed' ELSE 'delivered' END, md5(i::text || $3::text), 'd' || i, 'req-' || $3::text || '-' || i, now()
+      // One record in a thousand rejected: a realistic partial run, so the run page has errors to group.
+      await pool.query(`INSERT INTO segsync.receipts (run_id, mapping, key, op, status, payload_hash, destination_id, request_id, sent_at, error_code, error_message)
+        SELECT $1::bigint, 'bench', 'u' || lpad(i::text, 7, '0'), 'update', CASE WHEN i % 1000 = 0 THEN 'failed' ELSE 'delivered' END, md5(i::text || $3::text), 'd' || i, 'req-' || $3::text || '-' || i, now(),
+               CASE WHEN i % 1000 = 0 THEN 'INVALID_VALUE' END, CASE WHEN i % 1000 = 0 THEN 'value rejected' END
         FROM generate_series(1, $2) i`, [id, KEYS, String(id)]);
       await pool.query(`INSERT INTO segsync.outbox (subject, run_id, mapping, from_state, to_state, actor_type, actor_id) VALUES ('run', $1, 'bench', NULL, 'succeeded', 'system', 'bench')`, [id]);
       console.log(`run ${n}: ${KEYS.toLocaleString('en')} items and receipts in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -1,4 +1,4 @@
-import type { RunState } from './machine.ts';
+import { isFinal, type RunState } from './machine.ts';
 import { segmentTransitions } from './plan-detail.ts';
 import type { Db } from './transition.ts';
 
@@ -99,26 +99,30 @@ export async function runDetail(db: Db, schema: string, id: number, segmentField
   const OPS = ['create', 'update', 'remove'] as const;
   const p = run.planned as Partial<Record<string, number>>;
   const fromRow = OPS.every((op) => typeof p[op] === 'number');
-  const out = run.outcome as Partial<Record<string, unknown>>;
-  const n = (k: string) => (typeof out[k] === 'number' ? (out[k] as number) : 0);
-  const planned = OPS.reduce((a, op) => a + (p[op] ?? 0), 0);
-  // Every planned record confirmed: the receipts per op are the planned counts, and nothing failed.
-  const clean = fromRow && run.status === 'succeeded' && n('failed') + n('deferred') + n('in_doubt') === 0 && n('delivered') === planned;
-  const [items, outcomes, errors, history] = await Promise.all([
+  // A finished run gave each planned record exactly one receipt: its delivered counts are the planned counts
+  // less the receipts that are not delivered (few, read through the partial index of migration 070).
+  const finished = fromRow && isFinal(run.status);
+  const undelivered = `SELECT op, status, count(*)::int AS n FROM ${schema}.receipts WHERE run_id = $1 AND status <> 'delivered' GROUP BY op, status ORDER BY op, status`;
+  const [items, outcomeRows, errors, history] = await Promise.all([
     fromRow ? Promise.resolve({ rows: OPS.filter((op) => (p[op] ?? 0) > 0).map((op) => ({ op, n: p[op]! })) })
       : db.query<{ op: string; n: number }>(`SELECT op, count(*)::int AS n FROM ${schema}.run_items WHERE run_id = $1 GROUP BY op ORDER BY op`, [id]),
-    clean ? Promise.resolve({ rows: OPS.filter((op) => (p[op] ?? 0) > 0).map((op) => ({ op, status: 'delivered', n: p[op]! })) })
-      : db.query<{ op: string; status: string; n: number }>(`SELECT op, status, count(*)::int AS n FROM ${schema}.receipts WHERE run_id = $1 GROUP BY op, status ORDER BY op, status`, [id]),
-    clean ? Promise.resolve({ rows: [] as Array<{ code: string; n: number; example: string | null }> })
-      : db.query<{ code: string; n: number; example: string | null }>(
-        `SELECT coalesce(error_code, 'UNKNOWN') AS code, count(*)::int AS n, min(error_message) AS example FROM ${schema}.receipts
-         WHERE run_id = $1 AND status IN ('failed', 'in_doubt') GROUP BY 1 ORDER BY 2 DESC, 1`, [id]),
+    db.query<{ op: string; status: string; n: number }>(finished ? undelivered
+      : `SELECT op, status, count(*)::int AS n FROM ${schema}.receipts WHERE run_id = $1 GROUP BY op, status ORDER BY op, status`, [id]),
+    db.query<{ code: string; n: number; example: string | null }>(
+      `SELECT coalesce(error_code, 'UNKNOWN') AS code, count(*)::int AS n, min(error_message) AS example FROM ${schema}.receipts
+       WHERE run_id = $1 AND status <> 'delivered' AND status IN ('failed', 'in_doubt') GROUP BY 1 ORDER BY 2 DESC, 1`, [id]),
     db.query<{ at: Date; from: string | null; to: string; actor: string; reason: string | null }>(
       `SELECT at, from_state AS "from", to_state AS "to", actor_type || ':' || actor_id AS actor, reason FROM ${schema}.outbox
        WHERE run_id = $1 AND subject = 'run' ORDER BY id`, [id]),
   ]);
+  let outcomes = outcomeRows.rows;
+  // Rejected, cancelled or blocked runs sent nothing; a run that failed before its items got receipts is read as it is.
+  if (finished && !['rejected', 'cancelled', 'blocked'].includes(run.status) && (run.status !== 'failed' || outcomes.length > 0)) {
+    const delivered = OPS.map((op) => ({ op, status: 'delivered', n: (p[op] ?? 0) - outcomes.filter((r) => r.op === op).reduce((a, r) => a + r.n, 0) })).filter((r) => r.n > 0);
+    outcomes = [...delivered, ...outcomes].sort((a, b) => (a.op < b.op ? -1 : a.op > b.op ? 1 : a.status < b.status ? -1 : a.status > b.status ? 1 : 0));
+  }
   const transitions = segmentField && o.transitions !== false ? await segmentTransitions(db, schema, id, segmentField) : [];
-  return { ...run, items: items.rows, outcomes: outcomes.rows, errors: errors.rows, transitions, history: history.rows };
+  return { ...run, items: items.rows, outcomes, errors: errors.rows, transitions, history: history.rows };
 }
 
 export interface ItemRow {

@@ -1,4 +1,6 @@
--- A run's failed and in-doubt receipts, grouped by error code on the run page and in the API (GET
--- /api/v1/runs/{id}): found through this partial index instead of a pass over the run's receipts. Only failed
--- and in-doubt receipts are in it, so the write path of delivered receipts does not maintain it.
-CREATE INDEX receipts_failed ON :schema.receipts (run_id, error_code) WHERE status IN ('failed', 'in_doubt');
+-- A run's receipts that are not `delivered` (failed, in doubt, deferred, interrupted): the run page and the API
+-- (GET /api/v1/runs/{id}) group them by op, status and error code through this partial index, and derive the
+-- delivered counts from the planned ones (a finished run gives each planned record exactly one receipt), instead
+-- of a pass over all the run's receipts. Delivered receipts are not in it: the write path does not maintain it
+-- for them.
+CREATE INDEX receipts_undelivered ON :schema.receipts (run_id, op, status) WHERE status <> 'delivered';
