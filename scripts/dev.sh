@@ -42,6 +42,17 @@ case "$cmd" in
   demo) exec node src/cli/main.ts demo "$@" ;;
   test)
     node node_modules/typescript/bin/tsc -p tsconfig.json
+    # The dashboard's browser tests drive Debian's chromium (test/dashboard-browser.test.ts): installed here when
+    # missing and this is root with apt-get; otherwise say what to install (those tests then skip, saying why).
+    chromium=${SEGSYNC_CHROMIUM:-/usr/bin/chromium}
+    if [ ! -x "$chromium" ]; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "segsync: installing chromium for the dashboard's browser tests (apt-get install -y chromium)" >&2
+        { apt-get install -y chromium >&2 || { apt-get update >&2 && apt-get install -y chromium >&2; }; } || echo "segsync: could not install chromium; the browser tests will skip" >&2
+      else
+        echo "segsync: $chromium is missing: the dashboard's browser tests will skip. Install it with: sudo apt-get install -y chromium (Debian/Ubuntu), or set SEGSYNC_CHROMIUM to a Chromium binary" >&2
+      fi
+    fi
     exec node --test --test-timeout=600000 --test-reporter=spec "$@" 'test/**/*.test.ts' ;;
   exec) exec "$@" ;;
   *) echo "usage: scripts/dev.sh demo|test|exec CMD..." >&2; exit 2 ;;

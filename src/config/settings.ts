@@ -57,12 +57,12 @@ export const Settings = z.strictObject({
       .describe('time limits per stage for every mapping (a mapping\'s own sla: wins) and for model builds'),
   }).default({ dead_after: 5, sla: {} }).describe('defaults for every mapping'),
   daemon: z.strictObject({
-    port: z.number().int().min(0).max(65535).default(9464).describe('HTTP port for /healthz, /readyz, /metrics, /status'),
-    host: z.string().default('0.0.0.0').describe('address the HTTP server binds'),
+    port: z.number().int().min(0).max(65535).default(9464).describe('HTTP port for /healthz, /readyz, /metrics, /status, the API (/api/v1) and the dashboard'),
+    host: z.string().default('127.0.0.1').describe('address the HTTP server binds (default: this machine only; 0.0.0.0 for every interface, behind SEGSYNC_API_TOKEN and TLS)'),
     timezone: z.string().default('UTC').describe('IANA time zone the cron schedules are read in'),
     drain_timeout: Duration.default('30s').describe('on SIGTERM, how long in-flight runs get to finish their batch'),
     catch_up: z.boolean().default(true).describe('at start, run once whatever missed its last scheduled time'),
-  }).default({ port: 9464, host: '0.0.0.0', timezone: 'UTC', drain_timeout: '30s', catch_up: true }).describe('segsync daemon (docs/daemon.md)'),
+  }).default({ port: 9464, host: '127.0.0.1', timezone: 'UTC', drain_timeout: '30s', catch_up: true }).describe('segsync daemon (docs/daemon.md)'),
   monitors: z.array(Monitor).default([]).superRefine((ms, ctx) => {
     const seen = new Set<string>();
     ms.forEach((m, i) => {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { App } from '../app.ts';
 import { auditConfig } from '../audit/config-audit.ts';
 import { daemonActor } from '../state/actor.ts';
+import { mountControlPlane } from '../api/server.ts';
 import type { ProjectConfig } from '../config/load.ts';
 import { ConfigError, describeError } from '../errors.ts';
 import { enableProcessMetrics } from '../metrics.ts';
@@ -81,7 +82,9 @@ export class Daemon {
     const interrupted = await engine.markInterrupted(app);
     if (interrupted.length) app.log.warn({ mappings: interrupted }, 'runs left by a stopped process were marked interrupted; they resume now');
     const { daemon } = app.config.settings;
-    const http = await startHttp({ log: app.log, readiness: () => this.readiness(), status: () => this.status() }, daemon.host, this.#opts.port ?? daemon.port);
+    const ctx = this.#ctx;
+    const mount = (server: FastifyInstance) => mountControlPlane(server, { app: () => ctx.app, nextRun: (name) => ctx.scheduler.nextRun(name), shared: ctx.shared, signal: ctx.signal });
+    const http = await startHttp({ log: app.log, readiness: () => this.readiness(), status: () => this.status(), mount }, daemon.host, this.#opts.port ?? daemon.port);
     this.#http = http.server;
     this.port = http.port;
     if (this.#stopping) return;

@@ -16,6 +16,8 @@ export interface HttpDeps {
   log: Logger;
   readiness(): Promise<Readiness>;
   status(): unknown;
+  /** Adds more routes before listening (the API and the dashboard, src/api/server.ts). */
+  mount?(server: FastifyInstance): Promise<void>;
 }
 
 export async function startHttp(deps: HttpDeps, host: string, port: number): Promise<{ server: FastifyInstance; port: number }> {
@@ -29,9 +31,10 @@ export async function startHttp(deps: HttpDeps, host: string, port: number): Pro
     return reply.header('content-type', registry.contentType).send(await registry.metrics());
   });
   server.get('/status', async () => deps.status());
+  await deps.mount?.(server);
   await server.listen({ host, port });
   const address = server.server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
-  deps.log.info({ host, port: bound }, 'http listening (/healthz /readyz /metrics /status)');
+  deps.log.info({ host, port: bound, ...(deps.mount ? { api: '/api/v1', dashboard: '/' } : {}) }, 'http listening (/healthz /readyz /metrics /status)');
   return { server, port: bound };
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { registerAlerts } from './alerts.ts';
 import { registerAudit } from './audit.ts';
 import { registerDaemon } from './daemon.ts';
+import { registerUi } from './ui.ts';
 import { registerDemo } from './demo.ts';
 import { registerDemoData } from './demo-data.ts';
 import { registerLoad } from './load.ts';
@@ -26,4 +27,5 @@ export const commands: Array<(program: Command) => void> = [
   registerAudit,
   registerTokens,
   registerForget,
+  registerUi,
 ];

@@ -9,9 +9,13 @@ import { cliActor, formatActor } from '../../state/actor.ts';
 import { ackMonitor } from '../../state/monitor-results.ts';
 import { runMonitors } from '../../sync/monitors.ts';
 import { findReceipts } from '../../state/find-receipts.ts';
-import { decideHeld, ensureState, planMapping, reviveDead, runMapping, type RunSummary } from '../../sync/run.ts';
+import { approveRun, rejectRun } from '../../sync/decide.ts';
+import { ensureState, planMapping, reviveDead, runMapping, type RunSummary } from '../../sync/run.ts';
 import { reconcileMapping } from '../../sync/reconcile.ts';
 import { parseFormat, render, table } from '../format.ts';
+import { localOrDaemon, query } from '../remote.ts';
+import type { RuleVerdict } from '../../sync/guardrails.ts';
+import type { PlanCounts } from '../../state/plan-items.ts';
 import { appOptions, integer } from '../options.ts';
 import { progressBar } from '../progress.ts';
 
@@ -80,7 +84,11 @@ export function registerSync(program: Command): void {
     .option('--check-destination', 'also check the mapping against the destination schema (needs credentials)')
     .action(async (name: string, o: { format: string; samples: number; checkDestination?: boolean }, cmd: Command) => {
       const format = parseFormat(o.format);
-      const plan = await withApp(appOptions(cmd), (app) => planMapping(app, name, { samples: o.samples, checkDestination: o.checkDestination ?? false }));
+      const plan = await localOrDaemon(appOptions(cmd), () => withApp(appOptions(cmd), (app) => planMapping(app, name, { samples: o.samples, checkDestination: o.checkDestination ?? false })), async (api) => {
+        if (o.checkDestination) throw new UsageError('--check-destination cannot be asked of a running daemon\'s API', 'run it while no daemon holds the embedded database');
+        const p = await api.post<{ mapping: string; counts: PlanCounts & { source: number }; samples: Array<{ key: string; op: string; before: unknown; after: unknown }>; transitions: Array<{ from: string; to: string; count: number }>; transitionField: string | null; guardrails: RuleVerdict[] }>(`/api/v1/mappings/${encodeURIComponent(name)}/runs`, { dryRun: true });
+        return { mapping: p.mapping, counts: p.counts, detail: { samples: p.samples, transitions: p.transitions, transitionField: p.transitionField }, guardrails: p.guardrails, destinationProblems: [] as string[] };
+      });
       if (format === 'json') return void process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
       const c = plan.counts;
       let out = `plan for ${plan.mapping} (${c.source} source records)\n` +
@@ -183,10 +191,18 @@ export function registerSync(program: Command): void {
     .action(async (run: string, o: { reason: string; deliver: boolean; mapping?: string }, cmd: Command) => {
       const id = integer(1)(run);
       process.exitCode = await withApp(appOptions(cmd), async (app) => {
-        const r = await decideHeld(app, id, 'approved', o.reason, cliActor(), o.mapping);
-        process.stdout.write(`run ${id} of ${r.mapping} approved by ${r.by}\n`);
-        if (!o.deliver) return 0;
-        const s = await runOne(app, r.mapping, {});
+        const r = await approveRun(app, id, o.reason, cliActor(), {
+          ...(o.mapping === undefined ? {} : { mapping: o.mapping }),
+          ...(o.deliver ? { deliver: (mapping: string) => {
+            process.stdout.write(`run ${id} of ${mapping} approved by ${formatActor(cliActor())}\n`);
+            return runOne(app, mapping, {});
+          } } : {}),
+        });
+        if (!r.summary) {
+          process.stdout.write(`run ${id} of ${r.mapping} approved by ${r.by}\n`);
+          return 0;
+        }
+        const s = r.summary;
         process.stdout.write(s.status === 'held' ? heldLines(s) : summaryLines(s));
         return exitFor(s);
       });
@@ -199,7 +215,7 @@ export function registerSync(program: Command): void {
     .action(async (run: string, o: { reason: string; mapping?: string }, cmd: Command) => {
       const id = integer(1)(run);
       await withApp(appOptions(cmd), async (app) => {
-        const r = await decideHeld(app, id, 'rejected', o.reason, cliActor(), o.mapping);
+        const r = await rejectRun(app, id, o.reason, cliActor(), o.mapping);
         process.stdout.write(`run ${id} of ${r.mapping} rejected by ${r.by}; nothing was sent\n`);
       });
     });
@@ -220,7 +236,7 @@ export function registerSync(program: Command): void {
         throw new UsageError(`--status '${o.status}' is not a receipt status`, `one of: ${RECEIPT_STATUSES.join(', ')}`);
       }
       if (o.showPii && !o.reason?.trim()) throw new UsageError('--show-pii needs --reason "..." (the view is recorded in the audit trail)');
-      const rows = await withApp(appOptions(cmd), async (app) => {
+      const rows = await localOrDaemon(appOptions(cmd), () => withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
         const found = await findReceipts(app.warehouse.pool, app.config.settings.state.schema, { ...o, limit: o.limit });
         if (o.showPii) {
@@ -230,6 +246,10 @@ export function registerSync(program: Command): void {
         // Keys are personal data when the mapping says so (source.key_pii) or look like it: masked (docs/pii.md).
         const keyClass = new Map(app.config.mappings.map((m) => [m.value.name, m.value.source.key_pii]));
         return found.map((r) => maskDeep({ ...r, key: maskClassified(r.key, keyClass.get(String(r.mapping))) }) as typeof r);
+      }), async (api) => {
+        // The daemon's API shows what the API shows: masked (unmasked views are not offered through it yet).
+        if (o.showPii) throw new UsageError('--show-pii reads the database itself: stop the daemon holding the embedded database, or point segsync at a PostgreSQL server');
+        return (await api.get<{ receipts: Record<string, unknown>[] }>(`/api/v1/receipts${query({ mapping: o.mapping, key: o.key, run: o.run, status: o.status, limit: Math.min(o.limit, 500) })}`)).receipts;
       });
       const cols = format === 'table' ? ['run_id', 'mapping', 'key', 'op', 'status', 'attempt', 'destination_id', 'error_code', 'reconcile_status', 'recorded_at'] : undefined;
       process.stdout.write(render(rows, format, cols));

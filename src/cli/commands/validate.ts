@@ -13,6 +13,7 @@ import { jsonSchemas, markdownReference } from '../reference.ts';
 import { table } from '../format.ts';
 import { checkSource } from '../../sync/source.ts';
 import { appOptions, integer } from '../options.ts';
+import { localOrDaemon, query } from '../remote.ts';
 
 /**
  * `segsync validate`: every problem at once. Files first (YAML, schema, cross-references, each with
@@ -92,10 +93,11 @@ export function registerValidate(program: Command): void {
     .option('--limit <n>', 'at most this many', integer(1), 20)
     .option('--held', 'only runs held for approval, with the reason')
     .action(async (o: { mapping?: string; limit: number; held?: boolean }, cmd: Command) => {
-      const rows = await withApp(appOptions(cmd), async (app) => {
+      const rows = await localOrDaemon(appOptions(cmd), () => withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
         return listRuns(app.warehouse.pool, app.config.settings.state.schema, { ...(o.mapping ? { mapping: o.mapping } : {}), ...(o.held ? { status: ['held' as const] } : {}), limit: o.limit });
-      });
+      }), async (api) => (await api.get<{ runs: Array<Record<string, any>> }>(`/api/v1/runs${query({ mapping: o.mapping, status: o.held ? 'held' : undefined, limit: Math.min(o.limit, 500) })}`)).runs
+        .map((r) => ({ id: r.id, mapping: r.mapping, actor: r.actor, status: r.status, planned: r.planned, outcome: r.outcome, started_at: new Date(r.startedAt), finished_at: r.finishedAt ? new Date(r.finishedAt) : null, error: r.error, reason: r.reason })));
       if (o.held) {
         process.stdout.write(rows.length ? table(rows, ['id', 'mapping', 'actor', 'started_at', 'reason']) + 'approve: segsync approve <id> --reason "..."; reject: segsync reject <id> --reason "..."\n' : 'no run is held\n');
         return;

@@ -1,0 +1,72 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { Identity } from '../auth/permissions.ts';
+
+/**
+ * Who is calling the API or the dashboard. Until tokens and roles land (src/auth), one admin token from the
+ * environment: `SEGSYNC_API_TOKEN`, sent as `Authorization: Bearer <token>` or exchanged at the dashboard's
+ * login form for a session cookie. No token configured: the API and the dashboard refuse everything.
+ * This file is the one seam: swap `verifyToken` (and `credentialsConfigured`) for the roles implementation.
+ */
+
+export const SESSION_COOKIE = 'segsync_session';
+const SESSION_MS = 12 * 3600_000;
+
+/** Whether any credential can succeed at all (else the API answers 403 API_DISABLED). */
+export function credentialsConfigured(): boolean {
+  return Boolean(process.env.SEGSYNC_API_TOKEN?.trim());
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** The identity a bearer token stands for, or null. Compared in constant time; the token is never logged. */
+export async function verifyToken(token: string): Promise<Identity | null> {
+  const expected = process.env.SEGSYNC_API_TOKEN?.trim();
+  if (!expected || !token) return null;
+  if (!timingSafeEqual(digest(token), digest(expected))) return null;
+  return { actor: { type: 'api', id: 'admin-token' }, roles: ['admin'] };
+}
+
+/** Dashboard sessions, in memory (a restart logs everyone out). Only a hash of the session id is kept. */
+const sessions = new Map<string, { identity: Identity; expires: number }>();
+
+export function createSession(identity: Identity): { id: string; maxAgeS: number } {
+  const id = randomBytes(32).toString('base64url');
+  const now = Date.now();
+  for (const [k, s] of sessions) if (s.expires < now) sessions.delete(k);
+  sessions.set(digest(id).toString('hex'), { identity, expires: now + SESSION_MS });
+  return { id, maxAgeS: SESSION_MS / 1000 };
+}
+
+export function endSession(id: string): void {
+  sessions.delete(digest(id).toString('hex'));
+}
+
+export function sessionCookie(request: FastifyRequest): string | null {
+  const header = request.headers.cookie;
+  if (!header) return null;
+  for (const part of header.split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === SESSION_COOKIE) return v.join('=') || null;
+  }
+  return null;
+}
+
+/** How the request proved who it is: a bearer token or a session cookie (the latter needs CSRF care on POST). */
+export type Via = 'bearer' | 'session';
+
+/** The caller's identity from a bearer token or a session cookie, or null when neither holds. */
+export async function authenticate(request: FastifyRequest): Promise<(Identity & { via: Via }) | null> {
+  const auth = request.headers.authorization;
+  if (auth !== undefined) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    const identity = m ? await verifyToken(m[1]!) : null;
+    return identity ? { ...identity, via: 'bearer' } : null;
+  }
+  const sid = sessionCookie(request);
+  if (sid && credentialsConfigured()) {
+    const s = sessions.get(digest(sid).toString('hex'));
+    if (s && s.expires > Date.now()) return { ...s.identity, via: 'session' };
+  }
+  return null;
+}
