@@ -1,30 +1,35 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
+import type { App } from '../app.ts';
+import { authenticate as authenticateCredential } from '../auth/authenticate.ts';
 import type { Identity } from '../auth/permissions.ts';
+import { hasLiveTokens } from '../state/tokens.ts';
 
 /**
- * Who is calling the API or the dashboard. Until tokens and roles land (src/auth), one admin token from the
- * environment: `SEGSYNC_API_TOKEN`, sent as `Authorization: Bearer <token>` or exchanged at the dashboard's
- * login form for a session cookie. No token configured: the API and the dashboard refuse everything.
- * This file is the one seam: swap `verifyToken` (and `credentialsConfigured`) for the roles implementation.
+ * Who is calling the API or the dashboard: an API token made with `segsync tokens create` (its role), an OIDC
+ * bearer token from the issuer in settings `auth.oidc` (roles from its claim), both checked by src/auth; or
+ * the bootstrap admin token from the environment, `SEGSYNC_API_TOKEN`. Each is sent as `Authorization: Bearer
+ * <token>` or exchanged at the dashboard's login form for a session cookie (OIDC: bearer only). No credential
+ * of any kind configured: the API and the dashboard refuse everything.
  */
 
 export const SESSION_COOKIE = 'segsync_session';
 const SESSION_MS = 12 * 3600_000;
 
 /** Whether any credential can succeed at all (else the API answers 403 API_DISABLED). */
-export function credentialsConfigured(): boolean {
-  return Boolean(process.env.SEGSYNC_API_TOKEN?.trim());
+export async function credentialsConfigured(app: App): Promise<boolean> {
+  if (process.env.SEGSYNC_API_TOKEN?.trim() || app.config.settings.auth.oidc) return true;
+  return hasLiveTokens(app.warehouse.pool, app.config.settings.state.schema);
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-/** The identity a bearer token stands for, or null. Compared in constant time; the token is never logged. */
-export async function verifyToken(token: string): Promise<Identity | null> {
+/** The identity a bearer token stands for, or null. The bootstrap token is compared in constant time; no token is ever logged. */
+export async function verifyToken(token: string, app: App): Promise<Identity | null> {
+  if (!token) return null;
   const expected = process.env.SEGSYNC_API_TOKEN?.trim();
-  if (!expected || !token) return null;
-  if (!timingSafeEqual(digest(token), digest(expected))) return null;
-  return { actor: { type: 'api', id: 'admin-token' }, roles: ['admin'] };
+  if (expected && timingSafeEqual(digest(token), digest(expected))) return { actor: { type: 'api', id: 'admin-token' }, roles: ['admin'] };
+  return authenticateCredential(app.warehouse.pool, app.config.settings.state.schema, app.config.settings, `Bearer ${token}`);
 }
 
 /** Dashboard sessions, in memory (a restart logs everyone out). Only a hash of the session id is kept. */
@@ -56,15 +61,15 @@ export function sessionCookie(request: FastifyRequest): string | null {
 export type Via = 'bearer' | 'session';
 
 /** The caller's identity from a bearer token or a session cookie, or null when neither holds. */
-export async function authenticate(request: FastifyRequest): Promise<(Identity & { via: Via }) | null> {
+export async function authenticate(request: FastifyRequest, app: App): Promise<(Identity & { via: Via }) | null> {
   const auth = request.headers.authorization;
   if (auth !== undefined) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-    const identity = m ? await verifyToken(m[1]!) : null;
+    const identity = m ? await verifyToken(m[1]!, app) : null;
     return identity ? { ...identity, via: 'bearer' } : null;
   }
   const sid = sessionCookie(request);
-  if (sid && credentialsConfigured()) {
+  if (sid) {
     const s = sessions.get(digest(sid).toString('hex'));
     if (s && s.expires > Date.now()) return { ...s.identity, via: 'session' };
   }

@@ -51,14 +51,14 @@ export async function mountControlPlane(server: FastifyInstance, cp: ControlPlan
       const permission = config.permission;
       if (permission === undefined || permission === 'public') return;
       const page = config.kind === 'page';
-      if (!credentialsConfigured()) {
+      if (!(await credentialsConfigured(cp.app()))) {
         if (page) return reply.code(403).type('text/html').send(disabledPage());
-        return sendError(reply, new ApiError(403, 'API_DISABLED', 'the API is off: no credential is configured (set SEGSYNC_API_TOKEN and restart)'));
+        return sendError(reply, new ApiError(403, 'API_DISABLED', 'the API is off: no credential is configured (segsync tokens create, auth.oidc in settings, or SEGSYNC_API_TOKEN)'));
       }
-      const identity = await authenticate(request);
+      const identity = await authenticate(request, cp.app());
       if (!identity) {
         if (page) return reply.redirect(`/login?next=${encodeURIComponent(request.url)}`, 303);
-        return sendError(reply, new ApiError(401, 'UNAUTHENTICATED', 'send Authorization: Bearer <SEGSYNC_API_TOKEN>'));
+        return sendError(reply, new ApiError(401, 'UNAUTHENTICATED', 'send Authorization: Bearer <token> (an API token, an OIDC token or SEGSYNC_API_TOKEN)'));
       }
       // A form posted with the session cookie must come from this origin (SameSite=Strict does the rest).
       if (identity.via === 'session' && request.method !== 'GET' && request.method !== 'HEAD' && !sameOrigin(request)) {

@@ -7,7 +7,8 @@ import { modelsFreshness } from '../daemon/freshness.ts';
 import { syncEngine } from '../daemon/sync-adapter.ts';
 import { LockedError, SegsyncError, UsageError } from '../errors.ts';
 import type { Identity } from '../auth/permissions.ts';
-import { formatActor } from '../state/actor.ts';
+import { mayApprove } from '../auth/authenticate.ts';
+import { formatActor, type Actor } from '../state/actor.ts';
 import { eventsPage } from '../state/events-page.ts';
 import { findReceipts } from '../state/find-receipts.ts';
 import { runById, waitingRun } from '../state/held-run.ts';
@@ -219,9 +220,12 @@ export async function segments(cp: ControlPlane, q: { mapping?: string; snapshot
   return { sizes, flows, changed: name && changed ? { mapping: name, runs: changed } : null };
 }
 
-/** A held run's approval is refused to the identity that made the run (four eyes). */
+/** A held run's approval is refused to the identity that made the run (four eyes: src/auth/authenticate.ts mayApprove). */
 function notOwnRun(identity: Identity, runActor: string): void {
-  if (formatActor(identity.actor) === runActor) throw new ApiError(403, 'SELF_APPROVAL', `run was made by ${runActor}: another identity must approve it`);
+  const at = runActor.indexOf(':');
+  const actor = { type: runActor.slice(0, at) as Actor['type'], id: runActor.slice(at + 1) };
+  const may = mayApprove(identity, { actor });
+  if (!may.ok) throw new ApiError(403, 'SELF_APPROVAL', `run was made by ${runActor}: ${may.reason}`);
 }
 
 async function waitingFor(cp: ControlPlane, id: number, identity: Identity, action: 'approve' | 'reject' | 'cancel') {

@@ -86,7 +86,7 @@ export async function registerDashboard(server: FastifyInstance, cp: svc.Control
     const q = request.query as { next?: string; failed?: string };
     const next = q.next && q.next.startsWith('/') && !q.next.startsWith('//') ? q.next : '/';
     return reply.type('text/html; charset=utf-8').send(layout('Log in', html`<h1>Log in</h1>
-${credentialsConfigured() ? '' : html`<p class="error">No credential is configured: set SEGSYNC_API_TOKEN and restart.</p>`}
+${(await credentialsConfigured(cp.app())) ? '' : html`<p class="error">No credential is configured: create an API token (segsync tokens create) or set SEGSYNC_API_TOKEN.</p>`}
 ${q.failed ? html`<p class="error">That token was not accepted.</p>` : ''}
 <form method="post" action="/login" class="decide"><input type="hidden" name="next" value="${next}">
 <label>API token <input type="password" name="token" autocomplete="current-password" required></label><button type="submit">Log in</button></form>`, undefined));
@@ -95,7 +95,7 @@ ${q.failed ? html`<p class="error">That token was not accepted.</p>` : ''}
   server.post('/login', { config: { permission: 'public' } }, async (request, reply) => {
     const b = (request.body ?? {}) as { token?: string; next?: string };
     const next = b.next && b.next.startsWith('/') && !b.next.startsWith('//') ? b.next : '/';
-    const identity = await verifyToken(String(b.token ?? ''));
+    const identity = await verifyToken(String(b.token ?? ''), cp.app());
     if (!identity) return reply.redirect(`/login?failed=1&next=${encodeURIComponent(next)}`, 303);
     const s = createSession(identity);
     const secure = request.protocol === 'https' ? '; Secure' : '';

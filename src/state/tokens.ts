@@ -43,3 +43,9 @@ export async function revokeToken(db: Db, schema: string, id: string, by: string
   const { rows } = await db.query<Raw>(`UPDATE ${schema}.api_tokens SET revoked_at = now(), revoked_by = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING ${COLS}`, [id, by]);
   return rows[0] ? row(rows[0]) : null;
 }
+
+/** Whether any token could authenticate now (not revoked, not expired). */
+export async function hasLiveTokens(db: Db, schema: string): Promise<boolean> {
+  const { rows } = await db.query<{ live: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${schema}.api_tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())) AS live`);
+  return rows[0]!.live;
+}

@@ -32,7 +32,7 @@ export function registerUi(program: Command): void {
         status: () => ({ mode: 'ui', scheduling: false }),
         mount: (server) => mountControlPlane(server, { app: () => app, signal: abort.signal, shared: new Map() }),
       }, host, o.port ?? config.settings.daemon.port);
-      process.stdout.write(`segsync ui: http://${host.includes(':') ? `[${host}]` : host}:${http.port}/ (API: /api/v1/openapi.json)${credentialsConfigured() ? '' : '\n  SEGSYNC_API_TOKEN is not set: every page and API call is refused until it is'}\n`);
+      process.stdout.write(`segsync ui: http://${host.includes(':') ? `[${host}]` : host}:${http.port}/ (API: /api/v1/openapi.json)${(await credentialsConfigured(app)) ? '' : '\n  no credential is configured: every page and API call is refused until one is (segsync tokens create --role admin --name me, or SEGSYNC_API_TOKEN)'}\n`);
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGINT', stop);
