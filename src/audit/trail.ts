@@ -8,7 +8,7 @@ import type { Db } from '../state/transition.ts';
 import { canonical, chainHash, leafHash, merkleRoot, payloadDigest } from './hash.ts';
 import { pseudonym } from './keys.ts';
 
-/** What happened, as a caller tells the trail (docs/audit.md lists the actions segsync records). */
+/** What happened, as a caller tells the trail (docs/security.md lists the actions segsync records). */
 export interface AuditInput {
   actor: Actor;
   /** Dotted verb, e.g. `run.approved`, `config.reloaded`, `token.created`, `pii.viewed`, `person.forgotten`. */

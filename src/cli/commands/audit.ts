@@ -14,9 +14,9 @@ import { render, parseFormat } from '../format.ts';
 import { appOptions, integer } from '../options.ts';
 import { processingRecord } from '../../audit/processing-record.ts';
 
-/** `segsync audit ...`: read, verify and checkpoint the audit trail (docs/audit.md). */
+/** `segsync audit ...`: read, verify and checkpoint the audit trail (docs/security.md). */
 export function registerAudit(program: Command): void {
-  const group = program.command('audit').description('the tamper-evident audit trail: verify it, sign checkpoints, read it (docs/audit.md)');
+  const group = program.command('audit').description('the tamper-evident audit trail: verify it, sign checkpoints, read it (docs/security.md)');
 
   group.command('verify')
     .description('recompute every leaf, the hash chain, each run\'s receipts root and the checkpoints; name the first row edited, deleted, inserted or reordered (exit 1 if any)')
