@@ -218,3 +218,15 @@ describe('audit trail on the embedded database (PGlite)', () => {
     assert.deepEqual((await verifyTrail(pool, 'segsync', { publicKey: getSigningKey().publicKey })).problems, []);
   });
 });
+
+test('the streaming Merkle builder gives the RFC 6962 root of the pairwise one for every size', async () => {
+  const { merkleRoot, MerkleBuilder, leafHash, nodeHash } = await import('../src/audit/hash.ts');
+  const leaves = Array.from({ length: 37 }, (_, i) => leafHash(String(i)));
+  for (let n = 0; n <= leaves.length; n++) {
+    const b = new MerkleBuilder();
+    for (const l of leaves.slice(0, n)) b.add(l);
+    assert.equal(b.root(), merkleRoot(leaves.slice(0, n)), `n = ${n}`);
+  }
+  // RFC 6962 for 3 leaves: MTH = H(1 || H(1 || l0 || l1) || l2).
+  assert.equal(merkleRoot(leaves.slice(0, 3)), nodeHash(nodeHash(leaves[0]!, leaves[1]!), leaves[2]!));
+});
