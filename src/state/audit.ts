@@ -84,7 +84,7 @@ export interface ReceiptLeaf {
 export async function runReceipts(db: Db, schema: string, runId: number, afterKey: string | null = null, limit = 10_000): Promise<ReceiptLeaf[]> {
   const { rows } = await db.query<{ key: string; op: string; status: string; payload_hash: string | null; destination_id: string | null; error_code: string | null; attempt: number; request_id: string | null }>(
     `SELECT key, op, status, payload_hash, destination_id, error_code, attempt, request_id FROM ${schema}.receipts
-     WHERE run_id = $1 AND ($2::text IS NULL OR key > $2) ORDER BY run_id, key LIMIT $3`, [runId, afterKey, limit]);
+     WHERE run_id = $1 ${afterKey === null ? '' : 'AND key > $3'} ORDER BY run_id, key LIMIT $2`, afterKey === null ? [runId, limit] : [runId, limit, afterKey]);
   return rows.map((r) => ({ key: r.key, op: r.op, status: r.status, payloadHash: r.payload_hash, destinationId: r.destination_id, errorCode: r.error_code, attempt: r.attempt, requestId: r.request_id }));
 }
 
