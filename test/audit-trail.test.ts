@@ -188,6 +188,18 @@ describe('audit trail', () => {
     assert.match(r.problems[0]!.message, /rows 5 to 8 were rewritten/);
   });
 
+  test('a run\'s receipts root over several pages equals the root of all its leaves at once', async () => {
+    const schema = `audit_t${++n}`;
+    await migrate(warehouse.pool, schema);
+    await warehouse.pool.query(`INSERT INTO ${schema}.receipts (run_id, mapping, key, op, status, payload_hash, attempt)
+      SELECT 7, 'm', 'k' || g, 'create', 'delivered', md5(g::text), 1 FROM generate_series(1, 25000) g`);
+    const { receiptsRoot, receiptLeaf } = await import('../src/audit/trail.ts');
+    const { merkleRoot } = await import('../src/audit/hash.ts');
+    const { rows } = await warehouse.pool.query(`SELECT key, op, status, payload_hash, destination_id, error_code, attempt, request_id FROM ${schema}.receipts WHERE run_id = 7 ORDER BY key`);
+    const all = merkleRoot(rows.map((r) => receiptLeaf({ key: r.key, op: r.op, status: r.status, payloadHash: r.payload_hash, destinationId: r.destination_id, errorCode: r.error_code, attempt: r.attempt, requestId: r.request_id })));
+    assert.deepEqual(await receiptsRoot(warehouse.pool, schema, 7), { count: 25000, root: all });
+  });
+
   test('concurrent writers never fork the chain', async () => {
     const schema = `audit_t${++n}`;
     await migrate(warehouse.pool, schema);
