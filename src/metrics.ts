@@ -88,7 +88,7 @@ export const runsInFlight = new Gauge({
 });
 
 export function setRateBudgetUsed(destination: string, account: string, ratio: number, window = 'daily'): void {
-  // The account is named by a keyed pseudonym: never a URL, a token or any hash of one (docs/pii.md).
+  // The account is named by a keyed pseudonym: never a URL, a token or any hash of one (docs/security.md).
   rateBudgetUsed.set({ destination, account: pseudonym(account), window }, Math.max(0, ratio));
 }
 

@@ -188,6 +188,18 @@ describe('audit trail', () => {
     assert.match(r.problems[0]!.message, /rows 5 to 8 were rewritten/);
   });
 
+  test('a run\'s receipts root over several pages equals the root of all its leaves at once', async () => {
+    const schema = `audit_t${++n}`;
+    await migrate(warehouse.pool, schema);
+    await warehouse.pool.query(`INSERT INTO ${schema}.receipts (run_id, mapping, key, op, status, payload_hash, attempt)
+      SELECT 7, 'm', 'k' || g, 'create', 'delivered', md5(g::text), 1 FROM generate_series(1, 25000) g`);
+    const { receiptsRoot, receiptLeaf } = await import('../src/audit/trail.ts');
+    const { merkleRoot } = await import('../src/audit/hash.ts');
+    const { rows } = await warehouse.pool.query(`SELECT key, op, status, payload_hash, destination_id, error_code, attempt, request_id FROM ${schema}.receipts WHERE run_id = 7 ORDER BY key`);
+    const all = merkleRoot(rows.map((r) => receiptLeaf({ key: r.key, op: r.op, status: r.status, payloadHash: r.payload_hash, destinationId: r.destination_id, errorCode: r.error_code, attempt: r.attempt, requestId: r.request_id })));
+    assert.deepEqual(await receiptsRoot(warehouse.pool, schema, 7), { count: 25000, root: all });
+  });
+
   test('concurrent writers never fork the chain', async () => {
     const schema = `audit_t${++n}`;
     await migrate(warehouse.pool, schema);
@@ -217,4 +229,16 @@ describe('audit trail on the embedded database (PGlite)', () => {
     await assert.rejects(pool.query(`DELETE FROM segsync.audit`), /append-only/);
     assert.deepEqual((await verifyTrail(pool, 'segsync', { publicKey: getSigningKey().publicKey })).problems, []);
   });
+});
+
+test('the streaming Merkle builder gives the RFC 6962 root of the pairwise one for every size', async () => {
+  const { merkleRoot, MerkleBuilder, leafHash, nodeHash } = await import('../src/audit/hash.ts');
+  const leaves = Array.from({ length: 37 }, (_, i) => leafHash(String(i)));
+  for (let n = 0; n <= leaves.length; n++) {
+    const b = new MerkleBuilder();
+    for (const l of leaves.slice(0, n)) b.add(l);
+    assert.equal(b.root(), merkleRoot(leaves.slice(0, n)), `n = ${n}`);
+  }
+  // RFC 6962 for 3 leaves: MTH = H(1 || H(1 || l0 || l1) || l2).
+  assert.equal(merkleRoot(leaves.slice(0, 3)), nodeHash(nodeHash(leaves[0]!, leaves[1]!), leaves[2]!));
 });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { authenticate, mayApprove, rolesFromClaim } from '../src/auth/authenticate.ts';
+import { authenticate, mayApprove, requestAuthenticator, rolesFromClaim } from '../src/auth/authenticate.ts';
 import { permissionMatrix } from '../src/auth/matrix.ts';
 import { identityAllows, PERMISSIONS, ROLES, type Permission, type Role } from '../src/auth/permissions.ts';
 import { createToken, looksLikeToken, revoke } from '../src/auth/tokens.ts';
@@ -41,6 +41,9 @@ describe('identities: API tokens', () => {
     const used = (await warehouse.pool.query(`SELECT last_used_at FROM segsync.api_tokens WHERE id = $1`, [row.id])).rows[0];
     assert.ok(used.last_used_at instanceof Date);
     assert.equal(await authenticate(warehouse.pool, 'segsync', noOidc, `Bearer ${token.slice(0, -2)}xx`), null);
+    const hook = requestAuthenticator(warehouse.pool, 'segsync', () => noOidc);
+    assert.deepEqual((await hook({ headers: { authorization: `Bearer ${token}` } }))?.roles, ['operator']);
+    assert.equal(await hook({ headers: {} }), null);
     assert.equal(await authenticate(warehouse.pool, 'segsync', noOidc, undefined), null);
     const audited = (await warehouse.pool.query(`SELECT action, subject FROM segsync.audit WHERE action LIKE 'token.%'`)).rows;
     assert.deepEqual(audited, [{ action: 'token.created', subject: `token:${row.id}` }]);

@@ -43,3 +43,29 @@ export function merkleRoot(leaves: string[]): string {
 export function payloadDigest(value: unknown): string {
   return 'sha256:' + createHash('sha256').update(canonical(value ?? null), 'utf8').digest('hex');
 }
+
+/**
+ * The same RFC 6962 root built leaf by leaf in O(log n) memory: full subtrees are merged as they complete, and
+ * what is left is folded from the right (the largest power of two goes left, as RFC 6962 splits).
+ */
+export class MerkleBuilder {
+  #stack: Array<{ size: number; hash: string }> = [];
+  count = 0;
+
+  add(leaf: string): void {
+    this.count++;
+    let node = { size: 1, hash: leaf };
+    while (this.#stack.length && this.#stack[this.#stack.length - 1]!.size === node.size) {
+      const left = this.#stack.pop()!;
+      node = { size: left.size * 2, hash: nodeHash(left.hash, node.hash) };
+    }
+    this.#stack.push(node);
+  }
+
+  root(): string {
+    if (!this.#stack.length) return merkleRoot([]);
+    let hash = this.#stack[this.#stack.length - 1]!.hash;
+    for (let i = this.#stack.length - 2; i >= 0; i--) hash = nodeHash(this.#stack[i]!.hash, hash);
+    return hash;
+  }
+}

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { UsageError } from '../errors.ts';
 
 /**
- * The audit trail's two secrets (docs/audit.md):
+ * The audit trail's two secrets (docs/security.md):
  * - the pseudonym key: HMAC-SHA256 over a record's key, so the trail names a person without holding who it is;
  *   SEGSYNC_PSEUDONYM_KEY (any string, >= 16 characters);
  * - the checkpoint signing key: Ed25519; SEGSYNC_AUDIT_SIGNING_KEY (a PKCS#8 PEM, or its path in

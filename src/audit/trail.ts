@@ -5,10 +5,10 @@ import type { Actor } from '../state/actor.ts';
 import { appendRows, insertPending, lockHead, runReceipts, takePending, type AuditRow, type PendingAction, type ReceiptLeaf } from '../state/audit.ts';
 import { FINAL_STATES } from '../state/machine.ts';
 import type { Db } from '../state/transition.ts';
-import { canonical, chainHash, leafHash, merkleRoot, payloadDigest } from './hash.ts';
+import { canonical, chainHash, leafHash, MerkleBuilder, payloadDigest } from './hash.ts';
 import { pseudonym } from './keys.ts';
 
-/** What happened, as a caller tells the trail (docs/audit.md lists the actions segsync records). */
+/** What happened, as a caller tells the trail (docs/security.md lists the actions segsync records). */
 export interface AuditInput {
   actor: Actor;
   /** Dotted verb, e.g. `run.approved`, `config.reloaded`, `token.created`, `pii.viewed`, `person.forgotten`. */
@@ -102,8 +102,14 @@ export function receiptLeaf(r: ReceiptLeaf): string {
 }
 
 export async function receiptsRoot(db: Db, schema: string, runId: number): Promise<{ count: number; root: string }> {
-  const receipts = await runReceipts(db, schema, runId);
-  return { count: receipts.length, root: merkleRoot(receipts.map(receiptLeaf)) };
+  const tree = new MerkleBuilder();
+  for (let after: string | null = null; ;) {
+    const page = await runReceipts(db, schema, runId, after);
+    for (const r of page) tree.add(receiptLeaf(r));
+    if (page.length < 10_000) break;
+    after = page[page.length - 1]!.key;
+  }
+  return { count: tree.count, root: tree.root() };
 }
 
 export interface Entry {

@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import { UsageError } from '../errors.ts';
 import { readHead, readTrail, listCheckpoints, type AuditRow } from '../state/audit.ts';
 import type { Db } from '../state/transition.ts';
 import { openCheckpoint, type Checkpoint } from './checkpoint.ts';
@@ -39,7 +40,7 @@ function parse(row: AuditRow): Entry | null {
  * each finished run's Merkle root from its receipts, and every checkpoint (stored ones and `extra`, e.g. a file
  * kept elsewhere) against the chain. Names the first row edited, deleted, inserted or reordered.
  */
-export async function verifyTrail(db: Db, schema: string, o: { publicKey: KeyObject; extra?: Array<{ note: string; where: string }>; receipts?: boolean }): Promise<VerifyReport> {
+export async function verifyTrail(db: Db, schema: string, o: { publicKey?: KeyObject | undefined; extra?: Array<{ note: string; where: string }>; receipts?: boolean }): Promise<VerifyReport> {
   const rows: AuditRow[] = [];
   for (let after = -Infinity; ;) {
     const page = await readTrail(db, schema, after === -Infinity ? -1 : after, 5000);
@@ -110,9 +111,10 @@ export async function verifyTrail(db: Db, schema: string, o: { publicKey: KeyObj
     ...(o.extra ?? []),
   ];
   const checkpoints: Checkpoint[] = [];
+  if (notes.length && !o.publicKey) throw new UsageError(`${notes.length} checkpoint(s) to check and no key to check them with: give --public-key FILE (segsync audit public-key prints it where the trail is written)`);
   for (const n of notes) {
     try {
-      checkpoints.push(openCheckpoint(n.note, o.publicKey, n.where));
+      checkpoints.push(openCheckpoint(n.note, o.publicKey!, n.where));
     } catch (err) {
       problems.push({ kind: 'checkpoint', seq: 0, message: (err as Error).message });
     }

@@ -99,3 +99,15 @@ export function mayApprove(identity: Identity, run: ApprovalSubject): { ok: true
   if (run.configChangedBy?.some((a) => same(identity.actor, a))) return { ok: false, reason: 'a run is never approved by who changed the config it was planned with' };
   return { ok: true };
 }
+
+/**
+ * The API's one authentication hook, `authenticate(request)`, made from this module: the lead plugs
+ * `requestAuthenticator(pool, schema, () => ctx.app.config.settings)` into it (settings are read per request, so a
+ * reload's new OIDC settings apply at once).
+ */
+export function requestAuthenticator(db: Db, schema: string, settings: () => Pick<Settings, 'auth'>): (request: { headers: Record<string, string | string[] | undefined> }) => Promise<Identity | null> {
+  return (request) => {
+    const h = request.headers.authorization;
+    return authenticate(db, schema, settings(), Array.isArray(h) ? h[0] : h);
+  };
+}

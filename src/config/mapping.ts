@@ -18,7 +18,7 @@ export const Transform = z.union([
 ]);
 export type Transform = z.infer<typeof Transform>;
 
-/** What kind of personal data a field (or the key) holds: decides masking and the record of processing (docs/pii.md). */
+/** What kind of personal data a field (or the key) holds: decides masking and the record of processing (docs/security.md). */
 export const PII_CLASSES = ['email', 'phone', 'name', 'free_text', 'none'] as const;
 export const PiiClass = z.enum(PII_CLASSES).describe('personal data it holds: email, phone, name, free_text (may quote anything) or none');
 export type PiiClass = z.infer<typeof PiiClass>;

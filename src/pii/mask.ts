@@ -1,6 +1,6 @@
 /**
  * The one masking module: everything shown to people (logs, events, alerts, the API, the dashboard, /status)
- * goes through these functions. Personal data is masked, secrets are blanked, at any depth. See docs/pii.md.
+ * goes through these functions. Personal data is masked, secrets are blanked, at any depth. See docs/security.md.
  */
 const PII_KEY = /^(e-?mail(_?address)?|phone(_?number)?|mobile|first_?name|last_?name|full_?name|name_full)$/i;
 const SECRET_KEY = /^(password|token|access_?token|refresh_?token|client_?secret|write_?key|secret|authorization|private_?key|api_?key|connection_?string)$/i;

@@ -80,9 +80,11 @@ export interface ReceiptLeaf {
   requestId: string | null;
 }
 
-export async function runReceipts(db: Db, schema: string, runId: number): Promise<ReceiptLeaf[]> {
+/** A page of a run's receipts in key order (the primary key's), after `afterKey`: runs of a million receipts are read in pages. */
+export async function runReceipts(db: Db, schema: string, runId: number, afterKey: string | null = null, limit = 10_000): Promise<ReceiptLeaf[]> {
   const { rows } = await db.query<{ key: string; op: string; status: string; payload_hash: string | null; destination_id: string | null; error_code: string | null; attempt: number; request_id: string | null }>(
-    `SELECT key, op, status, payload_hash, destination_id, error_code, attempt, request_id FROM ${schema}.receipts WHERE run_id = $1 ORDER BY key COLLATE "C"`, [runId]);
+    `SELECT key, op, status, payload_hash, destination_id, error_code, attempt, request_id FROM ${schema}.receipts
+     WHERE run_id = $1 ${afterKey === null ? '' : 'AND key > $3'} ORDER BY run_id, key LIMIT $2`, afterKey === null ? [runId, limit] : [runId, limit, afterKey]);
   return rows.map((r) => ({ key: r.key, op: r.op, status: r.status, payloadHash: r.payload_hash, destinationId: r.destination_id, errorCode: r.error_code, attempt: r.attempt, requestId: r.request_id }));
 }
 

@@ -159,7 +159,7 @@ const copyOpt = (v: string | null | undefined): string => (v == null ? '\\N' : c
  * what is the same for the whole batch (run, mapping, a send time shared by one attempt) is formatted once.
  */
 async function insertReceipts(client: pg.PoolClient, o: RecordBatchOptions, outcomes: FinalOutcome[]): Promise<void> {
-  // A destination's message can quote the record's values: masked before it is kept (docs/pii.md).
+  // A destination's message can quote the record's values: masked before it is kept (docs/security.md).
   const message = (x: FinalOutcome) => (x.errorMessage ? maskText(x.errorMessage).slice(0, MESSAGE_CAP) : null);
   // Every receipt of a run goes to the partition of the month the run started (migration 091).
   const period = await receiptPeriod(client, o.schema, o.runId);

@@ -243,7 +243,7 @@ export function registerSync(program: Command): void {
           await auditPiiView(app.warehouse.pool, app.config.settings.state.schema, { actor: cliActor(), subject: `receipts:${o.mapping ?? '*'}`, reason: o.reason, keys: found.map((r) => String(r.key)), fields: ['key'] });
           return found;
         }
-        // Keys are personal data when the mapping says so (source.key_pii) or look like it: masked (docs/pii.md).
+        // Keys are personal data when the mapping says so (source.key_pii) or look like it: masked (docs/security.md).
         const keyClass = new Map(app.config.mappings.map((m) => [m.value.name, m.value.source.key_pii]));
         return found.map((r) => maskDeep({ ...r, key: maskClassified(r.key, keyClass.get(String(r.mapping))) }) as typeof r);
       }), async (api) => {

@@ -1,4 +1,4 @@
--- The audit trail (docs/audit.md): who did what, tamper-evident. Actions arrive in audit_pending (written by
+-- The audit trail (docs/security.md): who did what, tamper-evident. Actions arrive in audit_pending (written by
 -- audit() and, beside the one write path of run states, by a trigger on the outbox); the sealer moves them
 -- into audit in one order, under the lock on audit_head, giving each its place in the hash chain. Several
 -- writers (daemon replicas, a CLI) never fork the chain: only the holder of the head row appends.
