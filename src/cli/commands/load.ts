@@ -4,6 +4,7 @@ import { loadOnlineRetail, FILTER_REASONS, type OnlineRetailResult } from '../..
 import { loadPaymentsFile, type LoadResult } from '../../load/load-payments.ts';
 import { paymentsRelation } from '../../load/payments-table.ts';
 import { appOptions } from '../options.ts';
+import { userPath } from '../paths.ts';
 
 /** Exit status when the load ran to the end but rows were rejected (1 is a load that failed, 2 a usage error). */
 export const EXIT_REJECTS = 3;
@@ -43,7 +44,7 @@ Example:
   segsync load payments payments.csv.gz --columns user_id=customer,payment_id=id,payment_date=paid_at,payment_amount=amount`)
     .action(async (file: string, o: { columns?: string; delimiter: string; rejects?: string; relation?: string; strict?: boolean; json?: boolean }, cmd: Command) => {
       const result = await withApp(appOptions(cmd), async (app) => {
-        const r = await loadPaymentsFile(app.warehouse, { file, relation: paymentsRelation(app.config.settings, o.relation), columns: o.columns, delimiter: o.delimiter, rejectsPath: o.rejects, strict: o.strict });
+        const r = await loadPaymentsFile(app.warehouse, { file: userPath(file), relation: paymentsRelation(app.config.settings, o.relation), columns: o.columns, delimiter: o.delimiter, rejectsPath: o.rejects === undefined ? undefined : userPath(o.rejects), strict: o.strict });
         app.log.info({ ...r }, 'payments load finished');
         return r;
       });
@@ -66,7 +67,7 @@ On the published file this gives 18,532 payments from 4,338 customers, total 8,9
 ${REJECTION_RULE}`)
     .action(async (file: string, o: { rejects?: string; relation?: string; strict?: boolean; json?: boolean }, cmd: Command) => {
       const result = await withApp(appOptions(cmd), async (app) => {
-        const r = await loadOnlineRetail(app.warehouse, { file, relation: paymentsRelation(app.config.settings, o.relation), rejectsPath: o.rejects, strict: o.strict });
+        const r = await loadOnlineRetail(app.warehouse, { file: userPath(file), relation: paymentsRelation(app.config.settings, o.relation), rejectsPath: o.rejects === undefined ? undefined : userPath(o.rejects), strict: o.strict });
         app.log.info({ ...r }, 'online retail staging finished');
         return r;
       });
