@@ -75,6 +75,14 @@ export class Daemon {
     await engine.migrate(app);
     const interrupted = await engine.markInterrupted(app);
     if (interrupted.length) app.log.warn({ mappings: interrupted }, 'runs left by a stopped process were marked interrupted; they resume now');
+    // A broken mapping file leaves that mapping out (reported here and as an event); the others run.
+    for (const b of app.config.broken ?? []) {
+      await this.#ctx.events.record({
+        kind: 'mapping_broken', severity: 'error', mapping: b.name,
+        message: `mapping ${b.name} (${b.file}) is not scheduled: its file has ${b.problems.length} problem(s); fix it and reload (segsync validate shows them)`,
+        details: { file: b.file, problems: b.problems }, dedupKey: `mapping_broken:${b.name}`,
+      });
+    }
     const { daemon } = app.config.settings;
     const http = await startHttp({ log: app.log, readiness: () => this.readiness(), status: () => this.status() }, daemon.host, this.#opts.port ?? daemon.port);
     this.#http = http.server;

@@ -109,6 +109,12 @@ export function registerSync(program: Command): void {
         // run row and a line here, never a reason to skip the mappings after it.
         let exit = 0;
         const failed: string[] = [];
+        // A mapping left out because its file is broken is reported (warned at load) and counted, exit 2.
+        for (const b of app.config.broken) {
+          process.stdout.write(`${b.name}: not run: ${b.file} has ${b.problems.length} problem(s) (segsync validate)\n`);
+          failed.push(`${b.name} (broken file)`);
+          exit = Math.max(exit, 2);
+        }
         const stop = stopOnSignals();
         try {
         for (const n of app.config.mappings.map((m) => m.value.name)) {
@@ -132,7 +138,8 @@ export function registerSync(program: Command): void {
         } finally {
           stop.dispose();
         }
-        process.stdout.write(failed.length ? `${failed.length} of ${app.config.mappings.length} mapping(s) did not succeed: ${failed.join(', ')}\n` : `all ${app.config.mappings.length} mapping(s) succeeded\n`);
+        const total = app.config.mappings.length + app.config.broken.length;
+        process.stdout.write(failed.length ? `${failed.length} of ${total} mapping(s) did not succeed: ${failed.join(', ')}\n` : `all ${total} mapping(s) succeeded\n`);
         return exit;
       });
     });

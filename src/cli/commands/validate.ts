@@ -19,18 +19,25 @@ import { appOptions, integer } from '../options.ts';
  */
 export function registerValidate(program: Command): void {
   program.command('validate [mapping]')
-    .description('check config and mappings (file:line:column for each problem), then sources and destinations when reachable')
+    .description('check config and mappings (file:line:column for each problem), then sources and destinations when reachable; says per mapping what is fine')
     .option('--offline', 'check only the files: no warehouse, no destinations')
     .action(async (only: string | undefined, o: { offline?: boolean }, cmd: Command) => {
       const opts = appOptions(cmd);
-      const config = await loadConfig(opts); // throws ConfigError listing every file problem
+      // A problem in the settings file throws (every problem listed); a broken mapping file is listed with
+      // its problems and the other mappings are still checked, so the answer says what is fine too.
+      const config = await loadConfig({ ...opts, skipBrokenMappings: true });
       const mappings = config.mappings.filter((m) => !only || m.value.name === only);
-      if (only && !mappings.length) throw new ConfigError([{ file: opts.mappingsDir ?? 'mappings', line: 1, column: 1, path: '', message: `no mapping named '${only}'` }]);
+      const broken = config.broken.filter((b) => !only || b.name === only);
+      if (only && !mappings.length && !broken.length) throw new ConfigError([{ file: opts.mappingsDir ?? 'mappings', line: 1, column: 1, path: '', message: `no mapping named '${only}'` }]);
+      const fileProblems = broken.flatMap((b) => b.problems);
+      if (fileProblems.length) process.stderr.write(`segsync: ${new ConfigError(fileProblems).message}\n`);
       const problems: string[] = [];
-      if (!o.offline) {
+      const failedMappings = new Map<string, number>();
+      if (!o.offline && mappings.length) {
         await withApp({ ...opts, config }, async (app) => {
           await ensureState(app);
           for (const m of mappings) {
+            const before = problems.length;
             try {
               await checkSource(app.warehouse.pool, m, config.settings.models.schema);
             } catch (err) {
@@ -47,15 +54,26 @@ export function registerValidate(program: Command): void {
             } catch (err) {
               problems.push(`${m.file}: destination: ${describeError(err)}`);
             }
+            if (problems.length > before) failedMappings.set(m.value.name, problems.length - before);
           }
         });
       }
-      if (problems.length) {
-        process.stderr.write(`${problems.length} problem(s):\n${problems.map((p) => `- ${p}`).join('\n')}\n`);
+      if (problems.length) process.stderr.write(`${problems.length} problem(s):\n${problems.map((p) => `- ${p}`).join('\n')}\n`);
+      // Per mapping: what is fine, what is not.
+      const checked = o.offline ? 'files only' : 'file, source and destination';
+      const lines = [
+        ...mappings.map((m) => {
+          const n = failedMappings.get(m.value.name);
+          return n ? `fail    ${m.value.name} (${m.file}): ${n} problem(s) in the source or destination` : `ok      ${m.value.name} (${m.file}): ${checked}`;
+        }),
+        ...broken.map((b) => `broken  ${b.name} (${b.file}): ${b.problems.length} problem(s) in the file; left out of plan, run and the daemon until fixed`),
+      ];
+      process.stdout.write(lines.join('\n') + (lines.length ? '\n' : ''));
+      if (problems.length || broken.length) {
         process.exitCode = 2;
         return;
       }
-      process.stdout.write(`ok: ${config.mappings.length} mapping(s)${o.offline ? ' (files only)' : ', sources and destinations checked'}\n`);
+      process.stdout.write(`ok: ${mappings.length} mapping(s)${o.offline ? ' (files only)' : ', sources and destinations checked'}\n`);
     });
 
   program.command('setup <mapping>')
