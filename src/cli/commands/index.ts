@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { registerDaemon } from './daemon.ts';
 import { registerDemo } from './demo.ts';
 import { registerDemoData } from './demo-data.ts';
+import { registerEvents } from './events.ts';
 import { registerLoad } from './load.ts';
 import { registerModels } from './models.ts';
 import { registerMonitors, registerSync } from './sync.ts';
@@ -18,4 +19,5 @@ export const commands: Array<(program: Command) => void> = [
   registerSync,
   registerMonitors,
   registerDaemon,
+  registerEvents,
 ];

@@ -11,6 +11,8 @@ import { reconcileMapping } from '../../sync/reconcile.ts';
 import { parseFormat, render, table } from '../format.ts';
 import { appOptions, integer } from '../options.ts';
 import { progressBar } from '../progress.ts';
+import { cut, knownMapping, knownRun, oneOf, sentValues, window } from '../filters.ts';
+import { maskDeep } from '../../log.ts';
 
 function summaryLines(s: RunSummary): string {
   const c = s.counts;
@@ -50,7 +52,8 @@ async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly
   }
 }
 
-const RECEIPT_STATUSES = ['delivered', 'failed', 'deferred', 'interrupted', 'in_doubt'];
+const RECEIPT_STATUSES = ['delivered', 'failed', 'deferred', 'interrupted', 'in_doubt'] as const;
+const RECEIPT_OPS = ['create', 'update', 'remove'] as const;
 
 function exitFor(s: RunSummary): number {
   return s.status === 'succeeded' ? 0 : s.status === 'deferred' ? 3 : s.status === 'held' ? 4 : 1;
@@ -201,24 +204,42 @@ export function registerSync(program: Command): void {
     });
 
   program.command('receipts')
-    .description('per-record delivery receipts, newest run first, with the latest reconciliation verdict')
-    .option('--mapping <name>', 'only this mapping')
+    .description('per-record delivery receipts, newest run first: the values sent (before -> after), the destination, the answer and the latest reconciliation verdict')
+    .option('--mapping <name>', 'only this mapping (one the config names, or one with runs in the state)')
     .option('--key <key>', 'only this record key')
     .option('--run <id>', 'only this run', integer(1))
     .option('--status <status>', `one of: ${RECEIPT_STATUSES.join(', ')}`)
+    .option('--op <op>', `one of: ${RECEIPT_OPS.join(', ')}`)
+    .option('--since <when>', 'recorded at or after (ISO date or date-time, UTC unless an offset is given)')
+    .option('--until <when>', 'recorded before (ISO date or date-time)')
     .option('--limit <n>', 'at most this many rows', integer(1), 100)
     .addOption(new Option('--format <format>', 'table, json or csv').default('table'))
-    .action(async (o: { mapping?: string; key?: string; run?: number; status?: string; limit: number; format: string }, cmd: Command) => {
+    .action(async (o: { mapping?: string; key?: string; run?: number; status?: string; op?: string; since?: string; until?: string; limit: number; format: string }, cmd: Command) => {
+      // Every filter value is checked before anything is read: a typo is an error naming the allowed values.
       const format = parseFormat(o.format);
-      if (o.status !== undefined && !RECEIPT_STATUSES.includes(o.status)) {
-        throw new UsageError(`--status '${o.status}' is not a receipt status`, `one of: ${RECEIPT_STATUSES.join(', ')}`);
-      }
+      const status = o.status === undefined ? undefined : oneOf('--status', o.status, RECEIPT_STATUSES);
+      const op = o.op === undefined ? undefined : oneOf('--op', o.op, RECEIPT_OPS);
+      const when = window(o.since, o.until);
       const rows = await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
-        return findReceipts(app.warehouse.pool, app.config.settings.state.schema, { ...o, limit: o.limit });
+        if (o.mapping !== undefined) await knownMapping(app, o.mapping);
+        if (o.run !== undefined) {
+          const of = await knownRun(app, o.run);
+          if (o.mapping !== undefined && of !== o.mapping) throw new UsageError(`run ${o.run} is a run of ${of}, not of ${o.mapping}`);
+        }
+        const found = await findReceipts(app.warehouse.pool, app.config.settings.state.schema, { mapping: o.mapping, key: o.key, run: o.run, status, op, ...when, limit: o.limit });
+        const objectOf = new Map(app.config.mappings.map((m) => [m.value.name, m.value.destination.object]));
+        return found.map((r): Record<string, unknown> => ({ ...r, object: objectOf.get(String(r.mapping)) ?? null }));
       });
-      const cols = format === 'table' ? ['run_id', 'mapping', 'key', 'op', 'status', 'attempt', 'destination_id', 'error_code', 'reconcile_status', 'recorded_at'] : undefined;
-      process.stdout.write(render(rows, format, cols));
+      if (format === 'table') {
+        process.stdout.write(table(rows.map((r) => ({
+          run_id: r.run_id, mapping: r.mapping, destination: `${String(r.connection)}${r.object ? `/${String(r.object)}` : ''}`, key: r.key, op: r.op, status: r.status,
+          sent: cut(sentValues(String(r.op), r.before as Record<string, unknown> | null, r.after as Record<string, unknown> | null), 70),
+          attempt: r.attempt, destination_id: r.destination_id, error: cut([r.error_code, r.error_message].filter(Boolean).join(': '), 60), reconcile: r.reconcile_status, recorded_at: r.recorded_at,
+        }))));
+        return;
+      }
+      process.stdout.write(render(rows.map((r) => maskDeep(r) as Record<string, unknown>), format));
     });
 }
 

@@ -1,14 +1,15 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { loadConfig, withApp } from '../../app.ts';
 import { ConfigError, describeError, UsageError } from '../../errors.ts';
-import { log } from '../../log.ts';
+import { log, maskDeep, maskEmails } from '../../log.ts';
 import { listRuns } from '../../state/list-runs.ts';
-import { stateDiagram } from '../../state/machine.ts';
+import { RUN_STATES, stateDiagram } from '../../state/machine.ts';
 import { ensureState, openChecked } from '../../sync/run.ts';
 import { withRetries } from '../../sync/retry.ts';
 import { getMapping, openDestination } from '../../sync/connect.ts';
 import { jsonSchemas, markdownReference } from '../reference.ts';
-import { table } from '../format.ts';
+import { parseFormat, render, table } from '../format.ts';
+import { counts, cut, knownMapping, someOf } from '../filters.ts';
 import { checkSource } from '../../sync/source.ts';
 import { appOptions, integer } from '../options.ts';
 
@@ -99,20 +100,32 @@ export function registerValidate(program: Command): void {
     });
 
   program.command('runs')
-    .description('recent runs with their status and counts')
-    .option('--mapping <name>', 'only this mapping')
+    .description('recent runs: status, counts, destination, where they ran (host, pid) and with which config (hash)')
+    .option('--mapping <name>', 'only this mapping (one the config names, or one with runs in the state)')
+    .option('--status <states>', `only runs in these states, comma-separated: ${RUN_STATES.join(', ')}`)
     .option('--limit <n>', 'at most this many', integer(1), 20)
     .option('--held', 'only runs held for approval, with the reason')
-    .action(async (o: { mapping?: string; limit: number; held?: boolean }, cmd: Command) => {
+    .addOption(new Option('--format <format>', 'table, json or csv').default('table'))
+    .action(async (o: { mapping?: string; status?: string; limit: number; held?: boolean; format: string }, cmd: Command) => {
+      const format = parseFormat(o.format);
+      const status = o.held ? ['held' as const] : o.status === undefined ? undefined : someOf('--status', o.status, RUN_STATES);
       const rows = await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
-        return listRuns(app.warehouse.pool, app.config.settings.state.schema, { ...(o.mapping ? { mapping: o.mapping } : {}), ...(o.held ? { status: ['held' as const] } : {}), limit: o.limit });
+        if (o.mapping !== undefined) await knownMapping(app, o.mapping);
+        return listRuns(app.warehouse.pool, app.config.settings.state.schema, { ...(o.mapping ? { mapping: o.mapping } : {}), ...(status ? { status } : {}), limit: o.limit });
       });
+      if (format !== 'table') return void process.stdout.write(render(rows.map((r) => maskDeep(r) as Record<string, unknown>), format));
       if (o.held) {
-        process.stdout.write(rows.length ? table(rows, ['id', 'mapping', 'actor', 'started_at', 'reason']) + 'approve: segsync approve <id> --reason "..."; reject: segsync reject <id> --reason "..."\n' : 'no run is held\n');
+        process.stdout.write(rows.length ? table(rows.map((r) => ({ ...r, reason: cut(r.reason, 100) })), ['id', 'mapping', 'actor', 'started_at', 'reason']) + 'approve: segsync approve <id> --reason "..."; reject: segsync reject <id> --reason "..."\n' : 'no run is held\n');
         return;
       }
-      process.stdout.write(table(rows, ['id', 'mapping', 'actor', 'status', 'planned', 'outcome', 'started_at', 'finished_at', 'error']));
+      process.stdout.write(table(rows.map((r) => ({
+        id: r.id, mapping: r.mapping, destination: r.destination, status: r.status,
+        planned: counts(r.planned, ['create', 'update', 'remove', 'unchanged', 'dead']),
+        outcome: counts(r.outcome, ['delivered', 'failed', 'deferred', 'in_doubt']),
+        started_at: r.started_at, finished_at: r.finished_at, actor: r.actor, host: r.host && r.pid ? `${r.host}:${r.pid}` : r.host ?? '',
+        config: r.config_hash.slice(0, 12), error: cut(maskEmails(r.error ?? ''), 80),
+      }))));
     });
 }
 
