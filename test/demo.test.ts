@@ -12,6 +12,11 @@ test('segsync demo on the embedded database: everything delivered, a rerun deliv
     const first = await project.cli(['demo', '--users', '300', '--months', '6', '--seed', '3']);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /warehouse: embedded PGlite/);
+    // The demo data ends three months before this month, so --next-month never writes a payment after today.
+    const now = new Date();
+    const end = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 3, 1)).toISOString().slice(0, 10);
+    assert.match(first.stdout, new RegExp(`6 months to ${end}\n`));
+    assert.match(first.stdout, new RegExp(`models \\(full, as of ${end}T00:00:00\\.000Z\\)`));
     const customers = Number(/models \(full, as of [^)]+\): ([\d,]+) customers/.exec(first.stdout)?.[1]?.replace(/,/g, ''));
     assert.ok(customers > 100 && customers <= 300, first.stdout);
     assert.match(first.stdout, new RegExp(`succeeded: ${customers} created, 0 updated, 0 removed, 0 unchanged -> ${customers} delivered, 0 failed`));

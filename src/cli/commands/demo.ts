@@ -5,6 +5,7 @@ import { DEMO_PREFIX, loadDemoPayments } from '../../demo/load.ts';
 import { UsageError } from '../../errors.ts';
 import { ensurePaymentsTable, paymentsRelation, type Relation } from '../../load/payments-table.ts';
 import { buildModels } from '../../models/index.ts';
+import { AsOfMovesBackError } from '../../models/build.ts';
 import { getMapping } from '../../sync/connect.ts';
 import { runMapping } from '../../sync/run.ts';
 import { segmentField, segmentTransitions } from '../../state/plan-detail.ts';
@@ -12,6 +13,8 @@ import { table } from '../format.ts';
 import { appOptions, integer } from '../options.ts';
 
 const DEMO_MAPPING = 'rfm-to-file';
+/** Months between the end of the first run's demo data and the start of this month (room for --next-month). */
+const DEMO_SPARE_MONTHS = 3;
 
 /** The window of demo data already loaded: [start, end) in whole months, or null when there is none. */
 async function demoWindow(app: App, relation: Relation): Promise<{ start: Date; end: Date; months: number } | null> {
@@ -38,7 +41,8 @@ export function registerDemo(program: Command): void {
     .option('--seed <s>', 'random seed of the demo data', integer(1), 7)
     .option('--next-month', 'add one more month of payments after the data already there, then rebuild and sync')
     .addHelpText('after', `
-First run: generates --months of payments for --users customers ending at the start of the current month,
+First run: generates --months of payments for --users customers ending three months before the start of
+this month (so --next-month never writes a payment after today; a fourth --next-month is refused),
 builds rfm_segments_hist and rfm_current_segments as of that instant, and delivers every customer's segment
 to out/rfm-to-file/ as NDJSON batch files with manifests.
 Run it again: the data and the models are unchanged, so the sync delivers nothing.
@@ -57,12 +61,17 @@ segsync reconcile rfm-to-file --all, segsync plan rfm-to-file.`)
         const relation = await ensurePaymentsTable(app.warehouse.pool, paymentsRelation(app.config.settings));
         let window = await demoWindow(app, relation);
         if (!window) {
-          const end = startOfUtcMonth(new Date());
+          // The demo's payments end DEMO_SPARE_MONTHS before this month, so --next-month can add months without
+          // ever writing a payment after today (and the models are never built as of the future).
+          const end = addUtcMonths(startOfUtcMonth(new Date()), -DEMO_SPARE_MONTHS);
           const loaded = await loadDemoPayments(app.warehouse, { relation, users: o.users, months: o.months, seed: o.seed, end });
           out(`1. demo data: ${loaded.payments.toLocaleString()} payments from ${loaded.users.toLocaleString()} customers, ${o.months} months to ${end.toISOString().slice(0, 10)}\n`);
           window = { start: addUtcMonths(end, -o.months), end, months: o.months };
         } else if (o.nextMonth) {
           const end = addUtcMonths(window.end, 1);
+          if (end.getTime() > Date.now()) {
+            throw new UsageError(`the demo data already reaches ${window.end.toISOString().slice(0, 10)}: one more month would put payments after today`, 'start over with rm -rf .segsync out (this deletes the demo\'s ledger, see README), or wait for the month to end');
+          }
           const loaded = await loadDemoPayments(app.warehouse, { relation, users: o.users, months: window.months + 1, seed: o.seed, end, append: true });
           out(`1. demo data: one more month to ${end.toISOString().slice(0, 10)} (${loaded.payments.toLocaleString()} payments in all)\n`);
           window = { start: window.start, end, months: window.months + 1 };
@@ -70,8 +79,11 @@ segsync reconcile rfm-to-file --all, segsync plan rfm-to-file.`)
           out(`1. demo data: already loaded, ${window.months} months to ${window.end.toISOString().slice(0, 10)} (--next-month adds one)\n`);
         }
 
-        const build = await buildModels(app.warehouse.pool, {
-          schema: app.config.settings.models.schema, payments: app.config.settings.models.payments, asOf: window.end, log: app.log,
+        const buildAt = (asOf: Date) => buildModels(app.warehouse.pool, { schema: app.config.settings.models.schema, payments: app.config.settings.models.payments, asOf, log: app.log });
+        // Never back: after a `models build` as of now, the demo builds as of that build's instant.
+        const build = await buildAt(window.end).catch((err: unknown) => {
+          if (err instanceof AsOfMovesBackError) return buildAt(err.previous);
+          throw err;
         });
         out(`2. models (${build.mode}, as of ${build.asOf.toISOString()}): ${build.users.toLocaleString()} customers, ${build.snapshots} snapshots, ${build.snapshotsRecomputed} recomputed in ${(build.durationMs / 1000).toFixed(1)}s\n`);
         for (const w of build.warnings) out(`   warning: ${w}\n`);
