@@ -212,3 +212,12 @@ export async function modelFreshness(pool: pg.Pool, schema: string): Promise<Dat
   const latest = await pool.query<{ at: Date | null }>(`SELECT MAX(snapshot_at) AS at FROM ${t.hist}`);
   return latest.rows[0]?.at ?? null;
 }
+
+/** When the last successful models build committed (its bookkeeping row), or null when none did. */
+export async function modelBuiltAt(pool: pg.Pool, schema: string): Promise<Date | null> {
+  const t = tables(schema);
+  const { rows } = await pool.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [t.state]);
+  if (!rows[0]?.present) return null;
+  const r = await pool.query<{ at: Date | null }>(`SELECT max(built_at) AS at FROM ${t.state}`);
+  return r.rows[0]?.at ?? null;
+}
