@@ -5,6 +5,7 @@ import { ConfigError, describeError, SegsyncError, UsageError } from '../errors.
 import { log } from '../log.ts';
 import { commands } from './commands/index.ts';
 import { enterProject } from './paths.ts';
+import { configureOutput, type OutputOptions } from './terminal.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -19,9 +20,16 @@ const program = new Command('segsync')
   .option('--config <file>', 'settings file (default: config/segsync.yaml in the project)', 'config/segsync.yaml')
   .option('--mappings <dir>', 'mappings folder (default: mappings in the project)', 'mappings')
   .option('--data-dir <dir>', 'embedded database folder, used when no warehouse URL is configured (default: .segsync/pgdata in the project)', '.segsync/pgdata')
+  .option('-q, --quiet', 'only warnings and errors on stderr (warnings are always shown)')
+  .option('-v, --verbose', 'debug lines too')
+  .option('--log-format <format>', 'json or text (default: text; json for the daemon without a terminal, or with SEGSYNC_LOG_JSON=1)')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride()
-  .hook('preAction', (root) => { enterProject(root.opts<{ project?: string }>().project); });
+  .hook('preAction', (root, action) => {
+    const o = root.opts<OutputOptions & { project?: string }>();
+    configureOutput(o, action.name());
+    enterProject(o.project);
+  });
 
 for (const register of commands) register(program);
 
