@@ -3,6 +3,7 @@ import { registerDaemon } from './daemon.ts';
 import { registerDemo } from './demo.ts';
 import { registerDemoData } from './demo-data.ts';
 import { registerEvents } from './events.ts';
+import { registerState } from './state.ts';
 import { registerLoad } from './load.ts';
 import { registerModels } from './models.ts';
 import { registerMonitors, registerSync } from './sync.ts';
@@ -20,4 +21,5 @@ export const commands: Array<(program: Command) => void> = [
   registerMonitors,
   registerDaemon,
   registerEvents,
+  registerState,
 ];
