@@ -26,12 +26,13 @@ export function parseAsOf(text: string): Date {
 
 function summaryText(s: BuildSummary, schema: string): string {
   const secs = (s.durationMs / 1000).toFixed(1);
-  const rows = Object.entries(s.segments).map(([segment, users]) => ({
-    segment, users, share: s.users ? `${((100 * users) / s.users).toFixed(1)}%` : '',
+  // "customers" everywhere a person reads (the demo, the summaries); `users` stays the JSON field name.
+  const rows = Object.entries(s.segments).map(([segment, customers]) => ({
+    segment, customers, share: s.users ? `${((100 * customers) / s.users).toFixed(1)}%` : '',
   }));
   return `models built in ${schema} as of ${s.asOf.toISOString()}: ${s.mode} build in ${secs}s (${s.reason})\n` +
-    `  users: ${s.users}, snapshots: ${s.snapshots} (${s.snapshotsRecomputed} recomputed)\n\n` +
-    (rows.length ? table(rows, ['segment', 'users', 'share']) : '(no users: the current model is empty)\n');
+    `  customers: ${s.users}, snapshots: ${s.snapshots} (${s.snapshotsRecomputed} recomputed)\n\n` +
+    (rows.length ? table(rows, ['segment', 'customers', 'share']) : '(no customers: the current model is empty)\n');
 }
 
 export function registerModels(program: Command): void {
