@@ -70,6 +70,22 @@ test('freshness: build syncs historical data, freshness: data blocks it; missing
   }
 });
 
+test('a broken mapping file at start is left out and reported (event); a reload while it is broken is refused', async () => {
+  await project.write('mappings/zz-broken.yaml', 'name: zz-broken\nsource: [unclosed\n');
+  const config = await loadProject({ root: project.dir, skipBrokenMappings: true });
+  const daemon = new Daemon({ app: { config, warehouse, log: testLog }, engine: syncEngine, loadConfig: () => loadProject({ root: project.dir }) });
+  await daemon.start();
+  try {
+    assert.ok(daemon.context.scheduler.has('by-build'), 'the other mappings are scheduled');
+    const events = await recentEvents(warehouse.pool, 'segsync', { mapping: 'zz-broken' });
+    assert.equal(events[0]?.kind, 'mapping_broken');
+    assert.match(events[0]?.message ?? '', /mapping zz-broken \(.*zz-broken\.yaml\) is not scheduled: its file has 1 problem/);
+    assert.equal(await daemon.reload(), false, 'a strict reload refuses the broken file');
+  } finally {
+    await daemon.stop('test over');
+  }
+});
+
 test('the shipped settings have a models schedule and the shipped after: [models] mappings measure freshness by build', async () => {
   const shipped = await loadConfig({ root: new URL('..', import.meta.url).pathname });
   assert.ok(shipped.settings.models.schedule, 'config/segsync.yaml: models.schedule');
