@@ -4,6 +4,8 @@ import pino from 'pino';
 import { createRootLogger } from '../src/log.ts';
 import { logStream, setActiveBar } from '../src/cli/terminal.ts';
 import { FILE_MAPPING, seedSegments, withMappingProject } from './helpers/project.ts';
+import { startCli } from './helpers/cli-process.ts';
+import { waitFor } from './helpers/wait.ts';
 
 /** Without SEGSYNC_LOG_JSON: what a person or a script gets on stderr. */
 const plain = { SEGSYNC_LOG_JSON: '', SEGSYNC_LOG_LEVEL: '' };
@@ -55,4 +57,21 @@ test('on a terminal a log line is written above the progress bar, which is drawn
   assert.doesNotMatch(written.join(''), /ann@example\.com|bob@example\.org/);
   assert.match(written[1]!, /^INFO: after the bar\n$/);
   assert.ok(pino.levels.values.warn);
+});
+
+test('the daemon without a terminal logs JSON lines by default (for log shippers)', async () => {
+  await withMappingProject(FILE_MAPPING(), async (project) => {
+    await project.write('config/segsync.yaml', (await import('node:fs')).readFileSync(`${project.dir}/config/segsync.yaml`, 'utf8') + 'daemon: {port: 0, host: 127.0.0.1}\n');
+    const d = startCli(['--data-dir', `${project.dir}/.segsync/pgdata`, 'daemon'], { cwd: project.dir, env: { SEGSYNC_LOG_JSON: '', SEGSYNC_LOG_LEVEL: 'info' } });
+    let err = '';
+    d.child.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+    try {
+      await waitFor('the daemon to start', () => /daemon started/.test(err) || !d.running(), 60_000);
+      const started = err.split('\n').find((l) => l.includes('daemon started'))!;
+      assert.equal(JSON.parse(started).msg, 'daemon started');
+    } finally {
+      d.child.kill('SIGTERM');
+      await d.exited;
+    }
+  });
 });
