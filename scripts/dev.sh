@@ -1,10 +1,12 @@
 #!/bin/sh
 # One entry point for a fresh clone: makes sure Node 24 and the locked dependencies are present, then runs
-#   demo            the main job on the embedded default (no services, no credentials)
+#   demo            the main job on the embedded default (no services, no credentials); also links the
+#                   `segsync` command into ~/.local/bin (scripts/link-command.sh) so it runs from any folder
 #   test            type check, then every test under test/ with node's test runner
 #   exec CMD ...    any command with the project's Node first on PATH (benchmarks use this)
-# The machine's own Node may be older than the >= 22 that jsforce 3, @hubspot/api-client 14 and p-retry 9 need,
-# so Node 24 is installed from the npm registry into .tools/ (kept out of git) unless Node >= 24 is already first.
+# segsync runs on Node 24 (package.json engines; type stripping, jsforce 3, @hubspot/api-client 14, p-retry 9).
+# Any Node with npm can run this script: Node 24 is installed from the npm registry into .tools/ (kept out of
+# git) unless Node >= 24 is already first on PATH. The `segsync` command (bin/segsync) uses the same Node.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -39,7 +41,9 @@ export NODE_OPTIONS
 cmd=${1:-demo}
 [ $# -gt 0 ] && shift
 case "$cmd" in
-  demo) exec node src/cli/main.ts demo "$@" ;;
+  demo)
+    sh scripts/link-command.sh || echo "segsync: could not link the segsync command (run $root/bin/segsync directly)" >&2
+    exec node src/cli/main.ts demo "$@" ;;
   test)
     node node_modules/typescript/bin/tsc -p tsconfig.json
     # The dashboard's browser tests drive Debian's chromium (test/dashboard-browser.test.ts): installed here when

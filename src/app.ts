@@ -15,6 +15,8 @@ export interface AppOptions extends LoadOptions {
   dataDir?: string;
   /** Configuration already loaded by the caller (not read again). */
   config?: ProjectConfig;
+  /** Told about the mapping files left out by a tolerant load (`skipBrokenMappings`), before `fn` runs. */
+  onBrokenMappings?: (broken: ProjectConfig['broken']) => void;
 }
 
 /**
@@ -29,6 +31,7 @@ export function loadConfig(opts: LoadOptions = {}): Promise<ProjectConfig> {
 /** Loads config, opens the warehouse, runs `fn`, and always closes the warehouse. */
 export async function withApp<T>(opts: AppOptions, fn: (app: App) => Promise<T>): Promise<T> {
   const config = opts.config ?? (await loadConfig(opts));
+  if (config.broken?.length) opts.onBrokenMappings?.(config.broken);
   const logger = log();
   const warehouse = await openWarehouse({ url: warehouseUrl(config.settings.warehouse.url), dataDir: opts.dataDir, log: logger });
   logger.debug({ warehouse: warehouse.description }, 'warehouse open');

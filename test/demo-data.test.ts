@@ -145,7 +145,7 @@ test('segsync demo-data end to end: deterministic with --end, --append adds a mo
     const added = all({ users: 200, months: 7, seed: 9, end: new Date('2025-02-01T00:00:00Z') }).length - expected.length;
     assert.match(a.stdout, new RegExp(`^appended ${added.toLocaleString('en-US')} demo payments`));
     const bad = await runCli(['demo-data', '--users', 'many', '--months', '6'], { url: db.url });
-    assert.equal(bad.code, 1);
+    assert.equal(bad.code, 2); // a usage error, like every other
     assert.match(bad.stderr, /option '--users <n>' argument 'many' is invalid. expected an integer/);
   } finally {
     await db.drop();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { latestByKey } from './helpers/files.ts';
@@ -12,9 +12,23 @@ test('segsync demo on the embedded database: everything delivered, a rerun deliv
     const first = await project.cli(['demo', '--users', '300', '--months', '6', '--seed', '3']);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /warehouse: embedded PGlite/);
+    // The demo data ends three months before this month, so --next-month never writes a payment after today.
+    const now = new Date();
+    const end = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 3, 1)).toISOString().slice(0, 10);
+    assert.match(first.stdout, new RegExp(`6 months to ${end}\n`));
+    assert.match(first.stdout, new RegExp(`models \\(full, as of ${end}T00:00:00\\.000Z\\)`));
     const customers = Number(/models \(full, as of [^)]+\): ([\d,]+) customers/.exec(first.stdout)?.[1]?.replace(/,/g, ''));
     assert.ok(customers > 100 && customers <= 300, first.stdout);
     assert.match(first.stdout, new RegExp(`succeeded: ${customers} created, 0 updated, 0 removed, 0 unchanged -> ${customers} delivered, 0 failed`));
+    // The README's sample output is what the demo prints: each sample line, numbers and dates aside.
+    const readme = await readFile(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    const sample = /```\n(warehouse: embedded PGlite[\s\S]*?)```/.exec(readme)![1]!.split('\n').filter((l) => l.trim() && l.trim() !== '...');
+    const shape = (l: string) => l.replace(/\d[\d,.:TZ-]*/g, 'N').replace(/\s+/g, ' ').trim();
+    const printed = new Set(first.stdout.split('\n').map(shape));
+    for (const line of sample) {
+      if (/^ {3}[A-Z][a-z]+( [A-Z][a-z]+)? +\d+$/.test(line)) continue; // a segment row: which ones depends on the data
+      assert.ok(printed.has(shape(line)), `README sample line not printed by the demo: ${line}`);
+    }
     const files = await latestByKey(path.join(project.outDir, 'rfm-to-file'));
     assert.equal(files.size, customers);
     const segments = new Set([...files.values()].map((r) => r.rfm_segment));

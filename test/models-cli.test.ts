@@ -35,8 +35,8 @@ describe('segsync models build (CLI, real Postgres)', () => {
     const first = await cli(['models', 'build', '--as-of', '2023-12-01T00:00:00Z'], env);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /models built in public as of 2023-12-01T00:00:00.000Z: full build/);
-    assert.match(first.stdout, /users: 80, snapshots: \d+ \(\d+ recomputed\)/);
-    assert.match(first.stdout, /segment\s+users\s+share/);
+    assert.match(first.stdout, /customers: 80, snapshots: \d+ \(\d+ recomputed\)/);
+    assert.match(first.stdout, /segment\s+customers\s+share/);
     const counts = [...first.stdout.matchAll(/^(?:[A-Z][A-Za-z ]+?)\s{2,}(\d+)\s+[\d.]+%$/gm)].map((m) => Number(m[1]));
     assert.equal(counts.reduce((a, b) => a + b, 0), 80, 'segment counts add up to the users');
 

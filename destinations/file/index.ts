@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { access, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseCsv } from 'csv-parse/sync';
@@ -163,9 +164,17 @@ export const fileDestination = {
       limits: { maxBatchSize: 10_000, defaultBatchSize: 5_000, maxConcurrency: 4, defaultConcurrency: 2, readBackBatchSize: 10_000 },
       async check() {
         try {
-          await mkdir(dir, { recursive: true });
-          await writeAtomically(path.join(dir, '.write-check'), ['ok']);
-          await rm(path.join(dir, '.write-check'));
+          // The folder is created by the first delivery, not here: a run that fails before sending (a
+          // missing column, a held plan) leaves no empty output folder behind. Until then, the nearest
+          // existing parent must be writable.
+          if (await exists(dir)) {
+            await writeAtomically(path.join(dir, '.write-check'), ['ok']);
+            await rm(path.join(dir, '.write-check'));
+          } else {
+            let parent = path.dirname(dir);
+            while (!(await exists(parent)) && path.dirname(parent) !== parent) parent = path.dirname(parent);
+            await access(parent, constants.W_OK);
+          }
         } catch (err) {
           throw new DestinationError('FILE_NOT_WRITABLE', `cannot write to ${dir}: ${(err as Error).message}`, { cause: err });
         }
@@ -224,3 +233,7 @@ export const fileDestination = {
     };
   },
 } satisfies DestinationDefinition<FileConnection, FileOptions>;
+
+async function exists(p: string): Promise<boolean> {
+  return access(p).then(() => true, () => false);
+}

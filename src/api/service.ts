@@ -8,6 +8,7 @@ import { syncEngine } from '../daemon/sync-adapter.ts';
 import { LockedError, SegsyncError, UsageError } from '../errors.ts';
 import type { Identity } from '../auth/permissions.ts';
 import { mayApprove } from '../auth/authenticate.ts';
+import { approvalSubject } from '../state/approval-subject.ts';
 import { formatActor, type Actor } from '../state/actor.ts';
 import { eventsPage } from '../state/events-page.ts';
 import { findReceipts } from '../state/find-receipts.ts';
@@ -220,12 +221,16 @@ export async function segments(cp: ControlPlane, q: { mapping?: string; snapshot
   return { sizes, flows, changed: name && changed ? { mapping: name, runs: changed } : null };
 }
 
-/** A held run's approval is refused to the identity that made the run (four eyes: src/auth/authenticate.ts mayApprove). */
-function notOwnRun(identity: Identity, runActor: string): void {
+/**
+ * A held run's approval is refused to the identity that made the run or brought in the config it was planned
+ * with (four eyes: src/auth/authenticate.ts mayApprove).
+ */
+async function notOwnRun(cp: ControlPlane, identity: Identity, runId: number, runActor: string): Promise<void> {
+  const { db, schema } = state(cp);
   const at = runActor.indexOf(':');
-  const actor = { type: runActor.slice(0, at) as Actor['type'], id: runActor.slice(at + 1) };
-  const may = mayApprove(identity, { actor });
-  if (!may.ok) throw new ApiError(403, 'SELF_APPROVAL', `run was made by ${runActor}: ${may.reason}`);
+  const subject = (await approvalSubject(db, schema, runId)) ?? { actor: { type: runActor.slice(0, at) as Actor['type'], id: runActor.slice(at + 1) } };
+  const may = mayApprove(identity, subject);
+  if (!may.ok) throw new ApiError(403, 'SELF_APPROVAL', `run ${runId} was made by ${runActor}: ${may.reason}`);
 }
 
 async function waitingFor(cp: ControlPlane, id: number, identity: Identity, action: 'approve' | 'reject' | 'cancel') {
@@ -237,7 +242,7 @@ async function waitingFor(cp: ControlPlane, id: number, identity: Identity, acti
   if (!allowed.includes(r.status)) {
     throw conflict(r.status === 'approved' || r.status === 'rejected' ? 'ALREADY_DECIDED' : 'CONFLICT', `run ${id} of ${r.mapping} is ${r.status}: only a ${allowed.join(' or ')} run can be ${action === 'cancel' ? 'cancelled' : action === 'approve' ? 'approved' : 'rejected'}`, { run: id, status: r.status });
   }
-  if (action === 'approve') notOwnRun(identity, r.actor); // rejecting sends nothing: anyone with the permission may
+  if (action === 'approve') await notOwnRun(cp, identity, id, r.actor); // rejecting sends nothing: anyone with the permission may
   return r;
 }
 

@@ -7,6 +7,7 @@ import { ConfigError, type ConfigProblem } from '../errors.ts';
 import { Mapping, type Source } from './mapping.ts';
 import { bindSourceSql } from './source-sql.ts';
 import { Settings } from './settings.ts';
+import { allowedKeys, nearestKey } from './suggest.ts';
 
 /**
  * Reads config/segsync.yaml and mappings/*.yaml once, validates them with the zod schemas, and reports every
@@ -47,6 +48,19 @@ export interface ProjectConfig {
   mappings: LoadedMapping[];
   /** sha256 over the settings and mapping files as read: ties a run to the exact config it used. */
   hash: string;
+  /**
+   * Mapping files left out because they have problems (only with `skipBrokenMappings`; otherwise any
+   * problem throws). The settings file is never left out: a problem there still throws.
+   */
+  broken: BrokenMapping[];
+}
+
+/** A mapping file with problems, left out of a tolerant load: its name (when readable) and every problem. */
+export interface BrokenMapping {
+  file: string;
+  /** The `name:` in the file when it can be read, else the file name without .yaml. */
+  name: string;
+  problems: ConfigProblem[];
 }
 
 interface ParsedYaml {
@@ -121,14 +135,20 @@ function interpolate(parsed: ParsedYaml, value: unknown, at: (string | number)[]
   return value;
 }
 
-function zodProblems(parsed: ParsedYaml, error: z.ZodError, hints: (issuePath: string) => string | undefined, prefix: ReadonlyArray<string | number> = []): ConfigProblem[] {
+function zodProblems(parsed: ParsedYaml, error: z.ZodError, hints: (issuePath: string) => string | undefined, prefix: ReadonlyArray<string | number> = [], schema?: z.ZodType, topLevelKeys: readonly string[] = []): ConfigProblem[] {
   return error.issues.map((issue) => {
-    const parts = [...prefix, ...issue.path.filter((p): p is string | number => typeof p !== 'symbol')];
+    const issuePath = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+    const parts = [...prefix, ...issuePath];
     let node: YamlNode | null;
     let message = issue.message;
     if (issue.code === 'unrecognized_keys') {
       node = keyNodeAt(parsed.doc, parts, issue.keys[0] ?? '') ?? nodeAt(parsed.doc, parts).node;
       message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+      // "did you mean": the nearest allowed key, else the allowed ones.
+      const allowed = [...(schema ? allowedKeys(schema, issuePath) : []), ...(issuePath.length === 0 ? topLevelKeys : [])];
+      const near = issue.keys.flatMap((k) => { const n = nearestKey(k, allowed); return n ? [`'${k}': did you mean '${n}'?`] : []; });
+      const hint = near.length ? near.join('; ') : allowed.length ? `allowed here: ${allowed.join(', ')}` : hints(parts.join('.'));
+      return { file: parsed.file, ...positionOf(parsed, node), path: parts.join('.'), message, ...(hint ? { hint } : {}) };
     } else {
       const found = nodeAt(parsed.doc, parts);
       node = found.node;
@@ -161,6 +181,12 @@ export interface LoadOptions {
    * MappingBlockDeclaration). Without them any such block is an unknown key.
    */
   mappingBlocks?: ReadonlyArray<MappingBlockDeclaration>;
+  /**
+   * Leave a mapping file with problems out (listed in ProjectConfig.broken) instead of failing the whole
+   * load, so one broken file does not stop plan, run, receipts or the daemon for the other mappings.
+   * `validate` and a daemon reload load strictly.
+   */
+  skipBrokenMappings?: boolean;
 }
 
 function loaded<T>(parsed: ParsedYaml, value: T): LoadedFile<T> {
@@ -191,7 +217,7 @@ export async function loadProject(opts: LoadOptions = {}): Promise<ProjectConfig
         settings = result.data;
         settingsFile = loaded(parsed, result.data);
         settingsParsed.set(result.data, parsed);
-      } else problems.push(...zodProblems(parsed, result.error, () => undefined));
+      } else problems.push(...zodProblems(parsed, result.error, () => undefined, [], Settings));
     }
   } else if (opts.settingsFile) {
     problems.push({ file: rel(settingsPath), line: 1, column: 1, path: '', message: 'settings file not found' });
@@ -203,12 +229,18 @@ export async function loadProject(opts: LoadOptions = {}): Promise<ProjectConfig
   const byName = new Map<string, string>();
   const declared = new Map<string, MappingBlockDeclaration[]>();
   for (const d of opts.mappingBlocks ?? []) declared.set(d.name, [...(declared.get(d.name) ?? []), d]);
+  const broken: BrokenMapping[] = [];
+  const settingsBroken = problems.length > 0; // then every problem is reported together, nothing left out
   for (const f of files) {
+    const before = problems.length;
+    let fileName: string | undefined;
+    try {
     const parsed = await parseYamlFile(rel(path.join(mappingsDir, f)), problems);
     if (!parsed) continue;
     hashInput.push(parsed.doc.toString());
     // source.sql is not interpolated like other strings: its placeholders become bind parameters.
-    const js = (parsed.doc.toJS() ?? {}) as { source?: { sql?: unknown } };
+    const js = (parsed.doc.toJS() ?? {}) as { source?: { sql?: unknown }; name?: unknown };
+    if (typeof js?.name === 'string') fileName = js.name;
     const sql = js?.source && typeof js.source === 'object' && typeof js.source.sql === 'string' ? bindSourceSql(js.source.sql, env) : null;
     if (sql) {
       const at = positionOf(parsed, nodeAt(parsed.doc, ['source', 'sql']).node);
@@ -230,7 +262,7 @@ export async function loadProject(opts: LoadOptions = {}): Promise<ProjectConfig
     problems.push(...blockProblems);
     const result = Mapping.safeParse(core);
     if (!result.success) {
-      problems.push(...zodProblems(parsed, result.error, mappingHint));
+      problems.push(...zodProblems(parsed, result.error, mappingHint, [], Mapping, [...declared.keys()]));
       continue;
     }
     const m = result.data;
@@ -247,11 +279,19 @@ export async function loadProject(opts: LoadOptions = {}): Promise<ProjectConfig
     }
     if (sql && m.source.sql !== undefined) sqlParams.set(m.source, sql.params);
     mappings.push({ ...loaded(parsed, m), blocks });
+    } finally {
+      // Every problem found since `before` is this file's: with skipBrokenMappings the file is left out.
+      if (opts.skipBrokenMappings && !settingsBroken && problems.length > before) {
+        const file = rel(path.join(mappingsDir, f));
+        if (mappings.at(-1)?.file === file) mappings.pop();
+        broken.push({ file, name: fileName ?? f.replace(/\.ya?ml$/, ''), problems: problems.splice(before) });
+      }
+    }
   }
 
   if (problems.length) throw new ConfigError(problems);
   const hash = createHash('sha256').update(hashInput.join('\0')).digest('hex');
-  return { root, settingsFile, settings, mappings, hash };
+  return { root, settingsFile, settings, mappings, hash, broken };
 }
 
 /**
@@ -282,7 +322,7 @@ function mappingBlocks(parsed: ParsedYaml, raw: unknown, declared: ReadonlyMap<s
     }
     const result = decl.schema.safeParse(value);
     if (result.success) blocks[key] = value;
-    else blockProblems.push(...zodProblems(parsed, result.error, () => `the ${decl.owner} destination's '${key}:' block (docs/configuration.md#${decl.owner})`, [key]));
+    else blockProblems.push(...zodProblems(parsed, result.error, () => `the ${decl.owner} destination's '${key}:' block (docs/configuration.md#${decl.owner})`, [key], decl.schema));
   }
   return { core, blocks, blockProblems };
 }

@@ -121,6 +121,8 @@ export const Mapping = z.strictObject({
   schedule: CronExpression.optional().describe('cron expression for the daemon (seconds field allowed)'),
   after: z.array(z.literal('models', { error: "the daemon can wait for: models" })).optional().describe('run only after these succeeded and are fresh: [models]'),
   max_staleness: Duration.optional().describe('newest snapshot older than this blocks the sync'),
+  freshness: z.enum(['data', 'build']).optional()
+    .describe("what max_staleness measures: data (default) = the model's as-of instant (its newest snapshot); build = the time since the last successful models build, for data whose as-of is historical"),
   reconcile: z.strictObject({
     schedule: CronExpression.describe('when the daemon reads delivered records back'),
     sample: z.number().int().positive().default(100).describe('records checked per read-back (random sample)'),

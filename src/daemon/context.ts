@@ -20,7 +20,8 @@ export interface DaemonContext {
 }
 
 export interface JobStatus {
-  state: 'idle' | 'running' | 'blocked' | 'skipped' | 'held';
+  /** disabled: not scheduled, e.g. its connection's credentials are missing (reason says which). */
+  state: 'idle' | 'running' | 'blocked' | 'skipped' | 'held' | 'disabled';
   trigger?: string;
   since: Date;
   lastRun?: { runId: number | null; status: string; startedAt: Date; finishedAt: Date; error?: string };
@@ -32,6 +33,6 @@ export const MODELS_JOB = 'models';
 export function setStatus(ctx: DaemonContext, job: string, patch: Partial<JobStatus> & Pick<JobStatus, 'state'>): void {
   const prev = ctx.status.get(job);
   const next: JobStatus = { ...prev, ...patch, since: new Date() };
-  if (patch.state !== 'blocked' && patch.reason === undefined) delete next.reason;
+  if (patch.state !== 'blocked' && patch.state !== 'disabled' && patch.reason === undefined) delete next.reason;
   ctx.status.set(job, next);
 }

@@ -8,7 +8,7 @@ import { ConfigError, describeError } from '../errors.ts';
 import { enableProcessMetrics } from '../metrics.ts';
 import { startAlerts } from './alerts.ts';
 import { catchUp } from './catch-up.ts';
-import { MODELS_JOB, type DaemonContext } from './context.ts';
+import { MODELS_JOB, setStatus, type DaemonContext } from './context.ts';
 import { durationMs } from './duration.ts';
 import type { SyncEngine } from './sync-port.ts';
 import { eventLog } from './events.ts';
@@ -18,6 +18,7 @@ import { modelsJob } from './models-job.ts';
 import { erasureJob } from './erasure-job.ts';
 import { reconcileJob, reconcileJobName } from './reconcile-job.ts';
 import { checkDaemonConfig } from './config-check.ts';
+import { mappingsWithoutCredentials } from './credentials.ts';
 import { Scheduler, type Job } from './scheduler.ts';
 import { startWatchdog } from './watchdog.ts';
 
@@ -81,6 +82,14 @@ export class Daemon {
     await engine.migrate(app);
     const interrupted = await engine.markInterrupted(app);
     if (interrupted.length) app.log.warn({ mappings: interrupted }, 'runs left by a stopped process were marked interrupted; they resume now');
+    // A broken mapping file leaves that mapping out (reported here and as an event); the others run.
+    for (const b of app.config.broken ?? []) {
+      await this.#ctx.events.record({
+        kind: 'mapping_broken', severity: 'error', mapping: b.name,
+        message: `mapping ${b.name} (${b.file}) is not scheduled: its file has ${b.problems.length} problem(s); fix it and reload (segsync validate shows them)`,
+        details: { file: b.file, problems: b.problems }, dedupKey: `mapping_broken:${b.name}`,
+      });
+    }
     const { daemon } = app.config.settings;
     const ctx = this.#ctx;
     const mount = (server: FastifyInstance) => mountControlPlane(server, { app: () => ctx.app, nextRun: (name) => ctx.scheduler.nextRun(name), shared: ctx.shared, signal: ctx.signal });
@@ -89,6 +98,14 @@ export class Daemon {
     this.port = http.port;
     if (this.#stopping) return;
     this.#ctx.scheduler.set(this.#jobs(app.config));
+    for (const [name, status] of this.#ctx.status) {
+      if (status.state !== 'disabled') continue;
+      await this.#ctx.events.record({
+        kind: 'mapping_disabled', severity: 'warning', mapping: name,
+        message: `${name} is not scheduled: ${status.reason?.replace(/^disabled: /, '')}; export the variable(s) and reload (SIGHUP)`,
+        details: {}, dedupKey: `mapping_disabled:${name}`,
+      });
+    }
     this.#stopWatchdog = startWatchdog(this.#ctx, this.#opts.watchdogMs ?? 60_000, new Date());
     this.#alerts = startAlerts(this.#ctx);
     app.log.info({ mappings: app.config.mappings.map((m) => m.value.name), models: app.config.settings.models.schedule ?? null, timezone: daemon.timezone }, 'daemon started');
@@ -100,8 +117,13 @@ export class Daemon {
   }
 
   #jobs(config: ProjectConfig): Job[] {
-    const jobs: Job[] = config.mappings.map((m) => mappingJob(this.#ctx, m.value));
-    for (const m of config.mappings) {
+    // A mapping whose credentials are missing is disabled: shown in /status with what is missing, not scheduled.
+    const disabled = mappingsWithoutCredentials(config);
+    for (const [name, missing] of disabled) setStatus(this.#ctx, name, { state: 'disabled', reason: `disabled: credentials missing: ${missing}` });
+    for (const m of config.mappings) if (!disabled.has(m.value.name) && this.#ctx.status.get(m.value.name)?.state === 'disabled') this.#ctx.status.delete(m.value.name);
+    const enabled = config.mappings.filter((m) => !disabled.has(m.value.name));
+    const jobs: Job[] = enabled.map((m) => mappingJob(this.#ctx, m.value));
+    for (const m of enabled) {
       const rj = reconcileJob(this.#ctx, m.value);
       if (rj) jobs.push(rj);
     }

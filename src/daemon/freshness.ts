@@ -5,6 +5,7 @@ import type { Mapping } from '../config/mapping.ts';
 import type { Settings } from '../config/settings.ts';
 import { sourceQuery, sourceStatement } from '../sync/source.ts';
 import type { SyncEngine } from './sync-port.ts';
+import { modelBuiltAt } from '../models/build.ts';
 
 /**
  * How fresh the models are, from the first configured source:
@@ -18,7 +19,7 @@ import type { SyncEngine } from './sync-port.ts';
 
 export interface Freshness {
   at: Date | null;
-  source: 'dbt' | 'sql' | 'model';
+  source: 'dbt' | 'sql' | 'model' | 'build';
   /** Set when the source says the last build failed (dbt nodes in error). */
   failed?: string;
 }
@@ -27,6 +28,8 @@ export class FreshnessError extends Error {}
 
 export async function modelsFreshness(pool: pg.Pool, settings: Settings, root: string, engine: SyncEngine, mapping?: Mapping): Promise<Freshness> {
   const m = settings.models;
+  // freshness: build — the time since the last successful build, whatever the data's as-of (historical data).
+  if (mapping?.freshness === 'build') return { at: await modelBuiltAt(pool, m.schema), source: 'build' };
   if (m.dbt_run_results) return dbtFreshness(path.resolve(root, m.dbt_run_results));
   if (m.freshness_sql) {
     let r: pg.QueryResult;

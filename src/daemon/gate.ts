@@ -43,7 +43,7 @@ export async function checkGate(ctx: DaemonContext, mapping: Mapping): Promise<G
     return { ok: false, cause: 'freshness unknown', reason: message, details: {} };
   }
   if (fresh.failed) return { ok: false, cause: 'model build failed', reason: fresh.failed, details: { source: fresh.source } };
-  if (!fresh.at) return { ok: false, cause: 'stale model', reason: `the model has no snapshot yet (source: ${fresh.source})`, details: { source: fresh.source } };
+  if (!fresh.at) return { ok: false, cause: 'stale model', reason: fresh.source === 'build' ? 'no models build has succeeded yet (freshness: build)' : `the model has no snapshot yet (source: ${fresh.source})`, details: { source: fresh.source } };
   const lagMs = Date.now() - fresh.at.getTime();
   modelFreshnessLag.set({ model: fresh.source === 'model' ? (mapping.source.model ?? mapping.name) : fresh.source }, Math.max(0, lagMs / 1000));
   if (maxStaleness !== undefined && lagMs > durationMs(maxStaleness)) {

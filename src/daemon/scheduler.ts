@@ -56,7 +56,9 @@ export class Scheduler {
         entry.task = cron.schedule(job.schedule, () => { void this.fire(job.name, 'schedule'); }, { timezone: this.#timezone, name: job.name });
       }
       this.#entries.set(job.name, entry);
-      this.#log.info({ job: job.name, schedule: job.schedule ?? null, next: entry.task?.getNextRun() ?? null }, old ? 'job schedule changed' : 'job scheduled');
+      // A job without a schedule runs only when fired (catch-up, a trigger): "scheduled" would be untrue.
+      if (entry.task) this.#log.info({ job: job.name, schedule: job.schedule, next: entry.task.getNextRun() ?? null }, old ? 'job schedule changed' : 'job scheduled');
+      else this.#log.debug({ job: job.name }, old ? 'job no longer has a schedule' : 'job registered without a schedule (runs only when triggered)');
     }
   }
 

@@ -108,7 +108,10 @@ export function resolveColumns(file: string, header: string[], mapping: Map<stri
     const at = header.flatMap((h, i) => (h === source ? [i] : []));
     if (at.length === 0) {
       const mapped = source === target ? '' : ` (mapped to ${target})`;
-      throw new UsageError(`${file}: the header has no column "${source}"${mapped}; its columns are: ${listed}`, `map columns with --columns ${target}=<header column>`);
+      // One column whose name holds another separator: the file is not comma-separated.
+      const other = header.length === 1 ? [';', '\t', '|'].find((d) => header[0]!.includes(d)) : undefined;
+      const hint = other ? `the header is one column holding "${other === '\t' ? '\\t' : other}": pass --delimiter "${other === '\t' ? '\\t' : other}"` : `map columns with --columns ${target}=<header column>`;
+      throw new UsageError(`${file}: the header has no column "${source}"${mapped}; its columns are: ${listed}`, hint);
     }
     if (at.length > 1) throw new UsageError(`${file}: the header names column "${source}" ${at.length} times; its columns are: ${listed}`);
     out.set(target, at[0]!);

@@ -3,7 +3,7 @@ import { readCsv, readHeader, resolveColumns, type CsvRecord } from './csv-sourc
 import { CONFLICTS, mergePayments, writeConflictRejects } from './merge.ts';
 import { ensurePaymentsTable, type Relation } from './payments-table.ts';
 import { RejectWriter } from './rejects.ts';
-import { STAGE, type LoadResult } from './load-payments.ts';
+import { existingBefore, refuseSecondSet, STAGE, type ExistingPayments, type LoadResult } from './load-payments.ts';
 import { createStageTable, stageRows, type StageColumn, type StageValue } from './stage.ts';
 import { inLoadTransaction } from './transaction.ts';
 import { checkId, parseDecimal, parseTimestamp } from './values.ts';
@@ -41,7 +41,7 @@ const LINE_STAGE: StageColumn[] = [
 ];
 const SPLIT_INVOICES = '_segsync_split_invoices';
 
-export async function loadOnlineRetail(warehouse: Warehouse, opts: { file: string; relation: Relation; rejectsPath?: string | undefined; strict?: boolean | undefined }): Promise<OnlineRetailResult> {
+export async function loadOnlineRetail(warehouse: Warehouse, opts: { file: string; relation: Relation; rejectsPath?: string | undefined; strict?: boolean | undefined; existing?: ExistingPayments | undefined }): Promise<OnlineRetailResult> {
   const records = readCsv(opts.file);
   const header = await readHeader(opts.file, records);
   let index: Map<string, number>;
@@ -69,6 +69,7 @@ export async function loadOnlineRetail(warehouse: Warehouse, opts: { file: strin
 
   return inLoadTransaction(warehouse, rejects, async (client) => {
     await ensurePaymentsTable(client, opts.relation);
+    const had = await existingBefore(client, opts.relation, opts.existing);
     await createStageTable(client, LINES, LINE_STAGE);
     await stageRows(client, warehouse.embedded, LINES, LINE_STAGE, kept());
     // An invoice whose lines name different customers cannot become one payment: all its lines are refused.
@@ -87,6 +88,7 @@ export async function loadOnlineRetail(warehouse: Warehouse, opts: { file: strin
     const totals = await client.query<{ payments: number; users: number; total: string | null }>(
       `select count(*)::int as payments, count(distinct user_id)::int as users, sum(payment_amount)::text as total from ${STAGE}`);
     const merged = await mergePayments(client, STAGE, opts.relation);
+    refuseSecondSet(opts.relation, had, merged.loaded, opts.existing);
     const split = await client.query<{ n: number }>(`select count(*)::int as n from ${SPLIT_INVOICES}`);
     if (merged.conflicts > 0 || split.rows[0]!.n > 0) {
       // A refused payment stands for every line of its invoice; the reject file lists them all.

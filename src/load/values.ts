@@ -47,6 +47,18 @@ export function parseDecimal(raw: string): Parsed<string> {
   return { ok: true, value: raw };
 }
 
+const DECIMAL_COMMA = /^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$/;
+
+/**
+ * A decimal written with a comma (European exports: "1.234,56", "-12,5"): dots are thousands separators
+ * (groups of three only), the comma the decimal mark. Returned with a dot, as parseDecimal's values.
+ */
+export function parseDecimalComma(raw: string): Parsed<string> {
+  if (raw === '') return { ok: false, reason: 'is empty' };
+  if (!DECIMAL_COMMA.test(raw)) return { ok: false, reason: `is not a decimal number with a decimal comma: "${clip(raw)}" (--decimal-comma: 1.234,56 or 1234,56)` };
+  return { ok: true, value: raw.replace(/\./g, '').replace(',', '.') };
+}
+
 /** Ids are compared exactly, so they may not be empty, hold a NUL, or exceed what a btree index can hold. */
 export const MAX_ID_LENGTH = 1000;
 

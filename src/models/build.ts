@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { withTransaction } from '../db/transaction.ts';
-import { LockedError, SegsyncError } from '../errors.ts';
+import { LockedError, SegsyncError, UsageError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { carriedSnapshot, ensureBookkeeping, readState, recordSnapshots, saveFingerprints, staleSnapshots, tables, writeState, type ModelTables } from './bookkeeping.ts';
 import { ensureCurrentView, rebuildHistory, refreshHistory, relationExists } from './materialize.ts';
@@ -8,6 +8,19 @@ import { profilePayments, type PaymentsProfile } from './fingerprint.ts';
 import { checkPaymentsRelation, qualify, type Queryable } from './payments.ts';
 import { planBuild } from './rebuild-scope.ts';
 import { loadModelSources, renderBuild } from './template.ts';
+
+/** Clock skew tolerated before an as-of counts as "in the future". */
+const FUTURE_SLACK_MS = 60_000;
+
+/** A build as of an instant before the last build's: it would move the models back and undo what came after. */
+export class AsOfMovesBackError extends UsageError {
+  readonly previous: Date;
+  constructor(asOf: Date, previous: Date) {
+    super(`as-of ${asOf.toISOString()} is before the last build's as-of ${previous.toISOString()}: the models would move back and every change after it would be undone (and delivered again by the next sync)`,
+      `build as of ${previous.toISOString()} or later; --allow-earlier-as-of if you mean to go back`);
+    this.previous = previous;
+  }
+}
 
 export interface BuildOptions {
   /** Schema of the model tables and their bookkeeping (and of the payments relation when it is unqualified). */
@@ -18,6 +31,10 @@ export interface BuildOptions {
   asOf?: Date;
   /** Recompute every snapshot even when the last build's history could be kept. */
   fullRefresh?: boolean;
+  /** Build as of an instant after now (refused otherwise: the snapshots after today would be empty). */
+  allowFutureAsOf?: boolean;
+  /** Build as of an instant before the last build's (refused otherwise: it undoes the months after it). */
+  allowEarlierAsOf?: boolean;
   log: Logger;
   onProgress?: (progress: BuildProgress) => void;
 }
@@ -68,6 +85,10 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
   const started = performance.now();
   const asOf = opts.asOf ?? new Date();
   if (Number.isNaN(asOf.getTime())) throw new SegsyncError('MODELS_AS_OF_INVALID', `the as-of instant is not a valid date (${String(opts.asOf)})`);
+  // Time traps: an as-of in the future builds empty snapshots for the months to come; refused unless asked.
+  if (asOf.getTime() > Date.now() + FUTURE_SLACK_MS && !opts.allowFutureAsOf) {
+    throw new UsageError(`as-of ${asOf.toISOString()} is in the future: the snapshots after now would have no payments`, 'build as of now (no --as-of) or an earlier instant; --allow-future-as-of if you mean it');
+  }
   const log = opts.log.child({ component: 'models', schema: opts.schema });
   const progress = (i: number) => {
     const [phase, label] = PHASES[i] ?? ['commit', ''];
@@ -91,6 +112,7 @@ export async function buildModels(pool: pg.Pool, opts: BuildOptions): Promise<Bu
     const { paymentIdUnique } = await checkPaymentsRelation(client, payments);
     await ensureBookkeeping(client, t);
     const previous = await readState(client, t);
+    if (previous && asOf.getTime() < previous.asOf.getTime() && !opts.allowEarlierAsOf) throw new AsOfMovesBackError(asOf, previous.asOf);
     const tablesPresent = (await relationExists(client, t.hist)) && (await relationExists(client, t.current));
 
     progress(1);
@@ -189,4 +211,13 @@ export async function modelFreshness(pool: pg.Pool, schema: string): Promise<Dat
   if (!rows[0]?.present) return null;
   const latest = await pool.query<{ at: Date | null }>(`SELECT MAX(snapshot_at) AS at FROM ${t.hist}`);
   return latest.rows[0]?.at ?? null;
+}
+
+/** When the last successful models build committed (its bookkeeping row), or null when none did. */
+export async function modelBuiltAt(pool: pg.Pool, schema: string): Promise<Date | null> {
+  const t = tables(schema);
+  const { rows } = await pool.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [t.state]);
+  if (!rows[0]?.present) return null;
+  const r = await pool.query<{ at: Date | null }>(`SELECT max(built_at) AS at FROM ${t.state}`);
+  return r.rows[0]?.at ?? null;
 }

@@ -12,12 +12,17 @@ export interface RunListRow extends Record<string, unknown> {
   finished_at: Date | null;
   error: string | null;
   reason: string | null;
+  destination: string;
+  host: string | null;
+  pid: number | null;
+  config_hash: string;
 }
 
 /** Recent runs, newest first, optionally of one mapping and in some states. */
 export async function listRuns(db: Db, schema: string, f: { mapping?: string; status?: RunState[]; limit: number }): Promise<RunListRow[]> {
   const { rows } = await db.query<RunListRow & { id: string }>(
-    `SELECT id, mapping, actor_type || ':' || actor_id AS actor, status, planned, outcome, started_at, finished_at, error, status_reason AS reason FROM ${schema}.runs
+    `SELECT id, mapping, actor_type || ':' || actor_id AS actor, status, planned, outcome, started_at, finished_at, error, status_reason AS reason,
+            destination, host, pid, config_hash FROM ${schema}.runs
      WHERE ($1::text IS NULL OR mapping = $1) AND ($2::text[] IS NULL OR status = ANY($2)) ORDER BY id DESC LIMIT $3`,
     [f.mapping ?? null, f.status ?? null, f.limit]);
   return rows.map((r) => ({ ...r, id: Number(r.id) }));

@@ -10,6 +10,9 @@ import { readLedgerIdentity } from '../state/ledger-identity.ts';
 export function getMapping(config: ProjectConfig, name: string): LoadedMapping {
   const m = findMapping(config, name);
   if (!m) {
+    // A mapping whose file was left out as broken: its own problems, with positions (a config error, exit 2).
+    const broken = config.broken?.find((b) => b.name === name);
+    if (broken) throw new ConfigError(broken.problems);
     const known = config.mappings.map((x) => x.value.name);
     throw new UsageError(`no mapping named '${name}'`, known.length ? `mappings: ${known.join(', ')}` : 'add one under mappings/ (see mappings/rfm-to-file.yaml)');
   }

@@ -10,8 +10,12 @@ export async function seedSchema(pool: pg.Pool, schema: string, rows: Payment[])
   await insertPayments(pool, rows, `${schema}.fact_payments`);
 }
 
-export function build(pool: pg.Pool, schema: string, asOf: string, extra: { fullRefresh?: boolean; payments?: string } = {}): Promise<BuildSummary> {
-  return buildModels(pool, { schema, payments: extra.payments ?? 'fact_payments', asOf: new Date(asOf), fullRefresh: extra.fullRefresh, log: testLog });
+/**
+ * A build as of a historical instant. The model tests move the as-of both ways on purpose, so going back is
+ * allowed here; the refusal itself is tested in time-traps.test.ts.
+ */
+export function build(pool: pg.Pool, schema: string, asOf: string, extra: { fullRefresh?: boolean; payments?: string; allowEarlierAsOf?: boolean } = {}): Promise<BuildSummary> {
+  return buildModels(pool, { schema, payments: extra.payments ?? 'fact_payments', asOf: new Date(asOf), fullRefresh: extra.fullRefresh, allowEarlierAsOf: extra.allowEarlierAsOf ?? true, log: testLog });
 }
 
 export interface ScoreRow {

@@ -20,6 +20,6 @@ export async function openApp(project: TestProject): Promise<{ app: App; close: 
   return { app, close: async () => { release(); await done; } };
 }
 
-/** The RFM models on fact_payments in the public schema, as of `asOf`. */
+/** The RFM models on fact_payments in the public schema, as of `asOf` (historical instants, either way on purpose). */
 export const buildAt = (app: App, asOf: Date, fullRefresh = false) =>
-  buildModels(app.warehouse.pool, { schema: 'public', payments: 'fact_payments', asOf, fullRefresh, log: app.log });
+  buildModels(app.warehouse.pool, { schema: 'public', payments: 'fact_payments', asOf, fullRefresh, allowEarlierAsOf: true, log: app.log });

@@ -26,12 +26,14 @@ export function registerDaemon(program: Command): void {
     .option('--port <n>', 'HTTP port (default: $SEGSYNC_HTTP_PORT, else daemon.port in config/segsync.yaml, else 9464)', port)
     .action(async (opts: { port?: number }, cmd: Command) => {
       const port = opts.port ?? (process.env.SEGSYNC_HTTP_PORT ? envPort(process.env.SEGSYNC_HTTP_PORT) : undefined);
+      // At start a broken mapping file is left out and reported (the daemon runs the others); a reload
+      // (SIGHUP) is all or nothing: a broken file rejects it and the running configuration stays.
       const loadOpts = appOptions(cmd);
       const config = await loadConfig(loadOpts);
       const logger = log();
       const warehouse = await openWarehouse({ url: warehouseUrl(config.settings.warehouse.url), dataDir: loadOpts.dataDir, log: logger });
       const app: App = { config, warehouse, log: logger };
-      const daemon = new Daemon({ app, engine: syncEngine, loadConfig: () => loadConfig(loadOpts), ...(port === undefined ? {} : { port }) });
+      const daemon = new Daemon({ app, engine: syncEngine, loadConfig: () => loadConfig({ ...loadOpts, skipBrokenMappings: false }), ...(port === undefined ? {} : { port }) });
       let closed: Promise<void> | null = null;
       const close = () => (closed ??= warehouse.close());
       // Signals first: a SIGTERM or SIGHUP during a slow start must not kill the process by default action.

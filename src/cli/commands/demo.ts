@@ -5,6 +5,7 @@ import { DEMO_PREFIX, loadDemoPayments } from '../../demo/load.ts';
 import { UsageError } from '../../errors.ts';
 import { ensurePaymentsTable, paymentsRelation, type Relation } from '../../load/payments-table.ts';
 import { buildModels } from '../../models/index.ts';
+import { AsOfMovesBackError } from '../../models/build.ts';
 import { getMapping } from '../../sync/connect.ts';
 import { runMapping } from '../../sync/run.ts';
 import { segmentField, segmentTransitions } from '../../state/plan-detail.ts';
@@ -12,6 +13,10 @@ import { table } from '../format.ts';
 import { appOptions, integer } from '../options.ts';
 
 const DEMO_MAPPING = 'rfm-to-file';
+/** Months between the end of the first run's demo data and the start of this month (room for --next-month). */
+const DEMO_SPARE_MONTHS = 3;
+/** Segment moves listed after a sync; the rest are counted ("and N more"). */
+const MOVES_SHOWN = 8;
 
 /** The window of demo data already loaded: [start, end) in whole months, or null when there is none. */
 async function demoWindow(app: App, relation: Relation): Promise<{ start: Date; end: Date; months: number } | null> {
@@ -38,7 +43,8 @@ export function registerDemo(program: Command): void {
     .option('--seed <s>', 'random seed of the demo data', integer(1), 7)
     .option('--next-month', 'add one more month of payments after the data already there, then rebuild and sync')
     .addHelpText('after', `
-First run: generates --months of payments for --users customers ending at the start of the current month,
+First run: generates --months of payments for --users customers ending three months before the start of
+this month (so --next-month never writes a payment after today; a fourth --next-month is refused),
 builds rfm_segments_hist and rfm_current_segments as of that instant, and delivers every customer's segment
 to out/rfm-to-file/ as NDJSON batch files with manifests.
 Run it again: the data and the models are unchanged, so the sync delivers nothing.
@@ -57,23 +63,31 @@ segsync reconcile rfm-to-file --all, segsync plan rfm-to-file.`)
         const relation = await ensurePaymentsTable(app.warehouse.pool, paymentsRelation(app.config.settings));
         let window = await demoWindow(app, relation);
         if (!window) {
-          const end = startOfUtcMonth(new Date());
+          // The demo's payments end DEMO_SPARE_MONTHS before this month, so --next-month can add months without
+          // ever writing a payment after today (and the models are never built as of the future).
+          const end = addUtcMonths(startOfUtcMonth(new Date()), -DEMO_SPARE_MONTHS);
           const loaded = await loadDemoPayments(app.warehouse, { relation, users: o.users, months: o.months, seed: o.seed, end });
-          out(`1. demo data: ${loaded.payments.toLocaleString()} payments from ${loaded.users.toLocaleString()} customers, ${o.months} months to ${end.toISOString().slice(0, 10)}\n`);
+          out(`1. demo data: ${loaded.payments.toLocaleString('en-US')} payments from ${loaded.users.toLocaleString('en-US')} customers, ${o.months} months to ${end.toISOString().slice(0, 10)}\n`);
           window = { start: addUtcMonths(end, -o.months), end, months: o.months };
         } else if (o.nextMonth) {
           const end = addUtcMonths(window.end, 1);
+          if (end.getTime() > Date.now()) {
+            throw new UsageError(`the demo data already reaches ${window.end.toISOString().slice(0, 10)}: one more month would put payments after today`, 'start over with rm -rf .segsync out (this deletes the demo\'s ledger, see README), or wait for the month to end');
+          }
           const loaded = await loadDemoPayments(app.warehouse, { relation, users: o.users, months: window.months + 1, seed: o.seed, end, append: true });
-          out(`1. demo data: one more month to ${end.toISOString().slice(0, 10)} (${loaded.payments.toLocaleString()} payments in all)\n`);
+          out(`1. demo data: one more month to ${end.toISOString().slice(0, 10)} (${loaded.payments.toLocaleString('en-US')} payments added)\n`);
           window = { start: window.start, end, months: window.months + 1 };
         } else {
           out(`1. demo data: already loaded, ${window.months} months to ${window.end.toISOString().slice(0, 10)} (--next-month adds one)\n`);
         }
 
-        const build = await buildModels(app.warehouse.pool, {
-          schema: app.config.settings.models.schema, payments: app.config.settings.models.payments, asOf: window.end, log: app.log,
+        const buildAt = (asOf: Date) => buildModels(app.warehouse.pool, { schema: app.config.settings.models.schema, payments: app.config.settings.models.payments, asOf, log: app.log });
+        // Never back: after a `models build` as of now, the demo builds as of that build's instant.
+        const build = await buildAt(window.end).catch((err: unknown) => {
+          if (err instanceof AsOfMovesBackError) return buildAt(err.previous);
+          throw err;
         });
-        out(`2. models (${build.mode}, as of ${build.asOf.toISOString()}): ${build.users.toLocaleString()} customers, ${build.snapshots} snapshots, ${build.snapshotsRecomputed} recomputed in ${(build.durationMs / 1000).toFixed(1)}s\n`);
+        out(`2. models (${build.mode}, as of ${build.asOf.toISOString()}): ${build.users.toLocaleString('en-US')} customers, ${build.snapshots} snapshots, ${build.snapshotsRecomputed} recomputed in ${(build.durationMs / 1000).toFixed(1)}s\n`);
         for (const w of build.warnings) out(`   warning: ${w}\n`);
         out(table(Object.entries(build.segments).sort((a, b) => b[1] - a[1]).map(([segment, customers]) => ({ segment, customers }))).trimEnd().replace(/^/gm, '   ') + '\n');
 
@@ -83,8 +97,9 @@ segsync reconcile rfm-to-file --all, segsync plan rfm-to-file.`)
         if (run.status === 'held') out(`   held for approval, nothing was sent: ${run.error}\n   decide: segsync runs --held; segsync approve ${run.runId} --reason "..." or segsync reject ${run.runId} --reason "..."\n`);
         else if (c.delivered === 0 && c.failed === 0) out('   nothing changed since the last confirmed delivery, so nothing was sent\n');
         const field = segmentField(getMapping(app.config, DEMO_MAPPING).value);
-        const moves = field === null ? [] : await segmentTransitions(app.warehouse.pool, app.config.settings.state.schema, run.runId, field, 8);
-        if (moves.length) out(`   segment moves: ${moves.map((m) => `${m.from} -> ${m.to}: ${m.count}`).join('; ')}\n`);
+        const moves = field === null ? [] : await segmentTransitions(app.warehouse.pool, app.config.settings.state.schema, run.runId, field, 1000);
+        const shown = moves.filter((m) => m.from !== '(new)' && m.to !== '(removed)');
+        if (shown.length) out(`   segment moves: ${shown.slice(0, MOVES_SHOWN).map((m) => `${m.from} -> ${m.to}: ${m.count}`).join('; ')}${shown.length > MOVES_SHOWN ? `; and ${shown.length - MOVES_SHOWN} more (segsync receipts --mapping ${DEMO_MAPPING} --op update)` : ''}\n`);
         out(`   files: out/${DEMO_MAPPING}/ (NDJSON batches, each with a .manifest.json)\n`);
         out(`next: run it again (nothing to deliver), or: segsync demo --next-month; segsync receipts --mapping ${DEMO_MAPPING} --limit 5; segsync reconcile ${DEMO_MAPPING} --all\n`);
         if (run.status !== 'succeeded') process.exitCode = 1;

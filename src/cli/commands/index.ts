@@ -5,6 +5,8 @@ import { registerDaemon } from './daemon.ts';
 import { registerUi } from './ui.ts';
 import { registerDemo } from './demo.ts';
 import { registerDemoData } from './demo-data.ts';
+import { registerEvents } from './events.ts';
+import { registerState } from './state.ts';
 import { registerLoad } from './load.ts';
 import { registerModels } from './models.ts';
 import { registerMonitors, registerSync } from './sync.ts';
@@ -28,4 +30,6 @@ export const commands: Array<(program: Command) => void> = [
   registerTokens,
   registerForget,
   registerUi,
+  registerEvents,
+  registerState,
 ];

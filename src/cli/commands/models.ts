@@ -26,12 +26,13 @@ export function parseAsOf(text: string): Date {
 
 function summaryText(s: BuildSummary, schema: string): string {
   const secs = (s.durationMs / 1000).toFixed(1);
-  const rows = Object.entries(s.segments).map(([segment, users]) => ({
-    segment, users, share: s.users ? `${((100 * users) / s.users).toFixed(1)}%` : '',
+  // "customers" everywhere a person reads (the demo, the summaries); `users` stays the JSON field name.
+  const rows = Object.entries(s.segments).map(([segment, customers]) => ({
+    segment, customers, share: s.users ? `${((100 * customers) / s.users).toFixed(1)}%` : '',
   }));
   return `models built in ${schema} as of ${s.asOf.toISOString()}: ${s.mode} build in ${secs}s (${s.reason})\n` +
-    `  users: ${s.users}, snapshots: ${s.snapshots} (${s.snapshotsRecomputed} recomputed)\n\n` +
-    (rows.length ? table(rows, ['segment', 'users', 'share']) : '(no users: the current model is empty)\n');
+    `  customers: ${s.users}, snapshots: ${s.snapshots} (${s.snapshotsRecomputed} recomputed)\n\n` +
+    (rows.length ? table(rows, ['segment', 'customers', 'share']) : '(no customers: the current model is empty)\n');
 }
 
 export function registerModels(program: Command): void {
@@ -40,17 +41,21 @@ export function registerModels(program: Command): void {
     .description('build the RFM models from the payments relation (models.payments); incremental: only the snapshots that can have changed are recomputed')
     .option('--as-of <timestamp>', 'the "current" instant, ISO 8601 (UTC unless it has an offset); default now')
     .option('--full-refresh', 'recompute every snapshot instead of only those that can have changed')
+    .option('--allow-future-as-of', 'build as of an instant after now (refused otherwise: those snapshots have no payments yet)')
+    .option('--allow-earlier-as-of', 'build as of an instant before the last build\'s (refused otherwise: it undoes the months after it)')
     .addOption(new Option('--format <format>', 'summary as table or json').default('table'))
     .addHelpText('after', `
 Snapshots: every month start at or before --as-of, plus --as-of itself. A month-start row is the state at
 that instant (2023-04-01 = the end of March). The build is one transaction: if it fails, the previous models
-stay. Exit status: 0 built, 1 failed (for example a payments relation without a needed column), 2 usage.
+stay. An --as-of after now, or before the last build's as-of, is refused (exit 2) unless --allow-future-as-of
+or --allow-earlier-as-of says it is meant. Exit status: 0 built, 1 failed (for example a payments relation
+without a needed column), 2 usage.
 
 Examples:
   segsync models build
   segsync models build --as-of 2011-12-11
   segsync models build --full-refresh --format json`)
-    .action(async (o: { asOf?: string; fullRefresh?: boolean; format: string }, cmd: Command) => {
+    .action(async (o: { asOf?: string; fullRefresh?: boolean; allowFutureAsOf?: boolean; allowEarlierAsOf?: boolean; format: string }, cmd: Command) => {
       const asOf = o.asOf === undefined ? new Date() : parseAsOf(o.asOf);
       const format = parseFormat(o.format);
       if (format === 'csv') throw new UsageError('--format must be table or json for models build');
@@ -60,7 +65,7 @@ Examples:
         const interactive = process.stderr.isTTY === true;
         try {
           const built = await buildModels(app.warehouse.pool, {
-            schema, payments, asOf, fullRefresh: o.fullRefresh === true, log: app.log,
+            schema, payments, asOf, fullRefresh: o.fullRefresh === true, allowFutureAsOf: o.allowFutureAsOf === true, allowEarlierAsOf: o.allowEarlierAsOf === true, log: app.log,
             onProgress: (p) => {
               if (!interactive) return void app.log.info({ step: p.step, steps: p.steps }, `models: ${p.label}`);
               if (p.step === 1) bar.start(p.steps);

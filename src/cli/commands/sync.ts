@@ -18,6 +18,7 @@ import type { RuleVerdict } from '../../sync/guardrails.ts';
 import type { PlanCounts } from '../../state/plan-items.ts';
 import { appOptions, integer } from '../options.ts';
 import { progressBar } from '../progress.ts';
+import { cut, knownMapping, knownRun, oneOf, sentValues, window } from '../filters.ts';
 
 function summaryLines(s: RunSummary): string {
   const c = s.counts;
@@ -59,7 +60,8 @@ async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly
   }
 }
 
-const RECEIPT_STATUSES = ['delivered', 'failed', 'deferred', 'interrupted', 'in_doubt'];
+const RECEIPT_STATUSES = ['delivered', 'failed', 'deferred', 'interrupted', 'in_doubt'] as const;
+const RECEIPT_OPS = ['create', 'update', 'remove'] as const;
 
 function exitFor(s: RunSummary): number {
   return s.status === 'succeeded' ? 0 : s.status === 'deferred' ? 3 : s.status === 'held' ? 4 : 1;
@@ -122,6 +124,12 @@ export function registerSync(program: Command): void {
         // run row and a line here, never a reason to skip the mappings after it.
         let exit = 0;
         const failed: string[] = [];
+        // A mapping left out because its file is broken is reported (warned at load) and counted, exit 2.
+        for (const b of app.config.broken) {
+          process.stdout.write(`${b.name}: not run: ${b.file} has ${b.problems.length} problem(s) (segsync validate)\n`);
+          failed.push(`${b.name} (broken file)`);
+          exit = Math.max(exit, 2);
+        }
         const stop = stopOnSignals();
         try {
         for (const n of app.config.mappings.map((m) => m.value.name)) {
@@ -145,7 +153,8 @@ export function registerSync(program: Command): void {
         } finally {
           stop.dispose();
         }
-        process.stdout.write(failed.length ? `${failed.length} of ${app.config.mappings.length} mapping(s) did not succeed: ${failed.join(', ')}\n` : `all ${app.config.mappings.length} mapping(s) succeeded\n`);
+        const total = app.config.mappings.length + app.config.broken.length;
+        process.stdout.write(failed.length ? `${failed.length} of ${total} mapping(s) did not succeed: ${failed.join(', ')}\n` : `all ${total} mapping(s) succeeded\n`);
         return exit;
       });
     });
@@ -221,38 +230,56 @@ export function registerSync(program: Command): void {
     });
 
   program.command('receipts')
-    .description('per-record delivery receipts, newest run first, with the latest reconciliation verdict')
-    .option('--mapping <name>', 'only this mapping')
+    .description('per-record delivery receipts, newest run first: the values sent (before -> after), the destination, the answer and the latest reconciliation verdict')
+    .option('--mapping <name>', 'only this mapping (one the config names, or one with runs in the state)')
     .option('--key <key>', 'only this record key')
     .option('--run <id>', 'only this run', integer(1))
     .option('--status <status>', `one of: ${RECEIPT_STATUSES.join(', ')}`)
+    .option('--op <op>', `one of: ${RECEIPT_OPS.join(', ')}`)
+    .option('--since <when>', 'recorded at or after (ISO date or date-time, UTC unless an offset is given)')
+    .option('--until <when>', 'recorded before (ISO date or date-time)')
     .option('--limit <n>', 'at most this many rows', integer(1), 100)
     .addOption(new Option('--format <format>', 'table, json or csv').default('table'))
     .option('--show-pii', 'show keys unmasked (needs --reason; the view is recorded in the audit trail)')
     .option('--reason <text>', 'why you need to see personal data unmasked')
-    .action(async (o: { mapping?: string; key?: string; run?: number; status?: string; limit: number; format: string; showPii?: boolean; reason?: string }, cmd: Command) => {
+    .action(async (o: { mapping?: string; key?: string; run?: number; status?: string; op?: string; since?: string; until?: string; limit: number; format: string; showPii?: boolean; reason?: string }, cmd: Command) => {
+      // Every filter value is checked before anything is read: a typo is an error naming the allowed values.
       const format = parseFormat(o.format);
-      if (o.status !== undefined && !RECEIPT_STATUSES.includes(o.status)) {
-        throw new UsageError(`--status '${o.status}' is not a receipt status`, `one of: ${RECEIPT_STATUSES.join(', ')}`);
-      }
+      const status = o.status === undefined ? undefined : oneOf('--status', o.status, RECEIPT_STATUSES);
+      const op = o.op === undefined ? undefined : oneOf('--op', o.op, RECEIPT_OPS);
+      const when = window(o.since, o.until);
       if (o.showPii && !o.reason?.trim()) throw new UsageError('--show-pii needs --reason "..." (the view is recorded in the audit trail)');
-      const rows = await localOrDaemon(appOptions(cmd), () => withApp(appOptions(cmd), async (app) => {
+      const rows: Record<string, unknown>[] = await localOrDaemon(appOptions(cmd), () => withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
-        const found = await findReceipts(app.warehouse.pool, app.config.settings.state.schema, { ...o, limit: o.limit });
+        if (o.mapping !== undefined) await knownMapping(app, o.mapping);
+        if (o.run !== undefined) {
+          const of = await knownRun(app, o.run);
+          if (o.mapping !== undefined && of !== o.mapping) throw new UsageError(`run ${o.run} is a run of ${of}, not of ${o.mapping}`);
+        }
+        const found = await findReceipts(app.warehouse.pool, app.config.settings.state.schema, { mapping: o.mapping, key: o.key, run: o.run, status, op, ...when, limit: o.limit });
+        const objectOf = new Map(app.config.mappings.map((m) => [m.value.name, m.value.destination.object]));
+        const withObject = found.map((r): Record<string, unknown> => ({ ...r, object: objectOf.get(String(r.mapping)) ?? null }));
         if (o.showPii) {
           await auditPiiView(app.warehouse.pool, app.config.settings.state.schema, { actor: cliActor(), subject: `receipts:${o.mapping ?? '*'}`, reason: o.reason, keys: found.map((r) => String(r.key)), fields: ['key'] });
-          return found;
+          return withObject;
         }
         // Keys are personal data when the mapping says so (source.key_pii) or look like it: masked (docs/security.md).
         const keyClass = new Map(app.config.mappings.map((m) => [m.value.name, m.value.source.key_pii]));
-        return found.map((r) => maskDeep({ ...r, key: maskClassified(r.key, keyClass.get(String(r.mapping))) }) as typeof r);
+        return withObject.map((r) => maskDeep({ ...r, key: maskClassified(r.key as string, keyClass.get(String(r.mapping))) }) as Record<string, unknown>);
       }), async (api) => {
-        // The daemon's API shows what the API shows: masked (unmasked views are not offered through it yet).
+        // The daemon's API shows what the API shows: masked (unmasked views are not offered through it).
         if (o.showPii) throw new UsageError('--show-pii reads the database itself: stop the daemon holding the embedded database, or point segsync at a PostgreSQL server');
-        return (await api.get<{ receipts: Record<string, unknown>[] }>(`/api/v1/receipts${query({ mapping: o.mapping, key: o.key, run: o.run, status: o.status, limit: Math.min(o.limit, 500) })}`)).receipts;
+        return (await api.get<{ receipts: Record<string, unknown>[] }>(`/api/v1/receipts${query({ mapping: o.mapping, key: o.key, run: o.run, status, limit: Math.min(o.limit, 500) })}`)).receipts;
       });
-      const cols = format === 'table' ? ['run_id', 'mapping', 'key', 'op', 'status', 'attempt', 'destination_id', 'error_code', 'reconcile_status', 'recorded_at'] : undefined;
-      process.stdout.write(render(rows, format, cols));
+      if (format === 'table') {
+        process.stdout.write(table(rows.map((r) => ({
+          run_id: r.run_id, mapping: r.mapping, destination: `${String(r.connection ?? '')}${r.object ? `/${String(r.object)}` : ''}`, key: r.key, op: r.op, status: r.status,
+          sent: cut(sentValues(String(r.op), (r.before ?? null) as Record<string, unknown> | null, (r.after ?? null) as Record<string, unknown> | null), 70),
+          attempt: r.attempt, destination_id: r.destination_id, error: cut([r.error_code, r.error_message].filter(Boolean).join(': '), 60), reconcile: r.reconcile_status, recorded_at: r.recorded_at,
+        }))));
+        return;
+      }
+      process.stdout.write(render(rows.map((r) => maskDeep(r) as Record<string, unknown>), format));
     });
 }
 
