@@ -112,6 +112,25 @@ function positionOf(parsed: ParsedYaml, node: YamlNode | null): { line: number; 
   return { line: pos.line, column: pos.col };
 }
 
+/** Keys whose values are credentials: they must name an environment variable, never hold the secret itself. */
+const SECRET_KEY = /^(token|access_token|refresh_token|bot_token|password|secret|client_secret|api_key|apikey|write_key|routing_key|private_key|signing_key)$/i;
+const ONLY_ENV_REF = /^\$\{[A-Z_][A-Z0-9_]*(:-)?\}$/;
+
+/**
+ * Secrets come only from the environment: a credential written into the settings file (a literal token, or a
+ * ${VAR:-default} whose default is one) is a located problem, so it never sits in a repository or a config diff.
+ */
+function literalSecrets(parsed: ParsedYaml, value: unknown, at: (string | number)[], problems: ConfigProblem[]): void {
+  if (Array.isArray(value)) return value.forEach((v, i) => literalSecrets(parsed, v, [...at, i], problems));
+  if (!value || typeof value !== 'object') return;
+  for (const [k, v] of Object.entries(value)) {
+    if (SECRET_KEY.test(k) && typeof v === 'string' && v !== '' && !ONLY_ENV_REF.test(v.trim())) {
+      const name = `SEGSYNC_${[...at, k].filter((p) => typeof p === 'string').slice(-2).join('_').toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
+      problems.push({ file: parsed.file, ...positionOf(parsed, nodeAt(parsed.doc, [...at, k]).node), path: [...at, k].join('.'), message: `'${k}' holds a secret written into the file`, hint: `write \${${name}} and export ${name}=... (secrets come only from environment variables)` });
+    } else literalSecrets(parsed, v, [...at, k], problems);
+  }
+}
+
 const ENV_REF = /\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}/g;
 
 /**
@@ -209,6 +228,7 @@ export async function loadProject(opts: LoadOptions = {}): Promise<ProjectConfig
     if (parsed) {
       hashInput.push(parsed.doc.toString());
       const raw = parsed.doc.toJS() ?? {};
+      literalSecrets(parsed, raw, [], problems);
       // Connections are interpolated leniently here and strictly when a mapping uses them (resolveConnection).
       const { connections, ...rest } = raw as Record<string, unknown>;
       const value = { ...(interpolate(parsed, rest, [], problems, env) as object), ...(connections === undefined ? {} : { connections }) };
