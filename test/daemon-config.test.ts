@@ -51,7 +51,7 @@ test('freshness: build syncs historical data, freshness: data blocks it; missing
   await daemon.start();
   try {
     const scheduled = lines.map((l) => JSON.parse(l) as { msg: string; job?: string }).filter((l) => l.msg === 'job scheduled').map((l) => l.job).sort();
-    assert.deepEqual(scheduled, ['by-build', 'models'], 'only jobs with a schedule are logged as scheduled (by-data has none; to-hub is disabled)');
+    assert.deepEqual(scheduled, ['by-build', 'erasures', 'models'], 'only jobs with a schedule are logged as scheduled (by-data has none; to-hub is disabled; erasures retries open erasures on privacy.erasure_schedule)');
 
     const status = daemon.status() as { jobs: Record<string, { state?: string; reason?: string }> };
     assert.equal(status.jobs['to-hub']?.state, 'disabled');

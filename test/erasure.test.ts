@@ -50,6 +50,8 @@ before(async () => {
   process.env.ERASE_HOOK_SECRET = SECRET;
   process.env.ERASE_SEG_TOKEN = seg.regulationToken;
   process.env.ERASE_RUD_TOKEN = 'wrong-token-first';
+  process.env.ERASE_SEG_WRITE_KEY = seg.writeKey;
+  process.env.ERASE_RUD_WRITE_KEY = rud.writeKey;
   project = await createProject({ url: db.url, settings: `warehouse:
   url: ${db.url}
 connections:
@@ -63,11 +65,11 @@ connections:
     secret: \${ERASE_HOOK_SECRET}
   segment:
     type: segment
-    write_key: ${seg.writeKey}
+    write_key: \${ERASE_SEG_WRITE_KEY}
     base_url: ${seg.url}
   rudder:
     type: rudderstack
-    write_key: ${rud.writeKey}
+    write_key: \${ERASE_RUD_WRITE_KEY}
     base_url: ${rud.url}
   files:
     type: file
