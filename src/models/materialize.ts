@@ -66,7 +66,11 @@ async function markCurrentKey(db: Queryable, t: ModelTables, currentSql: string,
   const bare = currentSql.replace(/--[^\n]*/g, ' ').replace(/\s+/g, ' ').trim().toLowerCase();
   const h = t.hist.toLowerCase();
   const canonical = `select * from ${h} where snapshot_at = (select max(snapshot_at) from ${h})`;
-  const { rows } = await db.query<{ md5: string }>('SELECT md5(pg_get_viewdef(to_regclass($1))) AS md5', [t.current]);
+  const { rows } = await db.query<{ md5: string; comment: string | null }>(
+    `SELECT md5(pg_get_viewdef(to_regclass($1))) AS md5, obj_description(to_regclass($1), 'pg_class') AS comment`, [t.current]);
+  // Already marked for this very definition (every refresh after the first): nothing to write.
+  const mark = rows[0]!.comment ? CURRENT_KEY_MARK.exec(rows[0]!.comment) : null;
+  if (!created && bare === canonical && mark && mark[1] === t.hist && mark[2] === rows[0]!.md5) return;
   let same = created;
   if (!same && bare === canonical) {
     // A view kept from an earlier build (or edited since): marked only when it is still exactly the model's SQL,
@@ -80,8 +84,8 @@ async function markCurrentKey(db: Queryable, t: ModelTables, currentSql: string,
     await db.query(`COMMENT ON VIEW ${t.current} IS NULL`);
     return;
   }
-  const mark = `segsync: one row per user_id: the latest snapshot of ${t.hist}, primary key (snapshot_at, user_id); view definition md5 ${rows[0]!.md5}`;
-  await db.query(`COMMENT ON VIEW ${t.current} IS '${mark.replaceAll("'", "''")}'`);
+  const text = `segsync: one row per user_id: the latest snapshot of ${t.hist}, primary key (snapshot_at, user_id); view definition md5 ${rows[0]!.md5}`;
+  await db.query(`COMMENT ON VIEW ${t.current} IS '${text.replaceAll("'", "''")}'`);
 }
 
 /** Drops a table or view of that name (earlier versions kept the current segments as a table). */
