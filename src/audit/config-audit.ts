@@ -29,7 +29,9 @@ export function configContent(config: ProjectConfig, env: NodeJS.ProcessEnv = pr
     }
     if (typeof v === 'string') {
       if ((SECRET_NAME.test(name) && !NOT_SECRET.test(name)) || secrets.has(v)) return void (out[at] = '[secret]');
-      out[at] = maskEmails(v.replace(/(\w+:\/\/[^:/@\s]*:)[^@\s]*@/g, '$1[secret]@'));
+      // A SQL source's bind placeholders are kept as NUL-delimited markers (src/config/source-sql.ts), which jsonb
+      // cannot hold: shown as $n, the parameter the database receives.
+      out[at] = maskEmails(v.replace(/(\w+:\/\/[^:/@\s]*:)[^@\s]*@/g, '$1[secret]@')).replace(/\u0000(\d+)\u0000/g, '$$$1');
       return;
     }
     out[at] = v ?? null;

@@ -48,7 +48,7 @@ export function maskPii(value: string | null | undefined): string {
 
 const PHONE = /\+\d[\d\s().-]{6,}\d/g;
 /** Words after which a double-quoted name is an identifier (column "email"), not a value. */
-const IDENTIFIER_BEFORE = /(column|relation|table|schema|function|type|constraint|index|role|database|sequence|view|trigger|operator|extension|collation|parameter|field|property|object|sobject|mapping|connection|cursor|savepoint|key)\s*$/i;
+const IDENTIFIER_BEFORE = /(transform|column|relation|table|schema|function|type|constraint|index|role|database|sequence|view|trigger|operator|extension|collation|parameter|field|property|object|sobject|mapping|connection|cursor|savepoint|key)\s*$/i;
 
 /**
  * Text from the database or a destination, which can quote the values it refused (`invalid input syntax for type
