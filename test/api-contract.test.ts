@@ -128,8 +128,12 @@ describe('the API and its OpenAPI document', () => {
     assert.deepEqual(typo.error.allowed, [...RUN_STATES]);
     const cur = await checked('GET', '/api/v1/runs?cursor=garbage', 400);
     assert.equal(cur.error.code, 'BAD_CURSOR');
-    const keyCursor = Buffer.from(JSON.stringify({ v: 'u1' })).toString('base64url');
+    const items = await checked('GET', `/api/v1/runs/${f.runs[0]!.runId}/items?limit=1`, 200);
+    const keyCursor = items.nextCursor as string;
+    assert.ok(keyCursor, 'a first page of one item has a next page');
     assert.equal((await checked('GET', `/api/v1/runs?cursor=${keyCursor}`, 400)).error.code, 'BAD_CURSOR', 'an items cursor is no runs cursor');
+    // A cursor is sealed: the key it continues after cannot be read out of it (nor the URL it goes into).
+    assert.ok(!Buffer.from(keyCursor.slice(2), 'base64url').toString('latin1').includes(items.items[0].key.slice(0, 4)));
     assert.equal((await checked('GET', '/api/v1/runs?mapping=nope', 400)).error.code, 'BAD_FILTER');
     assert.equal((await checked('GET', '/api/v1/runs?limit=0', 400)).error.code, 'BAD_REQUEST');
     assert.equal((await checked('GET', '/api/v1/runs?colour=red', 400)).error.code, 'BAD_REQUEST');
@@ -184,6 +188,11 @@ describe('the API and its OpenAPI document', () => {
     const hist = await f.q<{ n: number }>(`SELECT count(*)::int AS n FROM rfm_segments_hist WHERE user_id = $1`, [k!.key]);
     assert.equal(t.segments.length, hist[0]!.n);
     assert.ok(t.segments.length >= 5);
+    // The sealed ref stands for the key in a URL: the same timeline, and the key is nowhere in the path.
+    const byRef = await checked('GET', `/api/v1/records/${MAPPING}/${t.ref}`, 200);
+    assert.ok(!String(t.ref).includes(k!.key));
+    assert.deepEqual(byRef.runs.map((e: { runId: number }) => e.runId), t.runs.map((e: { runId: number }) => e.runId));
+    assert.equal((await checked('GET', `/api/v1/records/${MAPPING}/${String(t.ref).slice(0, -3)}abc`, 404)).error.code, 'NOT_FOUND', 'an edited ref finds nothing');
     assert.equal((await checked('GET', `/api/v1/records/${MAPPING}/nobody`, 404)).error.code, 'NOT_FOUND');
     assert.equal((await checked('GET', '/api/v1/records/nope/u000001', 404)).error.code, 'NOT_FOUND');
   });

@@ -149,6 +149,19 @@ describe('the dashboard in headless Chromium', { skip }, () => {
     assert.match(await page.textContent('#timeline') ?? '', /delivered/);
     assert.ok(await page.locator('#segment-history tbody tr').count() >= 5);
     await shot(page, 'record');
+    // A record's link on a run page carries a sealed reference, never the key, and opens the same timeline.
+    await page.goto(`${f.url}/runs/${f.runs[0]!.runId}`);
+    const link = page.locator('a[href^="/records?"]').first();
+    const href = (await link.getAttribute('href'))!;
+    assert.match(href, /[?&]ref=r_[A-Za-z0-9_-]+$/);
+    const keys = await f.q<{ key: string }>(`SELECT key FROM segsync.run_items WHERE run_id = $1`, [f.runs[0]!.runId]);
+    assert.ok(keys.length > 0 && !keys.some((x) => href.includes(x.key) || href.includes(encodeURIComponent(x.key))), `no key in ${href}`);
+    await link.click();
+    await page.waitForSelector('#timeline');
+    assert.ok(!keys.some((x) => page.url().includes(x.key)), 'nor in the address the browser shows');
+    // An edited reference finds nothing and says so.
+    await page.goto(`${f.url}/records?mapping=${MAPPING}&ref=${href.split('ref=')[1]!.slice(0, -2)}xx`);
+    assert.equal(await page.locator('#timeline').count(), 0);
     await page.close();
   });
 
@@ -194,8 +207,14 @@ describe('the dashboard in headless Chromium', { skip }, () => {
       await page.goto(`${f.url}/runs/${f.runs[0]!.runId}`);
       await page.click('text=Show the segment transitions');
       assert.ok(await page.locator('#transitions tbody tr').count() > 0, 'the transitions without htmx');
-      await page.goto(`${f.url}/records?mapping=${MAPPING}&key=${(await f.q<{ key: string }>('SELECT min(key) AS key FROM segsync.run_items'))[0]!.key}`);
+      // Without JavaScript the search form posts the key: the result comes back, the key stays out of the URL.
+      const [first] = await f.q<{ key: string }>('SELECT min(key) AS key FROM segsync.run_items');
+      await page.goto(`${f.url}/records`);
+      await page.fill('input[name=key]', first!.key);
+      await page.click('#record-search button');
+      await page.waitForSelector('#timeline');
       assert.ok(await page.locator('#timeline tbody tr').count() >= 1);
+      assert.ok(!page.url().includes(first!.key) && !page.url().includes(encodeURIComponent(first!.key)));
       await page.goto(`${f.url}/segments`);
       assert.ok(await page.locator('#sizes tbody tr').count() > 0, 'the figures are in a table');
       await shot(page, 'nojs-segments');

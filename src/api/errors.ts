@@ -1,3 +1,4 @@
+import { openRef, sealRef } from '../pii/refs.ts';
 /**
  * Errors the API answers with: `{ error: { code, message, ...details } }` and an HTTP status. Every refusal
  * names what was wrong (the parameter, the value, what is allowed), never an empty 200.
@@ -33,15 +34,17 @@ export function allowedList<T extends string>(parameter: string, value: string |
 }
 
 /** Opaque keyset cursors: base64url JSON. A cursor that does not decode to what its route expects is a 400. */
+/** Cursors are sealed (src/pii/refs.ts): a page of records by key never puts a key into a URL. */
 export function encodeCursor(v: string | number): string {
-  return Buffer.from(JSON.stringify({ v })).toString('base64url');
+  return sealRef(JSON.stringify({ v }), 'c_');
 }
 
 export function decodeCursor(cursor: string | undefined, kind: 'id' | 'key'): number | string | undefined {
   if (cursor === undefined || cursor === '') return undefined;
   let v: unknown;
   try {
-    v = (JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { v?: unknown }).v;
+    const opened = openRef(cursor, 'c_');
+    v = opened === null ? undefined : (JSON.parse(opened) as { v?: unknown }).v;
   } catch {
     v = undefined;
   }

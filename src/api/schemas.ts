@@ -21,7 +21,7 @@ export const ErrorBody = z.object({
 
 export const IdParam = z.object({ id: z.string().regex(/^[1-9][0-9]{0,17}$/, 'a run id: a positive integer') });
 export const NameParam = z.object({ name: z.string().min(1) });
-export const RecordParams = z.object({ mapping: z.string().min(1), key: z.string().min(1) });
+export const RecordParams = z.object({ mapping: z.string().min(1), key: z.string().min(1).describe('the record key, or its sealed reference (ref) from a run item or a timeline: keeps the key out of the URL') });
 
 const Limit = z.string().regex(/^[0-9]+$/, 'a whole number').optional().describe('page size, 1-500 (default 50)');
 const Cursor = z.string().optional().describe('nextCursor of the previous page');
@@ -96,7 +96,7 @@ export const RunDetail = RunSummary.extend({
 }).meta({ id: 'RunDetail' });
 
 export const ItemList = z.object({
-  items: z.array(z.object({ key: z.string(), op: z.string(), status: z.string(), before: Json, after: Json, errorCode: z.string().nullable(), requestId: z.string().nullable() })),
+  items: z.array(z.object({ key: z.string(), ref: z.string().describe('sealed reference to the key for URLs: GET /records/{mapping}/{ref}'), op: z.string(), status: z.string(), before: Json, after: Json, errorCode: z.string().nullable(), requestId: z.string().nullable() })),
   nextCursor: z.string().nullable(),
 });
 
@@ -133,6 +133,7 @@ export const Decision = z.object({ runId: z.number().int(), mapping: z.string(),
 export const RecordTimeline = z.object({
   mapping: z.string(),
   key: z.string(),
+  ref: z.string().describe('sealed reference to this key, for links that must not carry it'),
   delivered: z.object({
     payload: Json, destinationId: z.string().nullable(), deliveredAt: NullableTime, lastRunId: z.number().int().nullable(), removedAt: NullableTime,
     failCount: z.number().int(), lastErrorCode: z.string().nullable(), dead: z.boolean(), reconcileStatus: z.string().nullable(), reconciledAt: NullableTime,

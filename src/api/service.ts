@@ -8,6 +8,7 @@ import { syncEngine } from '../daemon/sync-adapter.ts';
 import { LockedError, SegsyncError, UsageError } from '../errors.ts';
 import type { Identity } from '../auth/permissions.ts';
 import { mayApprove } from '../auth/authenticate.ts';
+import { openRef, sealRef } from '../pii/refs.ts';
 import { approvalSubject } from '../state/approval-subject.ts';
 import { formatActor, type Actor } from '../state/actor.ts';
 import { eventsPage } from '../state/events-page.ts';
@@ -179,17 +180,19 @@ export async function runItems(cp: ControlPlane, id: number, q: { op?: 'create' 
   await ensureState(app);
   if (!(await runById(db, schema, id))) throw notFound('run', id);
   const page = await runItemsPage(db, schema, id, { ...(afterKey === undefined ? {} : { afterKey }), ...(q.op ? { op: q.op } : {}), limit });
-  return { items: page.items, nextCursor: page.next === null ? null : encodeCursor(page.next) };
+  return { items: page.items.map((i) => ({ ...i, ref: sealRef(String(i.key)) })), nextCursor: page.next === null ? null : encodeCursor(page.next) };
 }
 
-export async function record(cp: ControlPlane, mapping: string, key: string) {
+/** `key` is the record's key, or a sealed reference to it (`ref` of a run item or a timeline: src/pii/refs.ts). */
+export async function record(cp: ControlPlane, mapping: string, keyOrRef: string) {
+  const key = openRef(keyOrRef) ?? keyOrRef;
   const { app, db, schema } = state(cp);
   const m = findMapping(app, mapping).value;
   await ensureState(app);
   const t = await recordTimeline(db, schema, m.name, key);
   const segments = await customerSegments(db, app.config.settings.models.schema, key).catch(() => null);
   if (!t.delivered && !t.runs.length && !segments?.length) throw notFound('record', key, `no run of ${m.name} planned or sent this key, and the models have no customer with it`);
-  return { ...t, segments };
+  return { ...t, ref: sealRef(key), segments };
 }
 
 export async function events(cp: ControlPlane, q: { mapping?: string; severity?: string; kind?: string; run?: string; limit?: string; cursor?: string }) {

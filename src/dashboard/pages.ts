@@ -155,7 +155,7 @@ ${ch.length ? chart('changed-chart', 'share of records each run changed', ch.map
       const it = masked(await svc.runItems(cp, id, cursor ? { cursor } : {}));
       const more = it.nextCursor ? html`<div id="more-items"><a href="/runs/${id}?cursor=${it.nextCursor}#items" hx-get="/runs/${id}?cursor=${it.nextCursor}&fragment=items" hx-target="#more-items" hx-swap="outerHTML">More items</a></div>` : '';
       return html`<div class="table"><table><thead><tr><th>Key</th><th>Op</th><th>State</th><th>Before</th><th>After</th><th>Error</th></tr></thead><tbody>
-${it.items.map((i) => html`<tr><td><a href="/records?mapping=${mapping}&key=${i.key}">${i.key}</a></td><td>${i.op}</td><td>${statusOf(i.status)}</td><td>${json(i.before)}</td><td>${json(i.after)}</td><td>${i.errorCode ?? ''}</td></tr>`)}
+${it.items.map((i) => html`<tr><td><a href="/records?mapping=${mapping}&ref=${i.ref}">${i.key}</a></td><td>${i.op}</td><td>${statusOf(i.status)}</td><td>${json(i.before)}</td><td>${json(i.after)}</td><td>${i.errorCode ?? ''}</td></tr>`)}
 </tbody></table></div>${more}`;
     };
     const transitionsBlock = async () => {
@@ -211,8 +211,10 @@ ${r.history.map((h) => html`<tr><td>${when(h.at)}</td><td>${h.from ?? '—'}</td
   server.post('/runs/:id/approve', { config: { permission: 'approve', kind: 'page' } }, decide('approve'));
   server.post('/runs/:id/reject', { config: { permission: 'approve', kind: 'page' } }, decide('reject'));
 
-  server.get('/records', page, async (request, reply) => {
-    const q = request.query as { mapping?: string; key?: string; fragment?: string };
+  // The search form posts the key (it never lands in a URL); links to a record carry a sealed ref (src/pii/refs.ts).
+  const records = async (request: FastifyRequest, reply: FastifyReply) => {
+    const q = { ...(request.query as object), ...(request.method === 'POST' ? (request.body as object) ?? {} : {}) } as { mapping?: string; key?: string; ref?: string; fragment?: string };
+    if (!q.key && q.ref) q.key = q.ref;
     const app = cp.app();
     const names = app.config.mappings.map((m) => m.value.name);
     const result = async (): Promise<Html> => {
@@ -233,11 +235,13 @@ ${t.runs.map((e) => html`<tr><td><a href="/runs/${e.runId}">#${e.runId}</a><br>$
     };
     if (q.fragment === 'result') return reply.type('text/html; charset=utf-8').send((await result()).value);
     return send(reply, request, 'Record debugger', async () => html`<h1>Record debugger</h1>
-<form method="get" action="/records" class="decide" id="record-search" hx-get="/records?fragment=result" hx-target="#result" hx-push-url="false">
+<form method="post" action="/records" class="decide" id="record-search" hx-post="/records?fragment=result" hx-target="#result" hx-push-url="false">
 <label>Mapping <select name="mapping">${names.map((n) => html`<option value="${n}"${raw(n === q.mapping ? ' selected' : '')}>${n}</option>`)}</select></label>
-<label>Key <input name="key" value="${q.key ?? ''}" required></label><button type="submit">Search</button></form>
+<label>Key <input name="key" value="${q.key && !q.ref ? q.key : ''}" required></label><button type="submit">Search</button></form>
 <div id="result">${await result()}</div>`);
-  });
+  };
+  server.get('/records', page, records);
+  server.post('/records', page, records);
 
   server.get('/segments', page, (request, reply) => send(reply, request, 'Segments', async () => {
     const q = request.query as { mapping?: string };
