@@ -97,7 +97,7 @@ ${q.failed ? html`<p class="error">That token was not accepted.</p>` : ''}
     const next = b.next && b.next.startsWith('/') && !b.next.startsWith('//') ? b.next : '/';
     const identity = await verifyToken(String(b.token ?? ''), cp.app());
     if (!identity) return reply.redirect(`/login?failed=1&next=${encodeURIComponent(next)}`, 303);
-    const s = createSession(identity);
+    const s = createSession(identity, String(b.token));
     const secure = request.protocol === 'https' ? '; Secure' : '';
     return reply.header('set-cookie', `${SESSION_COOKIE}=${s.id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${s.maxAgeS}${secure}`).redirect(next, 303);
   });
