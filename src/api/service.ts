@@ -23,6 +23,7 @@ import { approveRun, cancelRun, CANCELLABLE, rejectRun } from '../sync/decide.ts
 import { ensureState, planMapping, runMapping } from '../sync/run.ts';
 import type { Severity } from '../state/events.ts';
 import type { RuleVerdict } from '../sync/guardrails.ts';
+import { fieldClasses, maskShown } from '../pii/mask.ts';
 import { allowedList, badRequest, conflict, decodeCursor, encodeCursor, notFound, ApiError } from './errors.ts';
 
 /**
@@ -39,6 +40,19 @@ export interface ControlPlane {
   shared?: Map<string, unknown>;
   /** Stops background runs started through the API (the daemon's stop signal). */
   signal?: AbortSignal;
+}
+
+const classesByConfig = new WeakMap<object, Map<string, string>>();
+
+/**
+ * What the API and the dashboard send, masked: maskDeep plus every field the mappings classify (`pii:`), by
+ * its class (the one masking of src/pii/mask.ts, with the config's classification).
+ */
+export function shown<T>(cp: ControlPlane, value: T): T {
+  const config = cp.app().config;
+  let classes = classesByConfig.get(config);
+  if (!classes) classesByConfig.set(config, (classes = fieldClasses(config.mappings.map((m) => m.value))));
+  return maskShown(value, classes) as T;
 }
 
 export const SEVERITIES: readonly Severity[] = ['info', 'warning', 'error', 'critical'];

@@ -27,8 +27,6 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   'uPlot.min.css': { file: path.join(path.dirname(require.resolve('uplot')), 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
 };
 
-type Masked<T> = T;
-const masked = <T>(v: T): Masked<T> => maskDeep(v) as T;
 
 function layout(title: string, body: Html, identity: Identity | undefined, opts: { charts?: boolean } = {}): string {
   return html`<!doctype html>
@@ -71,6 +69,8 @@ function chart(id: string, label: string, x: Array<Date | string>, series: Array
 
 export async function registerDashboard(server: FastifyInstance, cp: svc.ControlPlane): Promise<void> {
   const page = { config: { permission: 'read' as const, kind: 'page' as const } };
+  /** Masked as the API masks: maskDeep and the mappings' classified fields. */
+  const masked = <T>(v: T): T => svc.shown(cp, v);
   const cache = new Map<string, Buffer>();
 
   server.get('/assets/:file', { config: { permission: 'public' } }, async (request, reply) => {
