@@ -5,7 +5,7 @@ import type { Mapping } from '../config/mapping.ts';
 import { durationMs } from '../daemon/duration.ts';
 import { modelsFreshness } from '../daemon/freshness.ts';
 import { syncEngine } from '../daemon/sync-adapter.ts';
-import { LockedError, SegsyncError, UsageError } from '../errors.ts';
+import { describeError, LockedError, SegsyncError, UsageError } from '../errors.ts';
 import type { Identity } from '../auth/permissions.ts';
 import { mayApprove } from '../auth/authenticate.ts';
 import { approvalSubject } from '../state/approval-subject.ts';
@@ -291,7 +291,8 @@ function background(cp: ControlPlane, mapping: string, identity: Identity, befor
   const app = cp.app();
   const done = runMapping(app, mapping, { actor: identity.actor, wait: false, ...(cp.signal ? { signal: cp.signal } : {}), ...(cp.shared ? { shared: cp.shared } : {}) });
   const settled = done.then((s) => s.runId, (err: unknown) => {
-    app.log.warn({ mapping, err: err instanceof Error ? err.message : String(err) }, 'run started through the API failed');
+    // describeError masks what the database quoted (a name in a cast error is no address maskDeep would see).
+    app.log.warn({ mapping, err: describeError(err) }, 'run started through the API failed');
     throw err;
   });
   settled.catch(() => {});
