@@ -322,12 +322,17 @@ export async function trigger(cp: ControlPlane, mapping: string, dryRun: boolean
   const w = await waitingRun(db, schema, m.name);
   if (w?.status === 'held') throw conflict('RUN_HELD', `run ${w.id} of ${m.name} is held for approval: approve or reject it first`, { run: w.id });
   const { rows } = await db.query<{ id: string | null }>(`SELECT max(id) AS id FROM ${schema}.runs WHERE mapping = $1`, [m.name]);
+  const beforeId = Number(rows[0]?.id ?? 0);
   let runId: number | null;
   try {
-    runId = await background(cp, m.name, identity, Number(rows[0]?.id ?? 0));
+    runId = await background(cp, m.name, identity, beforeId);
   } catch (err) {
     if (err instanceof LockedError) throw conflict('LOCKED', `${m.name} is running in another process: ${err.message}`);
-    throw planProblem(err);
+    // A run that failed before its row was seen answers as one that fails a moment later: 202 with that run
+    // (failed, its error kept on it), not a 500 that depends on how fast it failed.
+    const made = await db.query<{ id: string | null }>(`SELECT max(id) AS id FROM ${schema}.runs WHERE mapping = $1 AND id > $2`, [m.name, beforeId]);
+    if (!made.rows[0]?.id) throw planProblem(err);
+    runId = Number(made.rows[0].id);
   }
   const status = runId === null ? 'unknown' : (await runById(db, schema, runId))?.status ?? 'unknown';
   return { dry: false as const, body: { runId: runId ?? 0, mapping: m.name, status, links: runLinks(runId ?? 0) } };
