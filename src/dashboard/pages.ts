@@ -232,10 +232,13 @@ ${t.runs.map((e) => html`<tr><td><a href="/runs/${e.runId}">#${e.runId}</a><br>$
       }
     };
     if (q.fragment === 'result') return reply.type('text/html; charset=utf-8').send((await result()).value);
+    // The key searched for is echoed back into the form only when it is no personal data (a user id, not an address).
+    const keyClass = app.config.mappings.find((m) => m.value.name === (q.mapping || names[0]))?.value.source.key_pii;
+    const keyShown = q.key && (keyClass === undefined || keyClass === 'none') && masked(q.key) === q.key ? q.key : '';
     return send(reply, request, 'Record debugger', async () => html`<h1>Record debugger</h1>
 <form method="get" action="/records" class="decide" id="record-search" hx-get="/records?fragment=result" hx-target="#result" hx-push-url="false">
 <label>Mapping <select name="mapping">${names.map((n) => html`<option value="${n}"${raw(n === q.mapping ? ' selected' : '')}>${n}</option>`)}</select></label>
-<label>Key <input name="key" value="${q.key ?? ''}" required></label><button type="submit">Search</button></form>
+<label>Key <input name="key" value="${keyShown}" required></label><button type="submit">Search</button></form>
 <div id="result">${await result()}</div>`);
   });
 
