@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { mountControlPlane } from '../src/api/server.ts';
 import { PERMISSIONS, ROLES, roleAllows, type Permission, type Role } from '../src/auth/permissions.ts';
 import { createToken, revoke } from '../src/auth/tokens.ts';
+import { startHttp } from '../src/daemon/http.ts';
 import { cliActor } from '../src/state/actor.ts';
 import { controlPlaneFixture, MAPPING, type ControlPlaneFixture } from './helpers/control-plane.ts';
 
@@ -198,6 +199,37 @@ describe('roles x routes', () => {
     assert.deepEqual(await page(cb), [200, null]);
     await db.query(`UPDATE ${schema}.api_tokens SET expires_at = now() - interval '1 second' WHERE id = $1`, [b.row.id]);
     assert.deepEqual(await page(cb), [303, '/login?next=%2F'], 'a token\'s expiry ends the sessions made with it');
+  });
+});
+
+/** "METHOD /path" for every route of a ready server, read from fastify's own route tree (printRoutes). */
+function servedRoutes(s: FastifyInstance): Set<string> {
+  const out = new Set<string>();
+  const stack: string[] = [];
+  for (const line of s.printRoutes({ commonPrefix: false }).split('\n')) {
+    const m = /^([\s│├└─]*?)(?:[├└]── )?([^\s│├└─][^(]*?)(?: \(([A-Z, ]+)\))?$/.exec(line);
+    if (!m || !m[2]) continue;
+    const depth = Math.round(m[1]!.length / 4);
+    stack.length = depth;
+    stack[depth] = m[2]!;
+    if (m[3]) for (const method of m[3].split(', ')) out.add(`${method} ${stack.join('')}`);
+  }
+  return out;
+}
+
+describe('the daemon\'s whole HTTP server', () => {
+  test('outside the control plane it serves only the four probes (/healthz /readyz /metrics /status)', async () => {
+    const http = await startHttp({ log: f.app.log, readiness: async () => ({ ready: true, checks: {} }), status: () => ({}), mount: (s) => mountControlPlane(s, { app: () => f.app }) }, '127.0.0.1', 0);
+    try {
+      const all = servedRoutes(http.server);
+      const plane = new Set(routes.map(label));
+      assert.ok(plane.size > 20 && [...plane].every((r) => all.has(r)), `the route tree lists the control plane's routes: ${[...plane].filter((r) => !all.has(r)).join(', ')}`);
+      const outside = [...all].filter((r) => !plane.has(r)).sort();
+      assert.deepEqual(outside, ['GET /healthz', 'GET /metrics', 'GET /readyz', 'GET /status', 'HEAD /healthz', 'HEAD /metrics', 'HEAD /readyz', 'HEAD /status'],
+        'a route outside the control plane is not behind its permission hook: add it there with a permission, or here if it is a probe');
+    } finally {
+      await http.server.close();
+    }
   });
 });
 
