@@ -141,6 +141,12 @@ test('no e-mail address or name in any API answer, dashboard page or the ui proc
       await get('/segments');
       await get('/events');
       await get('/records');
+      // The probes answer without a token: nothing personal in them either (/metrics labels, /status).
+      for (const probe of ['/healthz', '/readyz', '/metrics', '/status']) {
+        const res = await fetch(base + probe);
+        assert.equal(res.status, 200, probe);
+        seen.push({ what: `GET ${probe} (no token)`, text: await res.text() });
+      }
       for (const id of runIds) {
         await get(`/api/v1/runs/${id}`);
         await get(`/api/v1/runs/${id}/items?limit=500`);
