@@ -81,10 +81,11 @@ function bodyOf(r: Route): { body?: string; type?: string } {
   return { body: JSON.stringify({ reason: 'role matrix' }), type: 'application/json' };
 }
 
-async function call(r: Route, token: string | null): Promise<{ status: number; code: string | null; location: string | null; text: string }> {
+async function call(r: Route, token: string | null, cookie?: string): Promise<{ status: number; code: string | null; location: string | null; text: string }> {
   const b = bodyOf(r);
   const headers: Record<string, string> = {};
   if (token !== null) headers.authorization = `Bearer ${token}`;
+  if (cookie) headers.cookie = cookie;
   if (b.type) headers['content-type'] = b.type;
   const res = await fetch(url + concrete(r), { method: r.method, headers, redirect: 'manual', ...(b.body ? { body: b.body } : {}) });
   const text = await res.text();
@@ -172,6 +173,23 @@ describe('roles x routes', () => {
     const history = ((await detail.json()) as { history: Array<{ to: string; actor: string }> }).history;
     const decision = history.find((x) => ['approved', 'rejected', 'cancelled'].includes(x.to));
     assert.match(decision?.actor ?? '', /matrix-(approver|operator|editor|admin)/, JSON.stringify(history));
+  });
+
+  test('the same matrix through a dashboard session made at the login form with each role\'s token', async () => {
+    for (const role of Object.keys(ROLES) as Role[]) {
+      const res = await fetch(url + '/login', { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: tokens.get(role)!, next: '/' }).toString() });
+      await res.text();
+      const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0]!;
+      assert.match(cookie, /^segsync_session=.+/, `${role} logs in`);
+      for (const r of guarded()) {
+        const got = await call(r, null, cookie);
+        if (roleAllows(role, r.permission as Permission)) {
+          assert.ok(got.status !== 401 && got.status !== 403 && got.status < 500 && got.status !== 303, `${role}'s session holds '${r.permission}' but ${label(r)} answered ${got.status} ${got.text}`);
+        } else {
+          assert.deepEqual([got.status, got.code], [403, 'FORBIDDEN'], `${role}'s session lacks '${r.permission}': ${label(r)} answered ${got.status} ${got.text}`);
+        }
+      }
+    }
   });
 
   test('a dashboard session made with a token ends when the token is revoked or expires', async () => {
