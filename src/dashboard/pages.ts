@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createSession, endSession, sessionCookie, SESSION_COOKIE, verifyToken, credentialsConfigured } from '../api/authenticate.ts';
 import { ApiError } from '../api/errors.ts';
 import * as svc from '../api/service.ts';
-import type { Identity } from '../auth/permissions.ts';
+import { identityAllows, type Identity } from '../auth/permissions.ts';
 import { maskDeep } from '../log.ts';
 import { html, raw, type Html } from './html.ts';
 
@@ -172,7 +172,8 @@ ${it.items.map((i) => html`<tr><td><a href="/records?mapping=${mapping}&key=${i.
       const verdicts = r.guardrails?.verdicts ?? [];
       return html`<h1>Run #${r.id} of <a href="/mappings/${r.mapping}">${r.mapping}</a>: ${statusOf(r.status)}</h1>
 ${r.reason ? html`<p>${r.reason}</p>` : ''}${r.error && r.error !== r.reason ? html`<p class="error">${r.error}</p>` : ''}
-${r.actions.includes('approve') ? html`<div class="card held"><strong>Held for approval: nothing was sent.</strong> The evidence is below (guardrails). Approving delivers exactly this plan; rejecting closes the run.
+${r.actions.includes('approve') && !(request.identity && identityAllows(request.identity, 'approve')) ? html`<div class="card held" id="held-note"><strong>Held for approval: nothing was sent.</strong> The evidence is below (guardrails). Someone with the approve permission (roles approver or admin) decides it.</div>` : ''}
+${r.actions.includes('approve') && request.identity && identityAllows(request.identity, 'approve') ? html`<div class="card held"><strong>Held for approval: nothing was sent.</strong> The evidence is below (guardrails). Approving delivers exactly this plan; rejecting closes the run.
 <form method="post" action="/runs/${r.id}/approve" class="decide" id="approve-form"><label>Why is this change right? <textarea name="reason" required rows="2"></textarea></label><button type="submit" name="decision" value="approve">Approve and deliver</button></form>
 <form method="post" action="/runs/${r.id}/reject" class="decide" id="reject-form"><label>Why reject? <textarea name="reason" required rows="2"></textarea></label><button type="submit" name="decision" value="reject">Reject</button></form></div>` : ''}
 <dl class="kv"><dt>Actor</dt><dd>${r.actor}</dd><dt>Started</dt><dd>${when(r.startedAt)}</dd><dt>Finished</dt><dd>${when(r.finishedAt)}</dd><dt>Destination</dt><dd>${r.destination}</dd><dt>Config</dt><dd><code>${r.configHash.slice(0, 12)}</code></dd><dt>Snapshot</dt><dd>${when(r.snapshotAt)}</dd></dl>
