@@ -6,6 +6,7 @@ import { PERMISSIONS, ROLES, roleAllows, type Permission, type Role } from '../s
 import { createToken, revoke } from '../src/auth/tokens.ts';
 import { startHttp } from '../src/daemon/http.ts';
 import { cliActor } from '../src/state/actor.ts';
+import { runMapping } from '../src/sync/run.ts';
 import { controlPlaneFixture, MAPPING, type ControlPlaneFixture } from './helpers/control-plane.ts';
 
 /**
@@ -190,6 +191,22 @@ describe('roles x routes', () => {
         }
       }
     }
+  });
+
+  test('a held run\'s page offers approve and reject only to a role that may decide', async () => {
+    await f.moveSegments(0.12);
+    const held = await runMapping(f.app, MAPPING, {});
+    assert.equal(held.status, 'held');
+    for (const role of Object.keys(ROLES) as Role[]) {
+      const res = await fetch(`${url}/runs/${held.runId}`, { headers: { authorization: `Bearer ${tokens.get(role)}` } });
+      const page = await res.text();
+      assert.equal(res.status, 200);
+      const forms = page.includes('id="approve-form"') && page.includes('id="reject-form"');
+      assert.equal(forms, roleAllows(role, 'approve'), `${role}: the decision forms are ${forms ? 'shown' : 'not shown'}`);
+      assert.match(page, /Held for approval: nothing was sent/, `${role} sees that it is held`);
+    }
+    const cancel = await fetch(`${url}/api/v1/runs/${held.runId}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${tokens.get('operator')}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'role matrix done' }) });
+    assert.equal(cancel.status, 200, await cancel.text());
   });
 
   test('a dashboard session made with a token ends when the token is revoked or expires', async () => {
