@@ -3,7 +3,8 @@ import type { FastifyRequest } from 'fastify';
 import type { App } from '../app.ts';
 import { authenticate as authenticateCredential } from '../auth/authenticate.ts';
 import type { Identity } from '../auth/permissions.ts';
-import { hasLiveTokens } from '../state/tokens.ts';
+import { TOKEN_PREFIX, tokenHash } from '../auth/tokens.ts';
+import { hasLiveTokens, useToken } from '../state/tokens.ts';
 
 /**
  * Who is calling the API or the dashboard: an API token made with `segsync tokens create` (its role), an OIDC
@@ -32,15 +33,31 @@ export async function verifyToken(token: string, app: App): Promise<Identity | n
   return authenticateCredential(app.warehouse.pool, app.config.settings.state.schema, app.config.settings, `Bearer ${token}`);
 }
 
-/** Dashboard sessions, in memory (a restart logs everyone out). Only a hash of the session id is kept. */
-const sessions = new Map<string, { identity: Identity; expires: number }>();
+/**
+ * Dashboard sessions, in memory (a restart logs everyone out). Only a hash of the session id is kept. A session
+ * lasts only as long as the credential it was made with: each request checks that credential again (an API
+ * token revoked or expired, a bootstrap token changed, an OIDC token past its exp ends the session).
+ */
+type SessionCredential = { hash: string } | { jwt: string };
+const sessions = new Map<string, { identity: Identity; expires: number; credential: SessionCredential }>();
 
-export function createSession(identity: Identity): { id: string; maxAgeS: number } {
+/** `token` is the credential `identity` was verified from (verifyToken); the session ends when it stops verifying. */
+export function createSession(identity: Identity, token: string): { id: string; maxAgeS: number } {
   const id = randomBytes(32).toString('base64url');
   const now = Date.now();
   for (const [k, s] of sessions) if (s.expires < now) sessions.delete(k);
-  sessions.set(digest(id).toString('hex'), { identity, expires: now + SESSION_MS });
+  const bootstrap = identity.actor.type === 'api' && identity.actor.id === 'admin-token';
+  const credential: SessionCredential = bootstrap || token.startsWith(TOKEN_PREFIX) ? { hash: tokenHash(token) } : { jwt: token };
+  sessions.set(digest(id).toString('hex'), { identity, expires: now + SESSION_MS, credential });
   return { id, maxAgeS: SESSION_MS / 1000 };
+}
+
+/** Whether the credential a session was made with still verifies now. */
+async function credentialLive(c: SessionCredential, app: App): Promise<boolean> {
+  if ('jwt' in c) return (await verifyToken(c.jwt, app)) !== null;
+  const expected = process.env.SEGSYNC_API_TOKEN?.trim();
+  if (expected && timingSafeEqual(Buffer.from(tokenHash(expected), 'hex'), Buffer.from(c.hash, 'hex'))) return true;
+  return (await useToken(app.warehouse.pool, app.config.settings.state.schema, c.hash)) !== null;
 }
 
 export function endSession(id: string): void {
@@ -71,7 +88,10 @@ export async function authenticate(request: FastifyRequest, app: App): Promise<(
   const sid = sessionCookie(request);
   if (sid) {
     const s = sessions.get(digest(sid).toString('hex'));
-    if (s && s.expires > Date.now()) return { ...s.identity, via: 'session' };
+    if (s && s.expires > Date.now()) {
+      if (await credentialLive(s.credential, app)) return { ...s.identity, via: 'session' };
+      endSession(sid);
+    }
   }
   return null;
 }

@@ -106,7 +106,7 @@ export function registerApi(server: FastifyInstance, cp: svc.ControlPlane, ident
           identity: identityOf(request),
         };
         const res = await def.handler(cp, req);
-        return reply.code(res.status).send(maskDeep(res.body));
+        return reply.code(res.status).send(svc.shown(cp, res.body));
       },
     });
   }

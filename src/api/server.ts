@@ -49,7 +49,9 @@ export async function mountControlPlane(server: FastifyInstance, cp: ControlPlan
     scope.addHook('onRequest', async (request, reply) => {
       const config = request.routeOptions.config;
       const permission = config.permission;
-      if (permission === undefined || permission === 'public') return;
+      if (permission === 'public' || (permission === undefined && request.is404)) return;
+      // Fail closed: a route someone added without declaring its permission is served to no one.
+      if (permission === undefined) return sendError(reply, new ApiError(500, 'NO_PERMISSION_DECLARED', `${request.method} ${request.routeOptions.url} declares no permission (config.permission); it is refused until it does`));
       const page = config.kind === 'page';
       if (!(await credentialsConfigured(cp.app()))) {
         if (page) return reply.code(403).type('text/html').send(disabledPage());

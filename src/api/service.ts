@@ -5,7 +5,7 @@ import type { Mapping } from '../config/mapping.ts';
 import { durationMs } from '../daemon/duration.ts';
 import { modelsFreshness } from '../daemon/freshness.ts';
 import { syncEngine } from '../daemon/sync-adapter.ts';
-import { LockedError, SegsyncError, UsageError } from '../errors.ts';
+import { describeError, LockedError, SegsyncError, UsageError } from '../errors.ts';
 import type { Identity } from '../auth/permissions.ts';
 import { mayApprove } from '../auth/authenticate.ts';
 import { openRef, sealRef } from '../pii/refs.ts';
@@ -24,6 +24,7 @@ import { approveRun, cancelRun, CANCELLABLE, rejectRun } from '../sync/decide.ts
 import { ensureState, planMapping, runMapping } from '../sync/run.ts';
 import type { Severity } from '../state/events.ts';
 import type { RuleVerdict } from '../sync/guardrails.ts';
+import { fieldClasses, maskShown } from '../pii/mask.ts';
 import { allowedList, badRequest, conflict, decodeCursor, encodeCursor, notFound, ApiError } from './errors.ts';
 
 /**
@@ -40,6 +41,19 @@ export interface ControlPlane {
   shared?: Map<string, unknown>;
   /** Stops background runs started through the API (the daemon's stop signal). */
   signal?: AbortSignal;
+}
+
+const classesByConfig = new WeakMap<object, Map<string, string>>();
+
+/**
+ * What the API and the dashboard send, masked: maskDeep plus every field the mappings classify (`pii:`), by
+ * its class (the one masking of src/pii/mask.ts, with the config's classification).
+ */
+export function shown<T>(cp: ControlPlane, value: T): T {
+  const config = cp.app().config;
+  let classes = classesByConfig.get(config);
+  if (!classes) classesByConfig.set(config, (classes = fieldClasses(config.mappings.map((m) => m.value))));
+  return maskShown(value, classes) as T;
 }
 
 export const SEVERITIES: readonly Severity[] = ['info', 'warning', 'error', 'critical'];
@@ -280,7 +294,8 @@ function background(cp: ControlPlane, mapping: string, identity: Identity, befor
   const app = cp.app();
   const done = runMapping(app, mapping, { actor: identity.actor, wait: false, ...(cp.signal ? { signal: cp.signal } : {}), ...(cp.shared ? { shared: cp.shared } : {}) });
   const settled = done.then((s) => s.runId, (err: unknown) => {
-    app.log.warn({ mapping, err: err instanceof Error ? err.message : String(err) }, 'run started through the API failed');
+    // describeError masks what the database quoted (a name in a cast error is no address maskDeep would see).
+    app.log.warn({ mapping, err: describeError(err) }, 'run started through the API failed');
     throw err;
   });
   settled.catch(() => {});
@@ -310,12 +325,17 @@ export async function trigger(cp: ControlPlane, mapping: string, dryRun: boolean
   const w = await waitingRun(db, schema, m.name);
   if (w?.status === 'held') throw conflict('RUN_HELD', `run ${w.id} of ${m.name} is held for approval: approve or reject it first`, { run: w.id });
   const { rows } = await db.query<{ id: string | null }>(`SELECT max(id) AS id FROM ${schema}.runs WHERE mapping = $1`, [m.name]);
+  const beforeId = Number(rows[0]?.id ?? 0);
   let runId: number | null;
   try {
-    runId = await background(cp, m.name, identity, Number(rows[0]?.id ?? 0));
+    runId = await background(cp, m.name, identity, beforeId);
   } catch (err) {
     if (err instanceof LockedError) throw conflict('LOCKED', `${m.name} is running in another process: ${err.message}`);
-    throw planProblem(err);
+    // A run that failed before its row was seen answers as one that fails a moment later: 202 with that run
+    // (failed, its error kept on it), not a 500 that depends on how fast it failed.
+    const made = await db.query<{ id: string | null }>(`SELECT max(id) AS id FROM ${schema}.runs WHERE mapping = $1 AND id > $2`, [m.name, beforeId]);
+    if (!made.rows[0]?.id) throw planProblem(err);
+    runId = Number(made.rows[0].id);
   }
   const status = runId === null ? 'unknown' : (await runById(db, schema, runId))?.status ?? 'unknown';
   return { dry: false as const, body: { runId: runId ?? 0, mapping: m.name, status, links: runLinks(runId ?? 0) } };

@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createSession, endSession, sessionCookie, SESSION_COOKIE, verifyToken, credentialsConfigured } from '../api/authenticate.ts';
 import { ApiError } from '../api/errors.ts';
 import * as svc from '../api/service.ts';
-import type { Identity } from '../auth/permissions.ts';
+import { identityAllows, type Identity } from '../auth/permissions.ts';
 import { maskDeep } from '../log.ts';
 import { html, raw, type Html } from './html.ts';
 
@@ -27,8 +27,6 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   'uPlot.min.css': { file: path.join(path.dirname(require.resolve('uplot')), 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
 };
 
-type Masked<T> = T;
-const masked = <T>(v: T): Masked<T> => maskDeep(v) as T;
 
 function layout(title: string, body: Html, identity: Identity | undefined, opts: { charts?: boolean } = {}): string {
   return html`<!doctype html>
@@ -71,6 +69,8 @@ function chart(id: string, label: string, x: Array<Date | string>, series: Array
 
 export async function registerDashboard(server: FastifyInstance, cp: svc.ControlPlane): Promise<void> {
   const page = { config: { permission: 'read' as const, kind: 'page' as const } };
+  /** Masked as the API masks: maskDeep and the mappings' classified fields. */
+  const masked = <T>(v: T): T => svc.shown(cp, v);
   const cache = new Map<string, Buffer>();
 
   server.get('/assets/:file', { config: { permission: 'public' } }, async (request, reply) => {
@@ -97,7 +97,7 @@ ${q.failed ? html`<p class="error">That token was not accepted.</p>` : ''}
     const next = b.next && b.next.startsWith('/') && !b.next.startsWith('//') ? b.next : '/';
     const identity = await verifyToken(String(b.token ?? ''), cp.app());
     if (!identity) return reply.redirect(`/login?failed=1&next=${encodeURIComponent(next)}`, 303);
-    const s = createSession(identity);
+    const s = createSession(identity, String(b.token));
     const secure = request.protocol === 'https' ? '; Secure' : '';
     return reply.header('set-cookie', `${SESSION_COOKIE}=${s.id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${s.maxAgeS}${secure}`).redirect(next, 303);
   });
@@ -172,7 +172,8 @@ ${it.items.map((i) => html`<tr><td><a href="/records?mapping=${mapping}&ref=${i.
       const verdicts = r.guardrails?.verdicts ?? [];
       return html`<h1>Run #${r.id} of <a href="/mappings/${r.mapping}">${r.mapping}</a>: ${statusOf(r.status)}</h1>
 ${r.reason ? html`<p>${r.reason}</p>` : ''}${r.error && r.error !== r.reason ? html`<p class="error">${r.error}</p>` : ''}
-${r.actions.includes('approve') ? html`<div class="card held"><strong>Held for approval: nothing was sent.</strong> The evidence is below (guardrails). Approving delivers exactly this plan; rejecting closes the run.
+${r.actions.includes('approve') && !(request.identity && identityAllows(request.identity, 'approve')) ? html`<div class="card held" id="held-note"><strong>Held for approval: nothing was sent.</strong> The evidence is below (guardrails). Someone with the approve permission (roles approver or admin) decides it.</div>` : ''}
+${r.actions.includes('approve') && request.identity && identityAllows(request.identity, 'approve') ? html`<div class="card held"><strong>Held for approval: nothing was sent.</strong> The evidence is below (guardrails). Approving delivers exactly this plan; rejecting closes the run.
 <form method="post" action="/runs/${r.id}/approve" class="decide" id="approve-form"><label>Why is this change right? <textarea name="reason" required rows="2"></textarea></label><button type="submit" name="decision" value="approve">Approve and deliver</button></form>
 <form method="post" action="/runs/${r.id}/reject" class="decide" id="reject-form"><label>Why reject? <textarea name="reason" required rows="2"></textarea></label><button type="submit" name="decision" value="reject">Reject</button></form></div>` : ''}
 <dl class="kv"><dt>Actor</dt><dd>${r.actor}</dd><dt>Started</dt><dd>${when(r.startedAt)}</dd><dt>Finished</dt><dd>${when(r.finishedAt)}</dd><dt>Destination</dt><dd>${r.destination}</dd><dt>Config</dt><dd><code>${r.configHash.slice(0, 12)}</code></dd><dt>Snapshot</dt><dd>${when(r.snapshotAt)}</dd></dl>
@@ -234,10 +235,13 @@ ${t.runs.map((e) => html`<tr><td><a href="/runs/${e.runId}">#${e.runId}</a><br>$
       }
     };
     if (q.fragment === 'result') return reply.type('text/html; charset=utf-8').send((await result()).value);
+    // The key searched for is echoed back into the form only when it is no personal data (a user id, not an address).
+    const keyClass = app.config.mappings.find((m) => m.value.name === (q.mapping || names[0]))?.value.source.key_pii;
+    const keyShown = q.key && (keyClass === undefined || keyClass === 'none') && masked(q.key) === q.key ? q.key : '';
     return send(reply, request, 'Record debugger', async () => html`<h1>Record debugger</h1>
 <form method="post" action="/records" class="decide" id="record-search" hx-post="/records?fragment=result" hx-target="#result" hx-push-url="false">
 <label>Mapping <select name="mapping">${names.map((n) => html`<option value="${n}"${raw(n === q.mapping ? ' selected' : '')}>${n}</option>`)}</select></label>
-<label>Key <input name="key" value="${q.key && !q.ref ? q.key : ''}" required></label><button type="submit">Search</button></form>
+<label>Key <input name="key" value="${q.ref ? '' : keyShown}" required></label><button type="submit">Search</button></form>
 <div id="result">${await result()}</div>`);
   };
   server.get('/records', page, records);

@@ -83,3 +83,30 @@ export function maskRecord(record: Record<string, unknown>, classes: Readonly<Re
   for (const [k, v] of Object.entries(record)) out[k] = classes[k] !== undefined ? maskClassified(v, classes[k]) : maskDeep(v);
   return out;
 }
+
+/**
+ * maskDeep, plus the fields the mappings classify (`pii:` on a field: destination field name -> class) masked by
+ * their class wherever they appear (a payload's before and after, samples, examples), at any depth. A name field
+ * called `customer_name` is no key maskDeep knows: its classification is what says it is personal data.
+ */
+export function maskShown(value: unknown, classes: ReadonlyMap<string, string>): unknown {
+  return maskDeep(classes.size ? maskFields(value, classes, 0) : value);
+}
+
+function maskFields(value: unknown, classes: ReadonlyMap<string, string>, depth: number): unknown {
+  if (value === null || typeof value !== 'object' || value instanceof Date || depth > 8) return value;
+  if (Array.isArray(value)) return value.map((v) => maskFields(v, classes, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    const cls = classes.get(k);
+    out[k] = cls !== undefined && (typeof v === 'string' || typeof v === 'number') ? maskClassified(v, cls) : maskFields(v, classes, depth + 1);
+  }
+  return out;
+}
+
+/** Destination field name -> class for every classified field of these mappings (`none` left out). */
+export function fieldClasses(mappings: ReadonlyArray<{ fields: ReadonlyArray<{ to: string; pii?: string | undefined }> }>): Map<string, string> {
+  const classes = new Map<string, string>();
+  for (const m of mappings) for (const f of m.fields) if (f.pii && f.pii !== 'none') classes.set(f.to, f.pii);
+  return classes;
+}
