@@ -98,10 +98,10 @@ export async function listCheckpoints(db: Db, schema: string): Promise<Array<{ s
 }
 
 /** Audit rows (newest first), optionally of one action prefix or subject, for `segsync audit log`. */
-export async function listAudit(db: Db, schema: string, o: { limit: number; action?: string; subject?: string }): Promise<AuditRow[]> {
+export async function listAudit(db: Db, schema: string, o: { limit: number; action?: string | undefined; subject?: string | undefined; beforeSeq?: number | undefined }): Promise<AuditRow[]> {
   const { rows } = await db.query<{ seq: string; at: Date; actor_type: string; actor_id: string; action: string; subject: string | null; entry: string; leaf_hash: string; chain_hash: string }>(
     `SELECT seq, at, actor_type, actor_id, action, subject, entry, leaf_hash, chain_hash FROM ${schema}.audit
-     WHERE ($2::text IS NULL OR action LIKE $2 || '%') AND ($3::text IS NULL OR subject = $3) ORDER BY seq DESC LIMIT $1`,
-    [o.limit, o.action ?? null, o.subject ?? null]);
+     WHERE ($2::text IS NULL OR action LIKE $2 || '%') AND ($3::text IS NULL OR subject = $3) AND ($4::bigint IS NULL OR seq < $4) ORDER BY seq DESC LIMIT $1`,
+    [o.limit, o.action ?? null, o.subject ?? null, o.beforeSeq ?? null]);
   return rows.map((r) => ({ seq: Number(r.seq), at: r.at, actorType: r.actor_type, actorId: r.actor_id, action: r.action, subject: r.subject, entry: r.entry, leafHash: r.leaf_hash, chainHash: r.chain_hash }));
 }

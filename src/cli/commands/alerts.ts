@@ -2,14 +2,13 @@ import { Command, Option } from 'commander';
 import { withApp } from '../../app.ts';
 import { senderFor } from '../../alerts/channels/index.ts';
 import { buildNotification, dashboardLink } from '../../alerts/notification.ts';
-import { parseMatcher } from '../../config/alerts.ts';
 import { durationMs } from '../../daemon/duration.ts';
 import { quoteIdent } from '../../db/sql.ts';
 import { describeError, UsageError } from '../../errors.ts';
 import { maskDeep } from '../../log.ts';
 import { cliActor, formatActor } from '../../state/actor.ts';
 import { listDeliveries, listGroups, listSilences } from '../../state/alerts.ts';
-import { createSilence, endSilence } from '../../alerts/silences.ts';
+import { createSilence, endSilence, silenceProblem } from '../../alerts/silences.ts';
 import { ensureState } from '../../sync/run.ts';
 import { parseFormat, table } from '../format.ts';
 import { appOptions } from '../options.ts';
@@ -103,15 +102,10 @@ Example:
   segsync silence add --match mapping=crm-contacts --match kind=~run_.* --for 2h --comment "CRM maintenance window"`)
     .action(async (o: { match: string[]; for?: string; comment?: string }, cmd: Command) => {
       if (!o.match.length) throw new UsageError('silence add needs at least one --match', 'e.g. --match mapping=crm-contacts');
-      for (const m of o.match) {
-        try {
-          parseMatcher(m);
-        } catch (err) {
-          throw new UsageError(`--match: ${(err as Error).message}`);
-        }
-      }
-      if (!o.for || !/^\d+(ms|s|m|h|d)$/.test(o.for) || durationMs(o.for) <= 0) throw new UsageError(`--for must be a duration such as 2h (got '${o.for ?? ''}')`);
-      if (!o.comment?.trim()) throw new UsageError('silence add needs --comment "why"');
+      const problem = silenceProblem({ matchers: o.match, for: o.for, comment: o.comment });
+      if (problem?.field === 'match') throw new UsageError(`--match: ${problem.message}`);
+      if (problem?.field === 'for') throw new UsageError(`--for must be a duration such as 2h (got '${o.for ?? ''}')`);
+      if (problem) throw new UsageError('silence add needs --comment "why"');
       await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
         const s = await createSilence(app.warehouse.pool, quoteIdent(app.config.settings.state.schema), cliActor(), { matchers: o.match, forMs: durationMs(o.for!), comment: o.comment!.trim() });

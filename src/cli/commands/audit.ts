@@ -2,12 +2,12 @@ import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { withApp } from '../../app.ts';
 import { signCheckpoint } from '../../audit/checkpoint.ts';
-import { getSigningKey, hasPseudonymKey, hasSigningKey, readPublicKey } from '../../audit/keys.ts';
+import { getSigningKey, readPublicKey } from '../../audit/keys.ts';
 import { audit, sealAudit } from '../../audit/trail.ts';
-import { verifyTrail } from '../../audit/verify.ts';
+import { readAudit, verifyHere } from '../../audit/read.ts';
 import { UsageError } from '../../errors.ts';
 import { cliActor } from '../../state/actor.ts';
-import { insertCheckpoint, listAudit, readHead } from '../../state/audit.ts';
+import { insertCheckpoint, readHead } from '../../state/audit.ts';
 import { readLedgerIdentity } from '../../state/ledger-identity.ts';
 import { ensureState } from '../../sync/run.ts';
 import { render, parseFormat } from '../format.ts';
@@ -32,13 +32,10 @@ export function registerAudit(program: Command): void {
         }
       }));
       // An auditor's machine verifies with the keys it is given: it never makes new ones (they would not match).
-      const publicKey = o.publicKey ? readPublicKey(o.publicKey) : hasSigningKey() ? getSigningKey().publicKey : undefined;
-      const receipts = hasPseudonymKey();
+      const publicKey = o.publicKey ? readPublicKey(o.publicKey) : undefined;
       await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
-        const schema = app.config.settings.state.schema;
-        if (hasPseudonymKey()) await sealAudit(app.warehouse.pool, schema);
-        const report = await verifyTrail(app.warehouse.pool, schema, { publicKey, extra, receipts });
+        const { receiptsChecked: receipts, ...report } = await verifyHere(app.warehouse.pool, app.config.settings.state.schema, { publicKey, extra });
         if (!receipts) process.stderr.write('note: runs\' receipts not checked: no pseudonym key here (set SEGSYNC_PSEUDONYM_KEY to the one the trail was written with)\n');
         if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
         else {
@@ -86,9 +83,7 @@ export function registerAudit(program: Command): void {
     .action(async (o: { limit: number; action?: string; subject?: string; format: 'table' | 'json' | 'csv' }, cmd: Command) => {
       await withApp(appOptions(cmd), async (app) => {
         await ensureState(app);
-        const schema = app.config.settings.state.schema;
-        await sealAudit(app.warehouse.pool, schema);
-        const rows = await listAudit(app.warehouse.pool, schema, o);
+        const rows = await readAudit(app.warehouse.pool, app.config.settings.state.schema, o);
         process.stdout.write(render(rows.map((r) => ({ seq: r.seq, at: r.at.toISOString(), actor: `${r.actorType}:${r.actorId}`, action: r.action, subject: r.subject ?? '', details: JSON.stringify(JSON.parse(r.entry).details) })), o.format) + '\n');
       });
     });
