@@ -64,7 +64,7 @@ export async function auditVerify(cp: ControlPlane) {
   const { app, db, schema } = state(cp);
   await ensureState(app);
   const r = await verifyHere(db, schema);
-  return { ok: r.problems.length === 0, rows: r.rows, headSeq: r.headSeq, checkpoints: r.checkpoints, runsChecked: r.runsChecked, unsigned: r.unsigned, receiptsChecked: r.receiptsChecked, firstProblem: r.problems[0] ?? null, problems: r.problems };
+  return { ok: r.problems.length === 0, rows: r.rows, headSeq: r.headSeq, checkpoints: r.checkpoints, runsChecked: r.runsChecked, unsigned: r.unsigned, receiptsChecked: r.receiptsChecked, firstProblem: r.problems[0] ? { ...r.problems[0] } : null, problems: r.problems };
 }
 
 export async function alerts(cp: ControlPlane, q: { recent?: string }) {
