@@ -7,6 +7,11 @@ import { after, before, describe, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { controlPlaneFixture, MAPPING, TOKEN, type ControlPlaneFixture } from './helpers/control-plane.ts';
 import { REPO_ROOT } from './helpers/project.ts';
+import { AlertDispatcher } from '../src/alerts/dispatcher.ts';
+import { createSilence } from '../src/alerts/silences.ts';
+import { quoteIdent } from '../src/db/sql.ts';
+import { cliActor } from '../src/state/actor.ts';
+import { insertEvent } from '../src/state/events.ts';
 import { waitFor } from './helpers/wait.ts';
 
 /**
@@ -183,10 +188,33 @@ describe('the dashboard in headless Chromium', { skip }, () => {
     await page.close();
   });
 
+  test('the alerts page, reached from the events list: open incidents with their deliveries and the silences in force, masked', async () => {
+    const schema = f.app.config.settings.state.schema;
+    await insertEvent(f.app.warehouse.pool, schema, { kind: 'destination_down', severity: 'critical', mapping: MAPPING, message: `files unreachable for carol.white@example.com's export` });
+    const dispatcher = new AlertDispatcher({ pool: f.app.warehouse.pool, schema, config: () => f.app.config, log: f.app.log });
+    await dispatcher.tick();
+    await dispatcher.settle();
+    await createSilence(f.app.warehouse.pool, quoteIdent(schema), cliActor(), { matchers: [`mapping=${MAPPING}`], forMs: 3_600_000, comment: 'maintenance, ask bob.jones@example.com' });
+    const page = await ctx.newPage();
+    await page.goto(`${f.url}/events`);
+    await page.click('main a[href="/alerts"]');
+    await page.waitForURL(`${f.url}/alerts`);
+    const incidents = await page.textContent('#incidents') ?? '';
+    assert.match(incidents, /destination_down/);
+    assert.ok(!incidents.includes('carol.white@example.com'), `the message's address is masked: ${incidents}`);
+    const silences = await page.textContent('#silences') ?? '';
+    assert.match(silences, new RegExp(`mapping=${MAPPING}`));
+    assert.ok(!silences.includes('bob.jones@example.com'), `the comment's address is masked: ${silences}`);
+    assert.equal(await page.locator('header nav a[href="/alerts"]').count(), 1, 'in the nav');
+    assert.equal(await page.locator('main form[method="post"]').count(), 0, 'read-only');
+    await shot(page, 'alerts');
+    await page.close();
+  });
+
   test('on a phone: no sideways scrolling of the page', async () => {
     const page = await ctx.newPage();
     await page.setViewportSize({ width: 390, height: 844 });
-    for (const p of ['/', `/runs/${f.held.runId}`, '/segments']) {
+    for (const p of ['/', `/runs/${f.held.runId}`, '/segments', '/alerts']) {
       await page.goto(f.url + p);
       const [scroll, width] = await page.evaluate<[number, number]>('[document.documentElement.scrollWidth, window.innerWidth]');
       assert.ok(scroll! <= width! + 1, `${p}: ${scroll} > ${width}`);

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createSession, endSession, sessionCookie, SESSION_COOKIE, verifyToken, credentialsConfigured } from '../api/authenticate.ts';
 import { ApiError } from '../api/errors.ts';
+import * as control from '../api/control.ts';
 import * as svc from '../api/service.ts';
 import { identityAllows, type Identity } from '../auth/permissions.ts';
 import { maskDeep } from '../log.ts';
@@ -36,7 +37,7 @@ function layout(title: string, body: Html, identity: Identity | undefined, opts:
 <link rel="stylesheet" href="/assets/app.css">${opts.charts ? raw('<link rel="stylesheet" href="/assets/uPlot.min.css">') : ''}
 <script src="/assets/htmx.min.js" defer></script>${opts.charts ? raw('<script src="/assets/uPlot.iife.min.js" defer></script><script src="/assets/charts.js" defer></script>') : ''}
 </head><body>
-<header><strong>segsync</strong><nav><a href="/">Overview</a><a href="/records">Records</a><a href="/segments">Segments</a><a href="/events">Events</a><a href="/api/v1/openapi.json">API</a></nav>
+<header><strong>segsync</strong><nav><a href="/">Overview</a><a href="/records">Records</a><a href="/segments">Segments</a><a href="/events">Events</a><a href="/alerts">Alerts</a><a href="/api/v1/openapi.json">API</a></nav>
 ${identity ? html`<form method="post" action="/logout"><span class="muted">${identity.actor.type}:${identity.actor.id}</span> <button type="submit">Log out</button></form>` : ''}</header>
 <main>${body}</main></body></html>`.value;
 }
@@ -267,9 +268,30 @@ ${s.changed?.runs.length ? html`<h2>Changed share per run of ${s.changed.mapping
     const q = request.query as { mapping?: string; severity?: string; cursor?: string };
     const e = masked(await svc.events(cp, { ...(q.mapping ? { mapping: q.mapping } : {}), ...(q.severity ? { severity: q.severity } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) }));
     return html`<h1>Events</h1>
+<p class="muted">The events that alert people are grouped into incidents: <a href="/alerts">open incidents and silences</a>.</p>
 <form method="get" action="/events"><label>Severity <select name="severity"><option value="">any</option>${svc.SEVERITIES.map((s) => html`<option${raw(s === q.severity ? ' selected' : '')}>${s}</option>`)}</select></label> <button type="submit">Filter</button></form>
 <div class="table"><table id="events"><thead><tr><th>At</th><th>Severity</th><th>Kind</th><th>Mapping</th><th>Run</th><th>Message</th></tr></thead><tbody>
 ${e.events.map((ev) => html`<tr><td>${when(ev.at)}</td><td class="status-${ev.severity === 'info' ? 'succeeded' : 'failed'}">${ev.severity}</td><td>${ev.kind}</td><td>${ev.mapping ? html`<a href="/mappings/${ev.mapping}">${ev.mapping}</a>` : ''}</td><td>${ev.runId ? html`<a href="/runs/${ev.runId}">#${ev.runId}</a>` : ''}</td><td>${ev.message}</td></tr>`)}
 </tbody></table></div>${e.nextCursor ? html`<a href="/events?cursor=${e.nextCursor}${q.severity ? `&severity=${q.severity}` : ''}">Older events</a>` : ''}`;
+  }));
+
+  // Read-only: silences are added and expired with `segsync silence` or POST /api/v1/silences (permission silence).
+  server.get('/alerts', page, (request, reply) => send(reply, request, 'Alerts', async () => {
+    const a = masked(await control.alerts(cp, {}));
+    const s = masked(await control.silences(cp, {}));
+    const subject = (i: (typeof a.incidents)[number]) => i.mapping ? html`<a href="/mappings/${i.mapping}">${i.mapping}</a>` : (i.labels.monitor ?? i.labels.destination ?? i.labels.model ?? '');
+    return html`<h1>Alerts</h1>
+<h2>Open incidents</h2>
+${a.incidents.length ? html`<div class="table"><table id="incidents"><thead><tr><th>Incident</th><th>Kind</th><th>Subject</th><th>Severity</th><th>State</th><th>Since</th><th>Events</th><th>Run</th><th>Deliveries</th><th>Message</th></tr></thead><tbody>
+${a.incidents.map((i) => html`<tr><td>${i.id}</td><td>${i.kind}</td><td>${subject(i)}</td><td class="status-${i.severity === 'info' ? 'succeeded' : 'failed'}">${i.severity}</td><td>${i.state}${i.heldBy ? html`<br><span class="muted">held by ${i.heldBy}</span>` : ''}</td>
+<td>${when(i.firstAt)}</td><td>${i.events}</td><td>${i.lastRunId ? html`<a href="/runs/${i.lastRunId}">#${i.lastRunId}</a>` : ''}</td>
+<td>${i.deliveries.length ? i.deliveries.map((d) => html`<span class="status status-${d.status === 'sent' ? 'succeeded' : d.status === 'failed' ? 'failed' : 'held'}">${d.channel} ${d.action}: ${d.status}${d.status === 'sent' ? '' : ` (${d.attempts})`}</span> `) : html`<span class="muted">none yet</span>`}</td><td>${i.lastMessage}</td></tr>`)}
+</tbody></table></div>` : html`<p id="incidents" class="muted">No open incidents.</p>`}
+${a.failed.length ? html`<h2>Failed deliveries</h2><div class="table"><table id="failed"><thead><tr><th>Delivery</th><th>Incident</th><th>Channel</th><th>Action</th><th>Attempts</th><th>Error</th></tr></thead><tbody>
+${a.failed.map((d) => html`<tr><td>${d.id}</td><td>${d.incident ?? ''}</td><td>${d.channel}</td><td>${d.action}</td><td>${d.attempts}</td><td>${d.lastError ?? ''}</td></tr>`)}</tbody></table></div>` : ''}
+<h2>Silences in force</h2>
+${s.silences.length ? html`<div class="table"><table id="silences"><thead><tr><th>Silence</th><th>Matchers</th><th>Until</th><th>Author</th><th>Comment</th></tr></thead><tbody>
+${s.silences.map((x) => html`<tr><td>${x.id}</td><td><code>${x.matchers.join(', ')}</code></td><td>${when(x.endsAt)}</td><td>${x.author}</td><td>${x.comment}</td></tr>`)}</tbody></table></div>` : html`<p id="silences" class="muted">No silences in force.</p>`}
+<p class="muted">Silences are added and ended with <code>segsync silence add|expire</code> or <code>POST /api/v1/silences</code> (permission silence). <a href="/events">All events</a></p>`;
   }));
 }
