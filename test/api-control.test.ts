@@ -95,7 +95,8 @@ describe('the control routes', () => {
 
     const r = await checked('POST', '/api/v1/forget', 200, { body: { key, mapping: MAPPING, reason: 'DSR-2026-001' } });
     assert.equal(r.done, true, JSON.stringify(r));
-    assert.deepEqual(r.steps.map((s: { mapping: string; status: string }) => [s.mapping, s.status]), [[MAPPING, 'done']]);
+    assert.deepEqual(r.steps.map((s: { mapping: string; status: string; requestId: string }) => [s.mapping, s.status, s.requestId]), [[MAPPING, 'done', `tombstone-${r.erasureId}`]], 'the file destination\'s tombstone, with its request id');
+    assert.equal((await f.q(`SELECT 1 FROM ${schema}.suppressions`)).length, 1, 'suppressed from every future run');
     assert.ok(r.nulled > 0, 'the ledger\'s payloads of the key were nulled');
     const [e] = await f.q<{ requested_by: string }>(`SELECT requested_by FROM ${schema}.erasures WHERE id = $1`, [r.erasureId]);
     assert.equal(e!.requested_by, 'api:admin-token');
@@ -224,7 +225,11 @@ describe('the control routes', () => {
   test('GET /records/{mapping}/{key}?unmasked=1: needs pii besides read (403), a reason (400); the view is audited as pii.viewed', async () => {
     const [k] = await f.q<{ key: string }>(`SELECT key FROM ${schema}.run_items WHERE run_id = $1 ORDER BY key OFFSET 1 LIMIT 1`, [f.runs[0]!.runId]);
     const path = `/api/v1/records/${MAPPING}/${encodeURIComponent(k!.key)}`;
-    await checked('GET', path, 200, { token: tokens.get('viewer')! });
+    // Personal data in the delivered payload: masked in the ordinary view, in clear only in the audited one.
+    const changed = await f.q(`UPDATE ${schema}.delivered SET payload = payload || '{"email": "dora.diaz@example.com"}'::jsonb WHERE mapping = $1 AND key = $2 RETURNING 1`, [MAPPING, k!.key]);
+    assert.equal(changed.length, 1);
+    const masked = await checked('GET', path, 200, { token: tokens.get('viewer')! });
+    assert.ok(masked.delivered && !JSON.stringify(masked).includes('dora.diaz@example.com'), 'masked without unmasked=1');
     for (const role of ['viewer', 'auditor', 'operator'] as Role[]) {
       const r = await checked('GET', `${path}?unmasked=1&reason=ticket-7`, 403, { token: tokens.get(role)! });
       assert.equal(r.error.code, 'FORBIDDEN', role);
@@ -235,6 +240,7 @@ describe('the control routes', () => {
     assert.equal((await auditRows('pii.viewed')).length, 0, 'no view was recorded for the refused calls');
     const r = await checked('GET', `${path}?unmasked=1&reason=${encodeURIComponent('ticket 7: customer asked')}`, 200, { token: tokens.get('admin')! });
     assert.equal(r.key, k!.key);
+    assert.equal(r.delivered.payload.email, 'dora.diaz@example.com', 'unmasked');
     await pending();
     const views = await auditRows('pii.viewed');
     assert.equal(views.length, 1);
