@@ -239,6 +239,8 @@ describe('the API and its OpenAPI document', () => {
     const twice = await checked('POST', `/api/v1/runs/${f.held.runId}/approve`, 409, { body: { reason: 'again' } });
     assert.equal(twice.error.code, 'ALREADY_DECIDED');
     await waitFor('the approved run to be delivered', async () => (await f.q<{ status: string }>(`SELECT status FROM segsync.runs WHERE id = $1`, [f.held.runId]))[0]!.status === 'succeeded');
+    // Once its delivery has moved it on, an approved run is still one already decided (not a mere conflict).
+    assert.equal((await checked('POST', `/api/v1/runs/${f.held.runId}/approve`, 409, { body: { reason: 'again, later' } })).error.code, 'ALREADY_DECIDED');
     const hist = await checked('GET', `/api/v1/runs/${f.held.runId}`, 200);
     assert.ok(hist.history.some((h: { to: string; actor: string; reason: string }) => h.to === 'approved' && h.actor === 'api:admin-token' && h.reason === 'the definitions changed on purpose'));
     assert.equal((await checked('POST', '/api/v1/runs/999999/approve', 404, { body: { reason: 'x' } })).error.code, 'NOT_FOUND');

@@ -13,7 +13,7 @@ import { approvalSubject } from '../state/approval-subject.ts';
 import { formatActor, type Actor } from '../state/actor.ts';
 import { eventsPage } from '../state/events-page.ts';
 import { findReceipts } from '../state/find-receipts.ts';
-import { runById, waitingRun } from '../state/held-run.ts';
+import { runById, waitingRun, wasDecided } from '../state/held-run.ts';
 import { RUN_STATES, type RunState } from '../state/machine.ts';
 import { latestMonitorResults } from '../state/monitor-results.ts';
 import { segmentField, segmentTransitions } from '../state/plan-detail.ts';
@@ -257,7 +257,9 @@ async function waitingFor(cp: ControlPlane, id: number, identity: Identity, acti
   if (!r) throw notFound('run', id);
   const allowed = action === 'cancel' ? (CANCELLABLE as readonly string[]) : ['held'];
   if (!allowed.includes(r.status)) {
-    throw conflict(r.status === 'approved' || r.status === 'rejected' ? 'ALREADY_DECIDED' : 'CONFLICT', `run ${id} of ${r.mapping} is ${r.status}: only a ${allowed.join(' or ')} run can be ${action === 'cancel' ? 'cancelled' : action === 'approve' ? 'approved' : 'rejected'}`, { run: id, status: r.status });
+    // Approved then delivered at once: still a decided run, whatever state its delivery reached by now.
+    const decided = r.status === 'approved' || r.status === 'rejected' || (action !== 'cancel' && (await wasDecided(db, schema, id)));
+    throw conflict(decided ? 'ALREADY_DECIDED' : 'CONFLICT', `run ${id} of ${r.mapping} is ${r.status}: only a ${allowed.join(' or ')} run can be ${action === 'cancel' ? 'cancelled' : action === 'approve' ? 'approved' : 'rejected'}`, { run: id, status: r.status });
   }
   if (action === 'approve') await notOwnRun(cp, identity, id, r.actor); // rejecting sends nothing: anyone with the permission may
   return r;

@@ -25,3 +25,10 @@ export async function runById(db: Db, schema: string, id: number): Promise<{ id:
     `SELECT id, mapping, status, actor_type || ':' || actor_id AS actor FROM ${schema}.runs WHERE id = $1`, [id]);
   return rows[0] ? { ...rows[0], id: Number(rows[0].id) } : null;
 }
+
+/** Whether a person already decided the run (it went through approved or rejected, whatever it is now). */
+export async function wasDecided(db: Db, schema: string, runId: number): Promise<boolean> {
+  const { rows } = await db.query<{ decided: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM ${schema}.outbox WHERE run_id = $1 AND subject = 'run' AND to_state IN ('approved', 'rejected')) AS decided`, [runId]);
+  return rows[0]!.decided;
+}
