@@ -48,6 +48,12 @@ test('segsync demo on the embedded database: everything delivered, a rerun deliv
     assert.equal(delivered, created + updated);
     assert.ok(updated > 0 && unchanged > 0, 'a month later some customers changed and some did not');
     assert.equal(created + updated + unchanged, Number(/models \(incremental[^)]*\): ([\d,]+) customers/.exec(next.stdout)?.[1]?.replace(/,/g, '')));
+
+    // Each demo run was sealed into the audit trail as it ended: an auditor's verify right after sees all three
+    // runs' receipts, with nothing left waiting for a later action to seal it.
+    const verify = await project.cli(['audit', 'verify']);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.match(verify.stdout, /^ok: \d+ row\(s\) chained, 3 run\(s\)' receipts match/);
   } finally {
     await project.cleanup();
   }

@@ -2,7 +2,6 @@ import type { App } from '../app.ts';
 import { LockedError } from '../errors.ts';
 import { buildModels, modelFreshness } from '../models/index.ts';
 import { auditConfig } from '../audit/config-audit.ts';
-import { sealAudit } from '../audit/trail.ts';
 import { daemonActor } from '../state/actor.ts';
 import { closeAbandonedRuns } from '../state/close-abandoned.ts';
 import { createRun } from '../state/create-run.ts';
@@ -22,8 +21,6 @@ import { quoteIdent } from '../db/sql.ts';
 export const syncEngine: SyncEngine = {
   async runMapping(app, name, opts): Promise<RunSummary> {
     const summary = await runMapping(app, name, opts);
-    // The run's transitions are sealed into the audit chain as it ends (one sealer at a time across replicas).
-    await sealAudit(app.warehouse.pool, app.config.settings.state.schema).catch((err: unknown) => app.log.warn({ err: String(err) }, 'the audit trail could not be sealed; the next audited action seals it'));
     const report = await runReport(app.warehouse.pool, quoteIdent(app.config.settings.state.schema), summary.runId);
     return { ...summary, stages: report.stages, outcomes: report.outcomes };
   },

@@ -15,6 +15,7 @@ import { createRun } from '../state/create-run.ts';
 import { acquireRunLock } from '../state/locks.ts';
 import type { FinalState } from '../state/machine.ts';
 import { migrate } from '../state/migrate.ts';
+import { sealAudit } from '../audit/trail.ts';
 import { auditConfig } from '../audit/config-audit.ts';
 import { planDetail, type PlanDetail } from '../state/plan-detail.ts';
 import { planInto, refreshValuesHashes, type PlanCounts } from '../state/plan-items.ts';
@@ -123,6 +124,16 @@ export async function openChecked(app: App, name: string, o: { runId?: number; s
  * (config, lock held, source unreadable, duplicate keys) after recording the run as failed.
  */
 export async function runMapping(app: App, name: string, opts: RunOptions = {}): Promise<RunSummary> {
+  try {
+    return await runMappingOnce(app, name, opts);
+  } finally {
+    // The run's transitions are sealed into the audit chain as it ends, whoever ran it (CLI, demo, daemon, API),
+    // not at the next audited action. One sealer at a time across replicas (the chain's head row is locked).
+    await sealAudit(app.warehouse.pool, app.config.settings.state.schema).catch((err: unknown) => app.log.warn({ err: describeError(err) }, 'the audit trail could not be sealed; the next audited action seals it'));
+  }
+}
+
+async function runMappingOnce(app: App, name: string, opts: RunOptions): Promise<RunSummary> {
   const file = getMapping(app.config, name);
   const mapping = file.value;
   const schema = app.config.settings.state.schema;

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { audit, sealAudit } from '../../audit/trail.ts';
+import { audit } from '../../audit/trail.ts';
 import { auditPiiView } from '../../audit/access.ts';
 import { maskClassified, maskDeep } from '../../pii/mask.ts';
 import { withApp, type App } from '../../app.ts';
@@ -55,8 +55,6 @@ async function runOne(app: App, name: string, opts: { wait?: boolean; failedOnly
   } finally {
     bar.stop();
     own?.dispose();
-    // The run's transitions are sealed into the audit chain now, not at the next audited action.
-    await sealAudit(app.warehouse.pool, app.config.settings.state.schema).catch((err: unknown) => app.log.warn({ err: String(err) }, 'the audit trail could not be sealed; the next audited action seals it'));
   }
 }
 
