@@ -22,7 +22,7 @@ import Cursor from 'pg-cursor';
 import { withApp } from '../src/app.ts';
 import { createRootLogger, setRootLogger } from '../src/log.ts';
 import { runMapping } from '../src/sync/run.ts';
-import { withBenchProject } from './scratch.ts';
+import { benchMapping, withBenchProject } from './scratch.ts';
 
 const ROWS = Number(process.env.SEGSYNC_BENCH_ROWS ?? 1_000_000);
 // The SDK sends batches of 15, one request at a time per flush: ~600 events/s here, so 1M would take about half
@@ -90,17 +90,7 @@ async function main(): Promise<void> {
     await withBenchProject('cdp', async ({ dir, url: dbUrl }) => {
       await writeFile(path.join(dir, 'config/segsync.yaml'), `warehouse:\n  url: ${dbUrl}\nconnections:\n  segment:\n    type: segment\n    write_key: \${BENCH_SEGMENT_WRITE_KEY}\n    base_url: ${url}\n`);
       process.env.BENCH_SEGMENT_WRITE_KEY = WRITE_KEY;
-      await writeFile(path.join(dir, 'mappings/bench.yaml'), `name: bench
-source: { model: segments, key: user_id }
-destination: { connection: segment, object: identify, match_key: userId }
-fields:
-  - { to: rfm_segment, from: rfm_segment }
-  - { to: recency_score, from: recency_score }
-  - { to: frequency_score, from: frequency_score }
-  - { to: monetary_score, from: monetary_score }
-  - { to: monetary, from: monetary, transform: number }
-guardrails: { disable: [changed, distribution, anomaly] }
-`);
+      await writeFile(path.join(dir, 'mappings/bench.yaml'), benchMapping({ source: '{ model: segments, key: user_id }', destination: '{ connection: segment, object: identify, match_key: userId }' }));
       await withApp({ root: dir }, async (app) => {
         const segs = ['Champions', 'Loyal Customers', 'Potential Loyalists', 'New Customers', 'Promising', 'Need Attention', 'About to Sleep', 'At Risk', 'Cannot Lose Them', 'Hibernating'];
         await app.warehouse.pool.query(`CREATE TABLE segments AS

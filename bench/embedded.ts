@@ -13,25 +13,14 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { withBenchProject } from './scratch.ts';
+import { benchMapping, withBenchProject } from './scratch.ts';
 
 const ROWS = Number(process.env.SEGSYNC_BENCH_ROWS ?? 100_000);
 const USERS = Math.ceil(ROWS / 0.306);
 const END = '2026-01-01T00:00:00Z';
 const NEXT = '2026-01-02T00:00:00Z';
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
-const MAPPING = `name: bench
-source: { model: rfm_current_segments, key: user_id }
-destination: { connection: files, object: customers, match_key: customer_id }
-fields:
-  - { to: rfm_segment, from: rfm_segment }
-  - { to: recency_score, from: recency_score }
-  - { to: frequency_score, from: frequency_score }
-  - { to: monetary_score, from: monetary_score }
-  - { to: monetary, from: monetary, transform: number }
-  - { to: last_payment_date, from: max_payment_date, transform: date }
-guardrails: { disable: [changed, distribution, anomaly] }
-`;
+const MAPPING = benchMapping({ source: '{ model: rfm_current_segments, key: user_id }', destination: '{ connection: files, object: customers, match_key: customer_id }', date: true });
 
 function cli(dir: string, args: string[]): Promise<{ secs: number; out: string }> {
   const t = performance.now();

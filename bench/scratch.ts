@@ -28,3 +28,23 @@ export async function withBenchProject<T>(name: string, fn: (p: { dir: string; u
     await admin.end();
   }
 }
+
+/**
+ * The benches' mapping of RFM scores (one text for bench:sync, bench:embedded and bench:cdp): `source` and
+ * `destination` lines as each bench needs them, `date` adds the last payment date (file destinations). The
+ * benches change many records at once on purpose, so the change-size guardrails are off; their figures are
+ * still computed.
+ */
+export function benchMapping(o: { source: string; destination: string; date?: boolean }): string {
+  return `name: bench
+source: ${o.source}
+destination: ${o.destination}
+fields:
+  - { to: rfm_segment, from: rfm_segment }
+  - { to: recency_score, from: recency_score }
+  - { to: frequency_score, from: frequency_score }
+  - { to: monetary_score, from: monetary_score }
+  - { to: monetary, from: monetary, transform: number }
+${o.date ? '  - { to: last_payment_date, from: max_payment_date, transform: date }\n' : ''}guardrails: { disable: [changed, distribution, anomaly] }
+`;
+}

@@ -32,7 +32,7 @@ import { getMapping } from '../src/sync/connect.ts';
 import { keyEnforced } from '../src/sync/plan.ts';
 import { planMapping, runMapping } from '../src/sync/run.ts';
 import { sourceQuery } from '../src/sync/source.ts';
-import { withBenchProject } from './scratch.ts';
+import { benchMapping, withBenchProject } from './scratch.ts';
 
 const ROWS = Number(process.env.SEGSYNC_BENCH_ROWS ?? 1_000_000);
 // 2 months of demo data: about 30.6% of the population has bought (seed 1), 2.3 payments each.
@@ -87,20 +87,7 @@ const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
 const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
 
 await withBenchProject('sync', async ({ dir }) => {
-  await writeFile(path.join(dir, 'mappings/bench.yaml'), `name: bench
-source: { model: rfm_current_segments, key: user_id }
-destination: { connection: files, object: customers, match_key: customer_id }
-fields:
-  - { to: rfm_segment, from: rfm_segment }
-  - { to: recency_score, from: recency_score }
-  - { to: frequency_score, from: frequency_score }
-  - { to: monetary_score, from: monetary_score }
-  - { to: monetary, from: monetary, transform: number }
-  - { to: last_payment_date, from: max_payment_date, transform: date }
-# The bench changes 10% of the records at once on purpose: the rules that would hold that are off; their
-# figures are still computed (and timed below).
-guardrails: { disable: [changed, distribution, anomaly] }
-`);
+  await writeFile(path.join(dir, 'mappings/bench.yaml'), benchMapping({ source: '{ model: rfm_current_segments, key: user_id }', destination: '{ connection: files, object: customers, match_key: customer_id }', date: true }));
   console.log(`node ${process.version}, V8 flags: ${[process.env.NODE_OPTIONS ?? '', ...process.execArgv].join(' ').trim() || '(none)'}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const demoSecs = await cli(dir, ['demo-data', '--users', String(USERS), '--months', '2', '--seed', '1', '--end', END]);
   const buildSecs = await cli(dir, ['models', 'build', '--as-of', END]);
