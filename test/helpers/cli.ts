@@ -20,7 +20,12 @@ export function runCli(args: string[], opts: { url?: string | undefined; dataDir
   for (const k of ['http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY']) delete env[k];
   if (opts.url) env.SEGSYNC_DATABASE_URL = opts.url;
   const global = opts.dataDir ? ['--data-dir', opts.dataDir] : [];
-  const child = spawn(process.execPath, [path.join(repoRoot, 'src/cli/main.ts'), ...global, ...args], { cwd: opts.cwd ?? repoRoot, env });
+  return runToExit(process.execPath, [path.join(repoRoot, 'src/cli/main.ts'), ...global, ...args], { cwd: opts.cwd ?? repoRoot, env });
+}
+
+/** Runs a command to its exit and collects what it printed (every CLI test helper spawns through this). */
+export function runToExit(cmd: string, args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): Promise<CliResult> {
+  const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });

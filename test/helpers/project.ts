@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { runToExit } from './cli.ts';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -41,15 +41,7 @@ export async function createProject(opts: { url?: string; settings?: string } = 
     write: (rel, text) => writeFile(path.join(dir, rel), text),
     app: (fn) => withApp({ root: dir, dataDir }, fn),
     cli(args, o = {}) {
-      return new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, ...args], { cwd: dir, env: { ...env, ...o.env } });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => { stdout += d; });
-        child.stderr.on('data', (d) => { stderr += d; });
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
-      });
+      return runToExit(process.execPath, [CLI, '--data-dir', dataDir, ...args], { cwd: dir, env: { ...env, ...o.env } });
     },
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
