@@ -242,3 +242,28 @@ test('the streaming Merkle builder gives the RFC 6962 root of the pairwise one f
   // RFC 6962 for 3 leaves: MTH = H(1 || H(1 || l0 || l1) || l2).
   assert.equal(merkleRoot(leaves.slice(0, 3)), nodeHash(nodeHash(leaves[0]!, leaves[1]!), leaves[2]!));
 });
+
+test('the hashes are RFC 6962 and the receipt leaf is the RFC 8785 text of its fields, byte for byte', async () => {
+  const { createHash, createHmac } = await import('node:crypto');
+  const { canonical, leafHash, nodeHash } = await import('../src/audit/hash.ts');
+  const { pseudonym, getPseudonymKey } = await import('../src/audit/keys.ts');
+  const { receiptLeafText } = await import('../src/audit/trail.ts');
+  // The definitions, with the streaming API: H(0x00 || data) and H(0x01 || left || right).
+  for (const data of ['', 'a', 'ü €', '\u0000x', '{"k":"v"}']) {
+    assert.equal(leafHash(data), createHash('sha256').update(Buffer.from([0])).update(data, 'utf8').digest('hex'), JSON.stringify(data));
+  }
+  const [l, r] = [leafHash('l'), leafHash('r')];
+  assert.equal(nodeHash(l, r), createHash('sha256').update(Buffer.from([1])).update(Buffer.from(l, 'hex')).update(Buffer.from(r, 'hex')).digest('hex'));
+  assert.equal(pseudonym('u1'), 'p_' + createHmac('sha256', getPseudonymKey()).update('u1', 'utf8').digest('base64url').slice(0, 22));
+  // Quotes, backslashes, control and line-separator characters, non-ASCII, a lone surrogate, nulls, numbers.
+  const cases = [
+    { key: 'u1', op: 'create', status: 'delivered', payloadHash: 'ab12', destinationId: 'x"y\\z\u2028', errorCode: null, attempt: 1, requestId: null },
+    { key: 'ü\ud800 e', op: 'remove', status: 'failed', payloadHash: null, destinationId: null, errorCode: 'E_1', attempt: 12, requestId: 'r\n\t1\u0007' },
+    { key: '', op: 'update', status: 'in_doubt', payloadHash: '', destinationId: '', errorCode: '', attempt: 0, requestId: '' },
+  ];
+  for (const c of cases) {
+    const text = receiptLeafText(c);
+    assert.equal(text, canonical({ key: pseudonym(c.key), op: c.op, status: c.status, payload_hash: c.payloadHash, destination_id: c.destinationId, error_code: c.errorCode, attempt: c.attempt, request_id: c.requestId }));
+    assert.doesNotMatch(text, new RegExp(c.key ? c.key.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&') : '^$'), 'the key appears only as its pseudonym');
+  }
+});

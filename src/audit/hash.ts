@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 
 /** The RFC 8785 canonical JSON of a value: one byte sequence per value, whatever its key order. */
@@ -10,14 +10,15 @@ export function canonical(value: unknown): string {
 
 export const GENESIS = '0'.repeat(64);
 
-/** RFC 6962 leaf hash: SHA-256(0x00 || data), hex. */
+/** RFC 6962 leaf hash: SHA-256(0x00 || data), hex. (U+0000 is the one byte 0x00 in UTF-8.) */
 export function leafHash(data: string): string {
-  return createHash('sha256').update(Buffer.from([0])).update(data, 'utf8').digest('hex');
+  return hash('sha256', `\u0000${data}`, 'hex');
 }
 
+const NODE_PREFIX = Buffer.from([1]);
 /** RFC 6962 interior node: SHA-256(0x01 || left || right), hex in, hex out. The chain links with it too. */
 export function nodeHash(left: string, right: string): string {
-  return createHash('sha256').update(Buffer.from([1])).update(Buffer.from(left, 'hex')).update(Buffer.from(right, 'hex')).digest('hex');
+  return hash('sha256', Buffer.concat([NODE_PREFIX, Buffer.from(left, 'hex'), Buffer.from(right, 'hex')]), 'hex');
 }
 
 /** The chain: each row's hash covers the previous one and its own leaf. */

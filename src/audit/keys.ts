@@ -1,4 +1,4 @@
-import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createHmac, createPrivateKey, createPublicKey, createSecretKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.ts';
@@ -68,7 +68,15 @@ export function getPseudonymKey(): string {
 
 /** A keyed pseudonym of a record key (or any identifier): stable under one key, meaningless without it. */
 export function pseudonym(value: string): string {
-  return 'p_' + createHmac('sha256', getPseudonymKey()).update(value, 'utf8').digest('base64url').slice(0, 22);
+  return 'p_' + createHmac('sha256', hmacKey()).update(value, 'utf8').digest('base64url').slice(0, 22);
+}
+
+// The HMAC key as a KeyObject, made once per key text (a run's seal takes a pseudonym of every receipt's key).
+let hmacCache: { text: string; key: KeyObject } | undefined;
+function hmacKey(): KeyObject {
+  const text = getPseudonymKey();
+  if (hmacCache?.text !== text) hmacCache = { text, key: createSecretKey(Buffer.from(text, 'utf8')) };
+  return hmacCache.key;
 }
 
 export interface SigningKey {

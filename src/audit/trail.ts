@@ -2,7 +2,7 @@ import pg from 'pg';
 import { withTransaction } from '../db/transaction.ts';
 import { maskEmails } from '../pii/mask.ts';
 import type { Actor } from '../state/actor.ts';
-import { appendRows, insertPending, lockHead, runReceipts, takePending, type AuditRow, type PendingAction, type ReceiptLeaf } from '../state/audit.ts';
+import { appendRows, eachRunReceiptPage, insertPending, lockHead, takePending, type AuditRow, type PendingAction, type ReceiptLeaf } from '../state/audit.ts';
 import { FINAL_STATES } from '../state/machine.ts';
 import type { Db } from '../state/transition.ts';
 import { canonical, chainHash, leafHash, MerkleBuilder, payloadDigest } from './hash.ts';
@@ -98,16 +98,35 @@ async function sealWith(client: pg.ClientBase, schema: string): Promise<number> 
 
 /** The leaf of a run's receipt: its key as a pseudonym, no payload or message. */
 export function receiptLeaf(r: ReceiptLeaf): string {
-  return leafHash(canonical({ key: pseudonym(r.key), op: r.op, status: r.status, payload_hash: r.payloadHash, destination_id: r.destinationId, error_code: r.errorCode, attempt: r.attempt, request_id: r.requestId }));
+  return leafHash(receiptLeafText(r));
+}
+
+/**
+ * The leaf's RFC 8785 text, written out: its members in the canonical (sorted) order, each value as
+ * JSON.stringify gives it, which is RFC 8785's form for strings, null and finite numbers. The same bytes as
+ * canonical() of the object (test/audit-hash.test.ts), at a fifth of the cost: a run's seal makes one per
+ * receipt.
+ */
+export function receiptLeafText(r: ReceiptLeaf): string {
+  if (!Number.isFinite(r.attempt)) throw new Error(`receipt of ${pseudonym(r.key)}: attempt ${r.attempt} is not a number`);
+  const j = JSON.stringify;
+  return `{"attempt":${j(r.attempt)},"destination_id":${j(r.destinationId)},"error_code":${j(r.errorCode)},"key":${j(pseudonym(r.key))},"op":${j(r.op)},"payload_hash":${j(r.payloadHash)},"request_id":${j(r.requestId)},"status":${j(r.status)}}`;
 }
 
 export async function receiptsRoot(db: Db, schema: string, runId: number): Promise<{ count: number; root: string }> {
   const tree = new MerkleBuilder();
-  for (let after: string | null = null; ;) {
-    const page = await runReceipts(db, schema, runId, after);
+  const add = (page: ReceiptLeaf[]) => {
     for (const r of page) tree.add(receiptLeaf(r));
-    if (page.length < 10_000) break;
-    after = page[page.length - 1]!.key;
+  };
+  if (isPool(db)) {
+    const client = await db.connect();
+    try {
+      await eachRunReceiptPage(client, schema, runId, add);
+    } finally {
+      client.release();
+    }
+  } else {
+    await eachRunReceiptPage(db as pg.ClientBase, schema, runId, add);
   }
   return { count: tree.count, root: tree.root() };
 }

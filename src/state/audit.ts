@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import Cursor from 'pg-cursor';
 import type { Db } from './transition.ts';
 
 /** SQL of the audit trail (src/audit/ holds the hashing, sealing and verifying). */
@@ -80,13 +81,27 @@ export interface ReceiptLeaf {
   requestId: string | null;
 }
 
-/** A page of a run's receipts in key order (the primary key's), after `afterKey`: runs of a million receipts are read in pages. */
-export async function runReceipts(db: Db, schema: string, runId: number, afterKey: string | null = null, limit = 10_000): Promise<ReceiptLeaf[]> {
-  const { rows } = await db.query<{ key: string; op: string; status: string; payload_hash: string | null; destination_id: string | null; error_code: string | null; attempt: number; request_id: string | null }>(
-    `SELECT key, op, status, payload_hash, destination_id, error_code, attempt, request_id FROM ${schema}.receipts
-     WHERE run_id = $1 ${afterKey === null ? '' : 'AND key > $3'} ORDER BY run_id, key LIMIT $2`, afterKey === null ? [runId, limit] : [runId, limit, afterKey]);
-  return rows.map((r) => ({ key: r.key, op: r.op, status: r.status, payloadHash: r.payload_hash, destinationId: r.destination_id, errorCode: r.error_code, attempt: r.attempt, requestId: r.request_id }));
+/**
+ * A run's receipts in key order, handed over in pages of 10,000: one statement through a cursor, so a run of a
+ * million receipts is sorted (or index-scanned) once. Keyset pages of `key > $last ORDER BY key LIMIT n` were
+ * planned per page, and on a fresh partition without statistics each page bitmap-scanned and sorted every
+ * remaining receipt: quadratic, 150 s to seal a run of 1M (docs/benchmarks.md). The client is not free for
+ * other statements until this returns.
+ */
+export async function eachRunReceiptPage(client: pg.ClientBase, schema: string, runId: number, onPage: (page: ReceiptLeaf[]) => void): Promise<void> {
+  const cursor = client.query(new Cursor<ReceiptRow>(
+    `SELECT key, op, status, payload_hash, destination_id, error_code, attempt, request_id FROM ${schema}.receipts WHERE run_id = $1 ORDER BY key`, [runId]));
+  try {
+    for (;;) {
+      const rows = await cursor.read(10_000);
+      if (!rows.length) return;
+      onPage(rows.map((r) => ({ key: r.key, op: r.op, status: r.status, payloadHash: r.payload_hash, destinationId: r.destination_id, errorCode: r.error_code, attempt: r.attempt, requestId: r.request_id })));
+    }
+  } finally {
+    await cursor.close();
+  }
 }
+type ReceiptRow = { key: string; op: string; status: string; payload_hash: string | null; destination_id: string | null; error_code: string | null; attempt: number; request_id: string | null };
 
 export async function insertCheckpoint(db: Db, schema: string, c: { seq: number; chainHash: string; note: string }): Promise<void> {
   await db.query(`INSERT INTO ${schema}.audit_checkpoints (seq, chain_hash, note) VALUES ($1, $2, $3) ON CONFLICT (seq) DO NOTHING`, [c.seq, c.chainHash, c.note]);
