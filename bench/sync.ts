@@ -113,7 +113,7 @@ await withBenchProject('sync', async ({ dir }) => {
     const firstSecs = secs(t);
     const phases = (await pool.query<{ plan: number; deliver: number }>(
       `SELECT extract(epoch FROM planned_at - started_at)::float AS plan, extract(epoch FROM finished_at - planned_at)::float AS deliver FROM segsync.runs WHERE id = $1`, [first.runId])).rows[0]!;
-    console.log(`first sync:        segsync ${first.counts.delivered.toLocaleString()} records in ${firstSecs.toFixed(1)} s = ${Math.round(first.counts.delivered / firstSecs).toLocaleString()} records/s (plan ${phases.plan.toFixed(1)} s, deliver ${phases.deliver.toFixed(1)} s); rss ${mb()} MB`);
+    console.log(`first sync:        segsync ${first.counts.delivered.toLocaleString()} records in ${firstSecs.toFixed(1)} s = ${Math.round(first.counts.delivered / firstSecs).toLocaleString()} records/s (plan ${phases.plan.toFixed(1)} s, deliver ${phases.deliver.toFixed(1)} s, audit seal and close ${(firstSecs - phases.plan - phases.deliver).toFixed(1)} s); rss ${mb()} MB`);
     console.log(`                   baseline ${b1.rows.toLocaleString()} rows in ${b1.secs.toFixed(1)} s`);
 
     // 2. 10% changed in the model as built: the history's latest snapshot (the view reads it)
@@ -140,7 +140,7 @@ await withBenchProject('sync', async ({ dir }) => {
     const phases2 = (await pool.query<{ plan: number; deliver: number }>(
       `SELECT extract(epoch FROM planned_at - started_at)::float AS plan, extract(epoch FROM finished_at - planned_at)::float AS deliver FROM segsync.runs WHERE id = $1`, [second.runId])).rows[0]!;
     console.log(`incremental sync:  segsync ${second.counts.delivered.toLocaleString()} of ${model.n.toLocaleString()} changed (${(100 * (changed.rowCount ?? 0) / model.n).toFixed(1)}%) in ${secondSecs.toFixed(2)} s = ${Math.round(second.counts.delivered / secondSecs).toLocaleString()} records/s; dry-run plan ${planSecs.toFixed(2)} s (${plan.counts.update.toLocaleString()} updates)`);
-    console.log(`                   (plan ${phases2.plan.toFixed(2)} s, deliver ${phases2.deliver.toFixed(2)} s)`);
+    console.log(`                   (plan ${phases2.plan.toFixed(2)} s, deliver ${phases2.deliver.toFixed(2)} s, audit seal and close ${(secondSecs - phases2.plan - phases2.deliver).toFixed(2)} s)`);
     console.log(`                   baseline ${b2.rows.toLocaleString()} rows in ${b2.secs.toFixed(2)} s`);
     if (b2.rows !== second.counts.delivered) console.log(`  (!) baseline and segsync disagree on the changed rows: ${b2.rows} vs ${second.counts.delivered}`);
     const peak = mb();
