@@ -2,7 +2,7 @@ import pg from 'pg';
 import { withTransaction } from '../db/transaction.ts';
 import { maskEmails } from '../pii/mask.ts';
 import type { Actor } from '../state/actor.ts';
-import { appendRows, eachRunReceiptPage, insertPending, lockHead, takePending, type AuditRow, type PendingAction, type ReceiptLeaf } from '../state/audit.ts';
+import { appendRows, countRunReceipts, eachRunReceiptPage, insertPending, lockHead, takePending, type AuditRow, type PendingAction, type ReceiptLeaf } from '../state/audit.ts';
 import { FINAL_STATES } from '../state/machine.ts';
 import type { Db } from '../state/transition.ts';
 import { canonical, chainHash, leafHash, MerkleBuilder, payloadDigest } from './hash.ts';
@@ -131,6 +131,19 @@ export async function receiptsRoot(db: Db, schema: string, runId: number): Promi
   return { count: tree.count, root: tree.root() };
 }
 
+/**
+ * The root to seal for a finished run: the one the run built while it recorded its receipts
+ * (receipts-tree.ts) when the table holds exactly that many receipts for the run, else recomputed from the
+ * table. Either way a later `audit verify` recomputes it from the table.
+ */
+async function sealedRoot(client: pg.ClientBase, schema: string, runId: number, offered: unknown): Promise<{ count: number; root: string }> {
+  const o = offered as { count?: unknown; root?: unknown } | undefined;
+  if (o && typeof o.count === 'number' && typeof o.root === 'string' && /^[0-9a-f]{64}$/.test(o.root)) {
+    if (await countRunReceipts(client, schema, runId) === o.count) return { count: o.count, root: o.root };
+  }
+  return receiptsRoot(client, schema, runId);
+}
+
 export interface Entry {
   v: 1;
   seq: number;
@@ -146,7 +159,7 @@ async function buildRow(client: pg.ClientBase, schema: string, p: PendingAction,
   const details = sanitizeDetails(p.details) as Record<string, unknown>;
   // A finished run seals the Merkle root of its receipts into the chain: a receipt changed later shows.
   const runId = p.subject?.startsWith('run:') ? Number(p.subject.slice(4)) : NaN;
-  if (FINAL_ACTIONS.has(p.action) && Number.isSafeInteger(runId)) details.receipts = await receiptsRoot(client, schema, runId);
+  if (FINAL_ACTIONS.has(p.action) && Number.isSafeInteger(runId)) details.receipts = await sealedRoot(client, schema, runId, details.receipts);
   const subject = p.subject == null ? null : maskEmails(p.subject);
   const entry: Entry = { v: 1, seq, at: p.at.toISOString(), prev, actor: { type: p.actorType, id: p.actorId }, action: p.action, subject, details };
   const text = canonical(entry);

@@ -101,6 +101,10 @@ export async function eachRunReceiptPage(client: pg.ClientBase, schema: string, 
     await cursor.close();
   }
 }
+/** How many receipts a run has. */
+export async function countRunReceipts(db: Db, schema: string, runId: number): Promise<number> {
+  return (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.receipts WHERE run_id = $1`, [runId])).rows[0]!.n;
+}
 type ReceiptRow = { key: string; op: string; status: string; payload_hash: string | null; destination_id: string | null; error_code: string | null; attempt: number; request_id: string | null };
 
 export async function insertCheckpoint(db: Db, schema: string, c: { seq: number; chainHash: string; note: string }): Promise<void> {

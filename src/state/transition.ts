@@ -32,6 +32,8 @@ export interface RunPatch {
   guardrails?: object;
   /** Only from these states (a subset of what the machine allows): e.g. expire a run only while it is held. */
   onlyFrom?: RunState[];
+  /** A final transition: the Merkle root of the run's receipts as the run recorded them (src/audit/receipts-tree.ts), for the audit seal. */
+  receipts?: { count: number; root: string } | null;
 }
 
 export interface RunTarget {
@@ -95,7 +97,7 @@ async function transitionRun(db: Db, schema: string, runId: number, to: RunState
      SELECT id, mapping, status, status_at, planned_at, finished_at, started_at FROM moved`,
     [runId, to, final, cap(reason), patch.planned ? JSON.stringify(patch.planned) : null, patch.outcome ? JSON.stringify(patch.outcome) : null,
       patch.error !== undefined, cap(patch.error ?? null), patch.snapshotAt !== undefined, patch.snapshotAt ?? null, sourcesOf(to).filter((st) => !patch.onlyFrom || patch.onlyFrom.includes(st)),
-      actor.type, actor.id, JSON.stringify({ ...(patch.planned ? { planned: patch.planned } : {}), ...(patch.outcome ? { outcome: patch.outcome } : {}) }),
+      actor.type, actor.id, JSON.stringify({ ...(patch.planned ? { planned: patch.planned } : {}), ...(patch.outcome ? { outcome: patch.outcome } : {}), ...(patch.receipts && final ? { receipts: patch.receipts } : {}) }),
       patch.guardrails ? JSON.stringify(patch.guardrails) : null]);
   const r = rows[0];
   if (!r) {

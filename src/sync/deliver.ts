@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Change, DestinationSession, FollowUpItem, FollowUpOutcome, RecordOutcome } from '../../destinations/types.ts';
+import type { RunReceiptsTree } from '../audit/receipts-tree.ts';
 import { BudgetExhaustedError, describeError, SegsyncError } from '../errors.ts';
 import { chunk } from '../db/chunk.ts';
 import type { Logger } from '../log.ts';
@@ -30,6 +31,8 @@ export interface DeliverOptions {
   forceSignal?: AbortSignal;
   log: Logger;
   onProgress?: (done: number) => void;
+  /** The run's receipts root, fed with each batch's receipts as they are recorded (the audit seal uses it). */
+  receipts?: RunReceiptsTree;
 }
 
 export interface FollowUpCounts {
@@ -85,7 +88,7 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
   o.signal.addEventListener('abort', onStop, { once: true });
   let consecutiveBatchFailures = 0;
 
-  const sendBatch = async (items: ItemRow[]) => {
+  const sendBatch = async ({ seq, items }: { seq: number; items: ItemRow[] }) => {
     const batch = { firstKey: items[0]!.key, lastKey: items[items.length - 1]!.key, size: items.length };
     await transition(o.pool, o.schema, { items: { run: o.runId, mapping: o.mapping, ...batch } }, 'sending', o.actor, null);
     const outcomes = await sendWithRetries(o, items, scope.signal);
@@ -101,6 +104,10 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
     if (deferred && !o.signal.aborted) stop('budget', deferred.errorMessage ?? 'the destination deferred the rest of the run');
     const followUps = o.session.followUps ?? null;
     await recordBatch(o.pool, { schema: o.schema, mapping: o.mapping, runId: o.runId, deadAfter: o.deadAfter, outcomes, copy: o.copy, batch, actor: o.actor, followUpKind: followUps?.kind ?? null });
+    // The receipts just written, as the table holds them (deferred records get theirs when the run closes them).
+    o.receipts?.recorded(seq, outcomes.filter((x) => x.status !== 'deferred').map((x) => ({
+      key: x.key, op: x.op, status: x.status, payloadHash: x.payloadHash ?? null, destinationId: x.destinationId ?? null, errorCode: x.errorCode ?? null, attempt: x.attempt, requestId: x.requestId ?? null,
+    })));
     for (const x of outcomes) {
       if (x.status === 'delivered') result.delivered++;
       else if (x.status === 'failed') result.failed++;
@@ -148,13 +155,14 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
  * The run's planned items in key order, one batch per query (keyset pagination): a worker that is free takes
  * the next batch, and no more than one batch per worker plus the one being read is held in memory.
  */
-async function* readBatches(o: DeliverOptions, stopped: AbortSignal): AsyncGenerator<ItemRow[]> {
+async function* readBatches(o: DeliverOptions, stopped: AbortSignal): AsyncGenerator<{ seq: number; items: ItemRow[] }> {
   let lastKey: string | null = null;
+  let seq = 0;
   while (!stopped.aborted) {
     const rows = await readBatch(o.pool, o.schema, o.runId, lastKey, o.batchSize);
     if (!rows.length) return;
     lastKey = rows[rows.length - 1]!.key;
-    yield rows;
+    yield { seq: o.receipts?.batchRead() ?? seq++, items: rows };
   }
 }
 

@@ -9,6 +9,7 @@ import { insertEvent } from '../state/events.ts';
 import { runById, waitingRun } from '../state/held-run.ts';
 import { dropItems, planFingerprint } from '../state/plan-fingerprint.ts';
 import { runCounts } from '../state/run-counts.ts';
+import { RunReceiptsTree } from '../audit/receipts-tree.ts';
 import { closeAbandonedRuns, dropUnplannedItems } from '../state/close-abandoned.ts';
 import { closeUnsent } from '../state/close-unsent.ts';
 import { createRun } from '../state/create-run.ts';
@@ -231,6 +232,7 @@ async function runMappingOnce(app: App, name: string, opts: RunOptions): Promise
         deadAfter: mapping.dead_after ?? app.config.settings.defaults.dead_after,
         copy: !app.warehouse.embedded,
         onProgress: (done) => opts.onProgress?.({ done, total }),
+        receipts: new RunReceiptsTree(),
       };
       const result = total > 0 ? await deliverPlanned(deliver) : emptyResult();
       if (result.stoppedBy === null) {
@@ -243,12 +245,13 @@ async function runMappingOnce(app: App, name: string, opts: RunOptions): Promise
       const leftover = result.stoppedBy === 'abort' || result.stoppedBy === 'error' ? 'interrupted' : 'deferred';
       const closed = await closeUnsent(pool, schema, mapping.name, runId, leftover, result.stopReason ?? 'not sent');
       result.inDoubt += closed.inDoubt;
+      if (closed.inDoubt + closed.unsent > 0) deliver.receipts!.invalidate();
       const status: RunStatus = result.stoppedBy === 'abort' ? 'interrupted'
         : result.stoppedBy === 'error' ? 'failed'
         : result.stoppedBy === 'budget' ? 'deferred'
         : result.failed === 0 && result.inDoubt === 0 && result.stoppedBy === null ? (result.followUps.failed > 0 ? 'partial' : 'succeeded')
         : result.delivered > 0 ? 'partial' : total === 0 ? 'succeeded' : 'failed';
-      return await finish(base, status, result, closed.unsent, result.stopReason ?? undefined);
+      return await finish(base, status, result, closed.unsent, result.stopReason ?? undefined, deliver.receipts!.result());
     } finally {
       await dest.session.close().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'closing the destination failed'));
     }
@@ -338,9 +341,9 @@ function emptyResult(): DeliverResult {
   return { delivered: 0, failed: 0, inDoubt: 0, followUps: { done: 0, failed: 0, deferred: 0 }, stoppedBy: null, stopReason: null };
 }
 
-async function finish(b: { app: App; runId: number; mapping: string; planned: PlanCounts; startedAt: Date; actor: Actor }, status: RunStatus, r: DeliverResult, deferred: number, error?: string): Promise<RunSummary> {
+async function finish(b: { app: App; runId: number; mapping: string; planned: PlanCounts; startedAt: Date; actor: Actor }, status: RunStatus, r: DeliverResult, deferred: number, error?: string, receipts?: { count: number; root: string } | null): Promise<RunSummary> {
   const outcome = { delivered: r.delivered, failed: r.failed, deferred, in_doubt: r.inDoubt, followups: r.followUps };
-  const row = await transition(b.app.warehouse.pool, b.app.config.settings.state.schema, { run: b.runId }, status, b.actor, error ?? null, { outcome, error: error ?? null });
+  const row = await transition(b.app.warehouse.pool, b.app.config.settings.state.schema, { run: b.runId }, status, b.actor, error ?? null, { outcome, error: error ?? null, receipts: receipts ?? null });
   const p = b.planned;
   return {
     runId: b.runId, mapping: b.mapping, status, planned: p,

@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { RunReceiptsTree } from '../src/audit/receipts-tree.ts';
+import { MerkleBuilder } from '../src/audit/hash.ts';
+import { receiptLeaf, receiptsRoot } from '../src/audit/trail.ts';
+import { verifyTrail } from '../src/audit/verify.ts';
+import { getSigningKey } from '../src/audit/keys.ts';
+import { runMapping } from '../src/sync/run.ts';
+import { startCdpEmulator, type CdpEmulator } from './emulators/cdp/server.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/pg.ts';
+import { createProject, seedSegments, type TestProject } from './helpers/project.ts';
+
+/**
+ * A run builds its receipts' Merkle root while it records them (src/audit/receipts-tree.ts), so that the seal
+ * does not read a million receipts again. That root must be the one the table gives: batches answered out of
+ * order (concurrency), failures and resends inside batches, and runs whose leftovers are closed afterwards
+ * (which void it, so the seal recomputes).
+ */
+
+const leaf = (key: string, status = 'delivered') => ({ key, op: 'create', status, payloadHash: `h${key}`, destinationId: null, errorCode: null, attempt: 1, requestId: null });
+
+test('the tree gives the root of the leaves in batch order, whatever order the batches are recorded in', () => {
+  const batches = [['a', 'b', 'c'], ['d'], [], ['e', 'f'], ['g', 'h', 'i', 'j']].map((ks) => ks.map((k) => leaf(k)));
+  const expected = new MerkleBuilder();
+  for (const b of batches) for (const r of b) expected.add(receiptLeaf(r));
+  for (const order of [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 0, 3, 4, 2]]) {
+    const t = new RunReceiptsTree();
+    const seqs = batches.map(() => t.batchRead());
+    assert.equal(t.result(), null, 'nothing recorded yet: no root');
+    for (const i of order) t.recorded(seqs[i]!, batches[i]!);
+    assert.deepEqual(t.result(), { count: 10, root: expected.root() }, `order ${order.join()}`);
+  }
+  const missing = new RunReceiptsTree();
+  missing.batchRead();
+  missing.batchRead();
+  missing.recorded(1, batches[1]!);
+  assert.equal(missing.result(), null, 'a batch read and never recorded: no root');
+  const twice = new RunReceiptsTree();
+  twice.recorded(twice.batchRead(), batches[0]!);
+  twice.recorded(0, batches[0]!);
+  assert.equal(twice.result(), null, 'a batch recorded twice: no root');
+  const closed = new RunReceiptsTree();
+  closed.recorded(closed.batchRead(), batches[0]!);
+  closed.invalidate();
+  assert.equal(closed.result(), null, 'receipts written elsewhere: no root');
+});
+
+let emu: CdpEmulator;
+let db: TestDatabase;
+let project: TestProject;
+before(async () => {
+  emu = await startCdpEmulator({ flavour: 'segment' });
+  db = await createTestDatabase();
+  process.env.ROOT_TEST_WRITE_KEY = emu.writeKey;
+  project = await createProject({ url: db.url, settings: `warehouse:\n  url: ${db.url}\nconnections:\n  cdp:\n    type: segment\n    write_key: \${ROOT_TEST_WRITE_KEY}\n    base_url: ${emu.url}\n` });
+  await project.write('mappings/m.yaml', `name: roots
+source: { model: segments, key: user_id }
+destination: { connection: cdp, object: identify, match_key: userId }
+fields:
+  - { to: rfm_segment, from: rfm_segment }
+  - { to: rfm_recency_score, from: recency_score }
+batch_size: 7
+concurrency: 3
+guardrails: { disable: [changed, distribution, anomaly] }
+`);
+});
+after(async () => {
+  delete process.env.ROOT_TEST_WRITE_KEY;
+  await project.cleanup();
+  await db.drop();
+  await emu.close();
+});
+
+test('the root a run hands to the seal is the root of its receipts in the table, with faults and concurrency', async () => {
+  await project.app(async (app) => {
+    const pool = app.warehouse.pool;
+    await seedSegments(pool, 300);
+    const handed = async (runId: number) => (await pool.query<{ r: { count: number; root: string } | null }>(
+      `SELECT details -> 'receipts' AS r FROM segsync.outbox WHERE run_id = $1 AND subject = 'run' ORDER BY id DESC LIMIT 1`, [runId])).rows[0]?.r ?? null;
+    const sealed = async (runId: number) => (await pool.query<{ r: { count: number; root: string } }>(
+      `SELECT (entry::jsonb) -> 'details' -> 'receipts' AS r FROM segsync.audit WHERE subject = $1 AND action ~ '^run\\.(succeeded|partial|failed|deferred|interrupted)$'`, [`run:${runId}`])).rows[0]?.r;
+
+    // 1. Faults (503s and resets, before and after the batch was stored): failures and resends inside batches,
+    //    answered out of order by three workers.
+    // Two batches refused outright (400: failed receipts), apart so that the circuit breaker does not stop the run.
+    emu.faults.queue({ kind: 'status', status: 400 }, { kind: 'pass' }, { kind: 'pass' }, { kind: 'pass' }, { kind: 'status', status: 400 });
+    emu.faults.randomly({ seed: 7, rate5xx: 0.15, rateReset: 0.1 });
+    const first = await runMapping(app, 'roots');
+    emu.faults.clear();
+    assert.ok(emu.faults.injected.length > 0, 'faults were injected');
+    assert.equal(first.status, 'partial', first.error);
+    assert.equal(first.counts.failed, 14, 'two batches of 7 failed');
+    const table1 = await receiptsRoot(pool, 'segsync', first.runId);
+    assert.equal(table1.count, 300);
+    const h1 = await handed(first.runId);
+    assert.ok(h1, `run 1 (${first.status}) handed its root to the seal`);
+    assert.deepEqual(h1, table1);
+    assert.deepEqual(await sealed(first.runId), table1);
+
+    // 2. A change of a third of the users, no faults.
+    await pool.query(`UPDATE segments SET recency_score = recency_score % 5 + 1 WHERE right(user_id, 1) IN ('1', '4', '7')`);
+    const second = await runMapping(app, 'roots');
+    assert.equal(second.status, 'succeeded', second.error);
+    const table2 = await receiptsRoot(pool, 'segsync', second.runId);
+    assert.ok(table2.count > 0);
+    assert.deepEqual(await handed(second.runId), table2);
+    assert.deepEqual(await sealed(second.runId), table2);
+
+    // 3. A run stopped after its first batches: its leftovers are closed as interrupted afterwards, so it hands
+    //    no root, and the seal's (recomputed from the table) still verifies.
+    await pool.query(`UPDATE segments SET recency_score = recency_score % 5 + 1`);
+    const stop = new AbortController();
+    const third = await runMapping(app, 'roots', { signal: stop.signal, onProgress: ({ done }) => { if (done >= 14) stop.abort(); } });
+    assert.equal(third.status, 'interrupted');
+    assert.equal(await handed(third.runId), null);
+    assert.deepEqual(await sealed(third.runId), await receiptsRoot(pool, 'segsync', third.runId));
+
+    const report = await verifyTrail(pool, 'segsync', { publicKey: getSigningKey().publicKey });
+    assert.deepEqual(report.problems, []);
+    assert.ok(report.runsChecked >= 3, `runs checked: ${report.runsChecked}`);
+  });
+});
