@@ -55,6 +55,11 @@ export interface DeliverResult {
   stopReason: string | null;
   /** The error that stopped the run (stoppedBy 'error'). */
   error?: unknown;
+  /**
+   * Every planned item was read, sent and recorded with its receipt (none deferred, no batch left sending):
+   * the run has nothing left to close.
+   */
+  allRecorded: boolean;
 }
 
 /** Whole batches failing in a row before the run stops instead of burning the destination's budget. */
@@ -77,7 +82,8 @@ const never = new AbortController().signal;
  * recorded on its own.
  */
 export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> {
-  const result: DeliverResult = { delivered: 0, failed: 0, inDoubt: 0, followUps: { done: 0, failed: 0, deferred: 0 }, stoppedBy: null, stopReason: null };
+  const result: DeliverResult = { delivered: 0, failed: 0, inDoubt: 0, followUps: { done: 0, failed: 0, deferred: 0 }, stoppedBy: null, stopReason: null, allRecorded: false };
+  const reading = { read: 0, recorded: 0, deferred: false, exhausted: false };
   const scope = new AbortController();
   const stop = (by: NonNullable<DeliverResult['stoppedBy']>, reason: string) => {
     if (!result.stoppedBy) Object.assign(result, { stoppedBy: by, stopReason: reason });
@@ -102,12 +108,14 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
     // destination may defer some records itself). After a stop they are interrupted instead, by the caller.
     const deferred = outcomes.find((x) => x.status === 'deferred');
     if (deferred && !o.signal.aborted) stop('budget', deferred.errorMessage ?? 'the destination deferred the rest of the run');
+    if (deferred) reading.deferred = true;
     const followUps = o.session.followUps ?? null;
     await recordBatch(o.pool, { schema: o.schema, mapping: o.mapping, runId: o.runId, deadAfter: o.deadAfter, outcomes, copy: o.copy, batch, actor: o.actor, followUpKind: followUps?.kind ?? null });
     // The receipts just written, as the table holds them (deferred records get theirs when the run closes them).
     o.receipts?.recorded(seq, outcomes.filter((x) => x.status !== 'deferred').map((x) => ({
       key: x.key, op: x.op, status: x.status, payloadHash: x.payloadHash ?? null, destinationId: x.destinationId ?? null, errorCode: x.errorCode ?? null, attempt: x.attempt, requestId: x.requestId ?? null,
     })));
+    reading.recorded++;
     for (const x of outcomes) {
       if (x.status === 'delivered') result.delivered++;
       else if (x.status === 'failed') result.failed++;
@@ -125,7 +133,7 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
     }
   };
 
-  const batches = readBatches(o, scope.signal);
+  const batches = readBatches(o, scope.signal, reading);
   const worker = async () => {
     try {
       for (;;) {
@@ -148,6 +156,7 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
     o.signal.removeEventListener('abort', onStop);
   }
   if (o.signal.aborted) stop('abort', 'the run was stopped (shutdown or signal)');
+  result.allRecorded = result.stoppedBy === null && reading.exhausted && !reading.deferred && reading.recorded === reading.read;
   return result;
 }
 
@@ -155,14 +164,18 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
  * The run's planned items in key order, one batch per query (keyset pagination): a worker that is free takes
  * the next batch, and no more than one batch per worker plus the one being read is held in memory.
  */
-async function* readBatches(o: DeliverOptions, stopped: AbortSignal): AsyncGenerator<{ seq: number; items: ItemRow[] }> {
+async function* readBatches(o: DeliverOptions, stopped: AbortSignal, reading: { read: number; exhausted: boolean }): AsyncGenerator<{ seq: number; items: ItemRow[] }> {
   let lastKey: string | null = null;
-  let seq = 0;
   while (!stopped.aborted) {
     const rows = await readBatch(o.pool, o.schema, o.runId, lastKey, o.batchSize);
-    if (!rows.length) return;
+    if (!rows.length) {
+      reading.exhausted = true;
+      return;
+    }
     lastKey = rows[rows.length - 1]!.key;
-    yield { seq: o.receipts?.batchRead() ?? seq++, items: rows };
+    const seq = reading.read++;
+    o.receipts?.batchRead();
+    yield { seq, items: rows };
   }
 }
 

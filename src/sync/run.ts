@@ -243,7 +243,8 @@ async function runMappingOnce(app: App, name: string, opts: RunOptions): Promise
         result.followUps.deferred += f.deferred;
       }
       const leftover = result.stoppedBy === 'abort' || result.stoppedBy === 'error' ? 'interrupted' : 'deferred';
-      const closed = await closeUnsent(pool, schema, mapping.name, runId, leftover, result.stopReason ?? 'not sent');
+      // A run that recorded every item has nothing to close: the anti-join of its items and receipts is skipped.
+      const closed = result.allRecorded ? { unsent: 0, inDoubt: 0 } : await closeUnsent(pool, schema, mapping.name, runId, leftover, result.stopReason ?? 'not sent');
       result.inDoubt += closed.inDoubt;
       if (closed.inDoubt + closed.unsent > 0) deliver.receipts!.invalidate();
       const status: RunStatus = result.stoppedBy === 'abort' ? 'interrupted'
@@ -338,7 +339,7 @@ async function heldSummary(app: App, runId: number, mapping: string, startedAt: 
 }
 
 function emptyResult(): DeliverResult {
-  return { delivered: 0, failed: 0, inDoubt: 0, followUps: { done: 0, failed: 0, deferred: 0 }, stoppedBy: null, stopReason: null };
+  return { delivered: 0, failed: 0, inDoubt: 0, followUps: { done: 0, failed: 0, deferred: 0 }, stoppedBy: null, stopReason: null, allRecorded: false };
 }
 
 async function finish(b: { app: App; runId: number; mapping: string; planned: PlanCounts; startedAt: Date; actor: Actor }, status: RunStatus, r: DeliverResult, deferred: number, error?: string, receipts?: { count: number; root: string } | null): Promise<RunSummary> {
