@@ -37,7 +37,10 @@ test('an existing unpartitioned ledger is converted: every receipt kept, in the 
   } finally {
     client.release();
   }
-  assert.deepEqual(await migrate(pool, 'segsync'), [91, 92]);
+  // 091 and 092 convert the ledger; whatever came later applies after them
+  const pending = (await listMigrations()).filter((x) => x.version >= 91).map((x) => x.version);
+  assert.deepEqual(pending.slice(0, 2), [91, 92]);
+  assert.deepEqual(await migrate(pool, 'segsync'), pending);
   const parts = (await pool.query<{ name: string; n: number }>(
     `SELECT c.relname AS name, (SELECT count(*)::int FROM segsync.receipts r WHERE r.tableoid = c.oid) AS n
      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'segsync.receipts'::regclass ORDER BY 1`)).rows;
