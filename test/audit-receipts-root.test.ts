@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { RunReceiptsTree } from '../src/audit/receipts-tree.ts';
+import type { FinalOutcome } from '../src/state/record-batch.ts';
 import { MerkleBuilder } from '../src/audit/hash.ts';
 import { receiptLeaf, receiptsRoot } from '../src/audit/trail.ts';
 import { verifyTrail } from '../src/audit/verify.ts';
@@ -13,36 +14,29 @@ import { createProject, seedSegments, type TestProject } from './helpers/project
 /**
  * A run builds its receipts' Merkle root while it records them (src/audit/receipts-tree.ts), so that the seal
  * does not read a million receipts again. That root must be the one the table gives: batches answered out of
- * order (concurrency), failures and resends inside batches, and runs whose leftovers are closed afterwards
- * (which void it, so the seal recomputes).
+ * order (concurrency), failures and resends inside batches; a run whose leftovers are closed afterwards hands
+ * none, so the seal recomputes.
  */
 
-const leaf = (key: string, status = 'delivered') => ({ key, op: 'create', status, payloadHash: `h${key}`, destinationId: null, errorCode: null, attempt: 1, requestId: null });
+const leaf = (key: string, status: FinalOutcome['status'] = 'delivered'): FinalOutcome =>
+  ({ key, op: 'create', status, payloadHash: `h${key}`, destinationId: null, attempt: 1, sentAt: null, stateExists: false });
 
 test('the tree gives the root of the leaves in batch order, whatever order the batches are recorded in', () => {
   const batches = [['a', 'b', 'c'], ['d'], [], ['e', 'f'], ['g', 'h', 'i', 'j']].map((ks) => ks.map((k) => leaf(k)));
   const expected = new MerkleBuilder();
-  for (const b of batches) for (const r of b) expected.add(receiptLeaf(r));
+  for (const b of batches) for (const r of b) expected.add(receiptLeaf({ ...r, destinationId: null, errorCode: null, requestId: null }));
   for (const order of [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 0, 3, 4, 2]]) {
     const t = new RunReceiptsTree();
-    const seqs = batches.map(() => t.batchRead());
-    assert.equal(t.result(), null, 'nothing recorded yet: no root');
-    for (const i of order) t.recorded(seqs[i]!, batches[i]!);
-    assert.deepEqual(t.result(), { count: 10, root: expected.root() }, `order ${order.join()}`);
+    assert.equal(t.root(batches.length), null, 'nothing recorded yet: no root');
+    for (const i of order) t.recorded(i, batches[i]!);
+    assert.deepEqual(t.root(batches.length), { count: 10, root: expected.root() }, `order ${order.join()}`);
   }
   const missing = new RunReceiptsTree();
-  missing.batchRead();
-  missing.batchRead();
   missing.recorded(1, batches[1]!);
-  assert.equal(missing.result(), null, 'a batch read and never recorded: no root');
+  assert.equal(missing.root(2), null, 'a batch read and never recorded: no root');
   const twice = new RunReceiptsTree();
-  twice.recorded(twice.batchRead(), batches[0]!);
   twice.recorded(0, batches[0]!);
-  assert.equal(twice.result(), null, 'a batch recorded twice: no root');
-  const closed = new RunReceiptsTree();
-  closed.recorded(closed.batchRead(), batches[0]!);
-  closed.invalidate();
-  assert.equal(closed.result(), null, 'receipts written elsewhere: no root');
+  assert.throws(() => twice.recorded(0, batches[0]!), /batch 0 was recorded twice/);
 });
 
 let emu: CdpEmulator;

@@ -49,20 +49,21 @@ export interface RecordBatchOptions {
  * at `deadAfter`; an in-doubt record is remembered as such (resent next run, never counted towards
  * dead_after). Confirmed records of a mapping with follow-up work get it pending here, so it is never lost.
  * The WHERE clauses keep a stale writer (an older run finishing late) from overwriting a newer run's state.
+ * Answers the outcomes that got a receipt, in key order (every one but the deferred).
  */
-export async function recordBatch(pool: pg.Pool, opts: RecordBatchOptions): Promise<void> {
-  if (!opts.outcomes.length) return;
+export async function recordBatch(pool: pg.Pool, opts: RecordBatchOptions): Promise<FinalOutcome[]> {
+  if (!opts.outcomes.length) return [];
   try {
-    await withTransaction(pool, (client) => writeBatch(client, opts, true));
+    return await withTransaction(pool, (client) => writeBatch(client, opts, true));
   } catch (err) {
     // A key the plan saw without state has a state row now: only a run that outlived its lock writes one.
     // The whole batch is written again with upserts, which are always right (and guarded against stale runs).
     if ((err as { code?: string; constraint?: string }).code !== '23505' || (err as { constraint?: string }).constraint !== 'delivered_pkey') throw err;
-    await withTransaction(pool, (client) => writeBatch(client, opts, false));
+    return await withTransaction(pool, (client) => writeBatch(client, opts, false));
   }
 }
 
-async function writeBatch(client: pg.PoolClient, opts: RecordBatchOptions, plainInserts: boolean): Promise<void> {
+async function writeBatch(client: pg.PoolClient, opts: RecordBatchOptions, plainInserts: boolean): Promise<FinalOutcome[]> {
   const { schema, mapping, runId, outcomes } = opts;
   await transition(client, schema, { items: { run: runId, mapping, ...opts.batch } }, 'answered', opts.actor, null, countStatuses(outcomes));
   const final = outcomes.filter((o) => o.status !== 'deferred');
@@ -135,6 +136,7 @@ async function writeBatch(client: pg.PoolClient, opts: RecordBatchOptions, plain
        ON CONFLICT (mapping, key, kind) DO UPDATE SET status = 'pending', last_run_id = EXCLUDED.last_run_id, attempts = 0, updated_at = now()`,
       [mapping, opts.followUpKind, runId, delivered.map((o) => o.key)]);
   }
+  return final;
 }
 
 function countStatuses(outcomes: FinalOutcome[]): Record<string, number> {

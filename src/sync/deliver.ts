@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Change, DestinationSession, FollowUpItem, FollowUpOutcome, RecordOutcome } from '../../destinations/types.ts';
-import type { RunReceiptsTree } from '../audit/receipts-tree.ts';
+import { RunReceiptsTree } from '../audit/receipts-tree.ts';
 import { BudgetExhaustedError, describeError, SegsyncError } from '../errors.ts';
 import { chunk } from '../db/chunk.ts';
 import type { Logger } from '../log.ts';
@@ -31,8 +31,6 @@ export interface DeliverOptions {
   forceSignal?: AbortSignal;
   log: Logger;
   onProgress?: (done: number) => void;
-  /** The run's receipts root, fed with each batch's receipts as they are recorded (the audit seal uses it). */
-  receipts?: RunReceiptsTree;
 }
 
 export interface FollowUpCounts {
@@ -60,6 +58,16 @@ export interface DeliverResult {
    * the run has nothing left to close.
    */
   allRecorded: boolean;
+  /**
+   * The Merkle root of the run's receipts, built as each batch was recorded (the audit seal takes it): only
+   * when allRecorded, since the receipts the run closes afterwards do not go through it.
+   */
+  receipts: { count: number; root: string } | null;
+}
+
+/** A delivery that sent nothing (a run with nothing planned). */
+export function noDelivery(): DeliverResult {
+  return { delivered: 0, failed: 0, inDoubt: 0, followUps: { done: 0, failed: 0, deferred: 0 }, stoppedBy: null, stopReason: null, allRecorded: false, receipts: null };
 }
 
 /** Whole batches failing in a row before the run stops instead of burning the destination's budget. */
@@ -82,8 +90,9 @@ const never = new AbortController().signal;
  * recorded on its own.
  */
 export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> {
-  const result: DeliverResult = { delivered: 0, failed: 0, inDoubt: 0, followUps: { done: 0, failed: 0, deferred: 0 }, stoppedBy: null, stopReason: null, allRecorded: false };
+  const result = noDelivery();
   const reading = { read: 0, recorded: 0, deferred: false, exhausted: false };
+  const receipts = new RunReceiptsTree();
   const scope = new AbortController();
   const stop = (by: NonNullable<DeliverResult['stoppedBy']>, reason: string) => {
     if (!result.stoppedBy) Object.assign(result, { stoppedBy: by, stopReason: reason });
@@ -110,11 +119,8 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
     if (deferred && !o.signal.aborted) stop('budget', deferred.errorMessage ?? 'the destination deferred the rest of the run');
     if (deferred) reading.deferred = true;
     const followUps = o.session.followUps ?? null;
-    await recordBatch(o.pool, { schema: o.schema, mapping: o.mapping, runId: o.runId, deadAfter: o.deadAfter, outcomes, copy: o.copy, batch, actor: o.actor, followUpKind: followUps?.kind ?? null });
-    // The receipts just written, as the table holds them (deferred records get theirs when the run closes them).
-    o.receipts?.recorded(seq, outcomes.filter((x) => x.status !== 'deferred').map((x) => ({
-      key: x.key, op: x.op, status: x.status, payloadHash: x.payloadHash ?? null, destinationId: x.destinationId ?? null, errorCode: x.errorCode ?? null, attempt: x.attempt, requestId: x.requestId ?? null,
-    })));
+    const written = await recordBatch(o.pool, { schema: o.schema, mapping: o.mapping, runId: o.runId, deadAfter: o.deadAfter, outcomes, copy: o.copy, batch, actor: o.actor, followUpKind: followUps?.kind ?? null });
+    receipts.recorded(seq, written);
     reading.recorded++;
     for (const x of outcomes) {
       if (x.status === 'delivered') result.delivered++;
@@ -157,6 +163,7 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
   }
   if (o.signal.aborted) stop('abort', 'the run was stopped (shutdown or signal)');
   result.allRecorded = result.stoppedBy === null && reading.exhausted && !reading.deferred && reading.recorded === reading.read;
+  if (result.allRecorded) result.receipts = receipts.root(reading.read);
   return result;
 }
 
@@ -173,9 +180,7 @@ async function* readBatches(o: DeliverOptions, stopped: AbortSignal, reading: { 
       return;
     }
     lastKey = rows[rows.length - 1]!.key;
-    const seq = reading.read++;
-    o.receipts?.batchRead();
-    yield { seq, items: rows };
+    yield { seq: reading.read++, items: rows };
   }
 }
 

@@ -9,7 +9,6 @@ import { insertEvent } from '../state/events.ts';
 import { runById, waitingRun } from '../state/held-run.ts';
 import { dropItems, planFingerprint } from '../state/plan-fingerprint.ts';
 import { runCounts } from '../state/run-counts.ts';
-import { RunReceiptsTree } from '../audit/receipts-tree.ts';
 import { closeAbandonedRuns, dropUnplannedItems } from '../state/close-abandoned.ts';
 import { closeUnsent } from '../state/close-unsent.ts';
 import { createRun } from '../state/create-run.ts';
@@ -24,7 +23,7 @@ import { maintainReceiptPartitions } from '../state/receipt-partitions.ts';
 import { reviveDead as reviveDeadRecords } from '../state/revive-dead.ts';
 import { transition, TransitionError } from '../state/transition.ts';
 import { getMapping, openDestination, type OpenedDestination } from './connect.ts';
-import { catchUpFollowUps, deliverPlanned, type DeliverOptions, type DeliverResult } from './deliver.ts';
+import { catchUpFollowUps, deliverPlanned, noDelivery, type DeliverOptions, type DeliverResult } from './deliver.ts';
 import { checkKeys, enterPlanSnapshot, readSourceOnce, snapshotRelation, withPlanHelper } from './plan.ts';
 import { pastFigures } from '../state/guardrail-figures.ts';
 import { evaluate, holding, movedExamples, runFigures, type RuleVerdict } from './guardrails.ts';
@@ -218,7 +217,7 @@ async function runMappingOnce(app: App, name: string, opts: RunOptions): Promise
             return { ...(await heldSummary(app, runId, mapping.name, startedAt, false)), status: 'deferred', error: `approved, not sent yet: ${err.message}` };
           }
           const closed = await closeUnsent(pool, schema, mapping.name, runId, 'deferred', err.message);
-          return await finish(base, 'deferred', emptyResult(), closed.unsent, err.message);
+          return await finish(base, 'deferred', noDelivery(), closed.unsent, err.message);
         }
       }
       await transition(pool, schema, { run: runId }, 'delivering', actor, replan ? null : 'delivering the approved plan');
@@ -232,9 +231,8 @@ async function runMappingOnce(app: App, name: string, opts: RunOptions): Promise
         deadAfter: mapping.dead_after ?? app.config.settings.defaults.dead_after,
         copy: !app.warehouse.embedded,
         onProgress: (done) => opts.onProgress?.({ done, total }),
-        receipts: new RunReceiptsTree(),
       };
-      const result = total > 0 ? await deliverPlanned(deliver) : emptyResult();
+      const result = total > 0 ? await deliverPlanned(deliver) : noDelivery();
       if (result.stoppedBy === null) {
         // Follow-ups left pending by earlier runs, and tickets/Cases changed since on records already delivered.
         const f = await catchUpFollowUps(deliver, startedAt);
@@ -246,13 +244,12 @@ async function runMappingOnce(app: App, name: string, opts: RunOptions): Promise
       // A run that recorded every item has nothing to close: the anti-join of its items and receipts is skipped.
       const closed = result.allRecorded ? { unsent: 0, inDoubt: 0 } : await closeUnsent(pool, schema, mapping.name, runId, leftover, result.stopReason ?? 'not sent');
       result.inDoubt += closed.inDoubt;
-      if (closed.inDoubt + closed.unsent > 0) deliver.receipts!.invalidate();
       const status: RunStatus = result.stoppedBy === 'abort' ? 'interrupted'
         : result.stoppedBy === 'error' ? 'failed'
         : result.stoppedBy === 'budget' ? 'deferred'
         : result.failed === 0 && result.inDoubt === 0 && result.stoppedBy === null ? (result.followUps.failed > 0 ? 'partial' : 'succeeded')
         : result.delivered > 0 ? 'partial' : total === 0 ? 'succeeded' : 'failed';
-      return await finish(base, status, result, closed.unsent, result.stopReason ?? undefined, deliver.receipts!.result());
+      return await finish(base, status, result, closed.unsent, result.stopReason ?? undefined);
     } finally {
       await dest.session.close().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'closing the destination failed'));
     }
@@ -338,13 +335,9 @@ async function heldSummary(app: App, runId: number, mapping: string, startedAt: 
   };
 }
 
-function emptyResult(): DeliverResult {
-  return { delivered: 0, failed: 0, inDoubt: 0, followUps: { done: 0, failed: 0, deferred: 0 }, stoppedBy: null, stopReason: null, allRecorded: false };
-}
-
-async function finish(b: { app: App; runId: number; mapping: string; planned: PlanCounts; startedAt: Date; actor: Actor }, status: RunStatus, r: DeliverResult, deferred: number, error?: string, receipts?: { count: number; root: string } | null): Promise<RunSummary> {
+async function finish(b: { app: App; runId: number; mapping: string; planned: PlanCounts; startedAt: Date; actor: Actor }, status: RunStatus, r: DeliverResult, deferred: number, error?: string): Promise<RunSummary> {
   const outcome = { delivered: r.delivered, failed: r.failed, deferred, in_doubt: r.inDoubt, followups: r.followUps };
-  const row = await transition(b.app.warehouse.pool, b.app.config.settings.state.schema, { run: b.runId }, status, b.actor, error ?? null, { outcome, error: error ?? null, receipts: receipts ?? null });
+  const row = await transition(b.app.warehouse.pool, b.app.config.settings.state.schema, { run: b.runId }, status, b.actor, error ?? null, { outcome, error: error ?? null, receipts: r.receipts });
   const p = b.planned;
   return {
     runId: b.runId, mapping: b.mapping, status, planned: p,
