@@ -167,15 +167,19 @@ async function main(): Promise<void> {
             await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 100))]);
           }
         };
-        let faultsBefore = 0;
-        const report = (who: string, rows: number, st: Stats, extra: string) => {
+        /** Empties the emulator and turns its faults on: the count of faults injected before. */
+        const armFaults = async (): Promise<number> => {
+          const before = (await stats('reset')).faults;
+          emu.proc.stdin!.write('faults\n');
+          await next(emu.lines);
+          return before;
+        };
+        const report = (who: string, rows: number, st: Stats, faultsBefore: number, extra: string) => {
           console.log(`  ${who} ${rows.toLocaleString()} users: ${st.requests.toLocaleString()} requests (${st.faults - faultsBefore} faults injected); kept ${st.kept.toLocaleString()} identifies for ${st.users.toLocaleString()} users: lost ${(rows - st.users).toLocaleString()}, duplicated ${(st.kept - st.users).toLocaleString()}; resends dropped by messageId ${st.duplicates.toLocaleString()}; ${extra}`);
           return { lost: rows - st.users, duplicated: st.kept - st.users };
         };
 
-        faultsBefore = (await stats('reset')).faults;
-        emu.proc.stdin!.write('faults\n');
-        await next(emu.lines);
+        const sdkFaultsBefore = await armFaults();
         const sdkRuns: string[] = [];
         const first = child(['--sdk', url, dbUrl, String(FAULT_SAMPLE)]);
         sdkRuns.push((await killAt(first.proc, FAULT_SAMPLE / 2)) ? 'killed' : `exit ${await exited(first.proc)}`);
@@ -183,14 +187,12 @@ async function main(): Promise<void> {
         const again = child(['--sdk', url, dbUrl, String(FAULT_SAMPLE)]);
         const b2 = await next(again.lines) as { sent: number; failed: number };
         sdkRuns.push(`exit ${await exited(again.proc)} (${b2.failed} batches given up)`);
-        const sdkFault = report('analytics-node', FAULT_SAMPLE, await stats('stats'), `runs: ${sdkRuns.join(', ')}`);
+        const sdkFault = report('analytics-node', FAULT_SAMPLE, await stats('stats'), sdkFaultsBefore, `runs: ${sdkRuns.join(', ')}`);
 
-        faultsBefore = (await stats('reset')).faults;
-        emu.proc.stdin!.write('faults\n');
-        await next(emu.lines);
+        const ourFaultsBefore = await armFaults();
         const ourRuns: string[] = [];
         // A second mapping of the same rows: a state of its own, so every user is sent again under the faults.
-        await writeFile(path.join(dir, 'mappings/bench_faults.yaml'), benchMapping({ source: '{ model: segments, key: user_id }', destination: '{ connection: segment, object: identify, match_key: userId }' }).replace('name: bench', 'name: bench_faults'));
+        await writeFile(path.join(dir, 'mappings/bench_faults.yaml'), benchMapping({ name: 'bench_faults', source: '{ model: segments, key: user_id }', destination: '{ connection: segment, object: identify, match_key: userId }' }));
         const run = () => spawn(process.execPath, [...process.execArgv, CLI, 'run', 'bench_faults'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SEGSYNC_LOG_LEVEL: 'error' } });
         const firstRun = run();
         ourRuns.push((await killAt(firstRun, ROWS / 2)) ? 'killed' : `exit ${await exited(firstRun)}`);
@@ -200,7 +202,7 @@ async function main(): Promise<void> {
           ourRuns.push(`exit ${code}`);
           if (code === 0) break;
         }
-        const ours = report('segsync       ', ROWS, await stats('stats'), `runs: ${ourRuns.join(', ')}`);
+        const ours = report('segsync       ', ROWS, await stats('stats'), ourFaultsBefore, `runs: ${ourRuns.join(', ')}`);
         console.log('');
         console.log('target (exactly once under retries and a crash, as the CDP keeps it):');
         console.log(`  segsync lost ${ours.lost}, duplicated ${ours.duplicated} = 0, 0: ${ours.lost === 0 && ours.duplicated === 0 ? 'met' : 'MISSED'}`);

@@ -31,12 +31,12 @@ export async function withBenchProject<T>(name: string, fn: (p: { dir: string; u
 
 /**
  * The benches' mapping of RFM scores (one text for bench:sync, bench:embedded and bench:cdp): `source` and
- * `destination` lines as each bench needs them, `date` adds the last payment date (file destinations). The
- * benches change many records at once on purpose, so the change-size guardrails are off; their figures are
- * still computed.
+ * `destination` lines as each bench needs them, `name` (default `bench`) for a second mapping, `date` adds the
+ * last payment date (file destinations). The benches change many records at once on purpose, so the
+ * change-size guardrails are off; their figures are still computed.
  */
-export function benchMapping(o: { source: string; destination: string; date?: boolean }): string {
-  return `name: bench
+export function benchMapping(o: { name?: string; source: string; destination: string; date?: boolean }): string {
+  return `name: ${o.name ?? 'bench'}
 source: ${o.source}
 destination: ${o.destination}
 fields:
