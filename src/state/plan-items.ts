@@ -96,6 +96,11 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
            AND NOT (j.__segsync_dead IS NOT NULL AND j.__segsync_failed IS NOT DISTINCT FROM p.__segsync_hash)
            -- erasure (segsync forget, src/state/erasure.ts): a suppressed person is never planned again, sent or removed
            AND NOT EXISTS (SELECT 1 FROM ${schema}.suppressions s WHERE s.key = coalesce(j.__segsync_key, j.__segsync_dkey))
+         -- The intent is written in key order: the delivery reads it back and copies it into the state by key
+         -- range, batch after batch. In the join's order (a first sync emits the hash table's buckets) every
+         -- batch is scattered over the whole table, and both passes cost about 3x as much (bench:sync: 6 s of
+         -- 1M); the sort of the changed rows costs far less than that.
+         ORDER BY 2
          RETURNING op, resend
        )
        SELECT count(*) FILTER (WHERE op = 'create')::int AS "create", count(*) FILTER (WHERE op = 'update')::int AS "update",
