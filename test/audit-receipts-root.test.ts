@@ -21,51 +21,22 @@ import { createProject, seedSegments, type TestProject } from './helpers/project
 const leaf = (key: string, status: FinalOutcome['status'] = 'delivered'): FinalOutcome =>
   ({ key, op: 'create', status, payloadHash: `h${key}`, destinationId: null, attempt: 1, sentAt: null, stateExists: false });
 
-for (const offThread of [false, true]) {
-  test(`the tree gives the root of the leaves in batch order, whatever order the batches are recorded in (${offThread ? 'on a worker thread' : 'in the thread'})`, async () => {
-    const batches = [['a', 'b', 'c'], ['d'], [], ['e', 'f'], ['g', 'h', 'i', 'j']].map((ks) => ks.map((k) => leaf(k)));
-    const expected = new MerkleBuilder();
-    for (const b of batches) for (const r of b) expected.add(receiptLeaf({ ...r, destinationId: null, errorCode: null, requestId: null }));
-    for (const order of [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 0, 3, 4, 2]]) {
-      const t = new RunReceiptsTree({ offThread });
-      try {
-        assert.equal(await t.root(batches.length), null, 'nothing recorded yet: no root');
-        for (const i of order) t.recorded(i, batches[i]!);
-        assert.deepEqual(await t.root(batches.length), { count: 10, root: expected.root() }, `order ${order.join()}`);
-      } finally {
-        await t.close();
-      }
-    }
-    const missing = new RunReceiptsTree({ offThread });
-    missing.recorded(1, batches[1]!);
-    assert.equal(await missing.root(2), null, 'a batch read and never recorded: no root');
-    await missing.close();
-    const twice = new RunReceiptsTree({ offThread });
-    twice.recorded(0, batches[0]!);
-    assert.throws(() => twice.recorded(0, batches[0]!), /batch 0 was recorded twice/);
-    assert.throws(() => twice.recorded(1, [{ ...leaf('k'), attempt: Number.NaN }]), /attempt NaN is not a number/);
-    await twice.close();
-  });
-}
-
-test('a worker thread hashes a large run to the same root as the thread itself, and answers no root once closed', async () => {
-  // 30 batches of 1,000 receipts with failures, resends and destination ids, recorded out of order.
-  const batches = Array.from({ length: 30 }, (_, b) => Array.from({ length: 1000 }, (_, i) => {
-    const k = `k${String(b * 1000 + i).padStart(6, '0')}`;
-    return { ...leaf(k, i % 97 === 0 ? 'failed' : 'delivered'), destinationId: i % 3 ? `d-${k}` : null, errorCode: i % 97 === 0 ? 'HTTP_400' : null, attempt: 1 + (i % 2), requestId: i % 5 ? null : `r\u00e9-${i}` } as FinalOutcome;
-  }));
-  const inThread = new RunReceiptsTree();
-  const offThread = new RunReceiptsTree({ offThread: true });
-  try {
-    for (const i of batches.keys()) inThread.recorded(i, batches[i]!);
-    for (const i of [...batches.keys()].reverse()) offThread.recorded(i, batches[i]!);
-    const expected = await inThread.root(batches.length);
-    assert.equal(expected?.count, 30_000);
-    assert.deepEqual(await offThread.root(batches.length), expected);
-  } finally {
-    await offThread.close();
+test('the tree gives the root of the leaves in batch order, whatever order the batches are recorded in', () => {
+  const batches = [['a', 'b', 'c'], ['d'], [], ['e', 'f'], ['g', 'h', 'i', 'j']].map((ks) => ks.map((k) => leaf(k)));
+  const expected = new MerkleBuilder();
+  for (const b of batches) for (const r of b) expected.add(receiptLeaf({ ...r, destinationId: null, errorCode: null, requestId: null }));
+  for (const order of [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 0, 3, 4, 2]]) {
+    const t = new RunReceiptsTree();
+    assert.equal(t.root(batches.length), null, 'nothing recorded yet: no root');
+    for (const i of order) t.recorded(i, batches[i]!);
+    assert.deepEqual(t.root(batches.length), { count: 10, root: expected.root() }, `order ${order.join()}`);
   }
-  assert.equal(await offThread.root(batches.length), null, 'closed: the thread is gone, and no root is made up');
+  const missing = new RunReceiptsTree();
+  missing.recorded(1, batches[1]!);
+  assert.equal(missing.root(2), null, 'a batch read and never recorded: no root');
+  const twice = new RunReceiptsTree();
+  twice.recorded(0, batches[0]!);
+  assert.throws(() => twice.recorded(0, batches[0]!), /batch 0 was recorded twice/);
 });
 
 let emu: CdpEmulator;

@@ -55,18 +55,8 @@ export function hasSigningKey(): boolean {
 }
 
 let pseudonymKey: string | undefined;
-let adoptedKey: string | undefined;
-
-/**
- * A worker thread uses the key its parent resolved (src/audit/receipts-tree.ts) and never resolves one itself:
- * the same pseudonyms whichever thread hashes, and no second key file made by a thread.
- */
-export function adoptPseudonymKey(text: string): void {
-  adoptedKey = text;
-}
 
 export function getPseudonymKey(): string {
-  if (adoptedKey !== undefined) return adoptedKey;
   const env = process.env.SEGSYNC_PSEUDONYM_KEY;
   if (env !== undefined) {
     if (env.length < 16) throw new UsageError('SEGSYNC_PSEUDONYM_KEY must be at least 16 characters');

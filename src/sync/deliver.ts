@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Change, DestinationSession, FollowUpItem, FollowUpOutcome, RecordOutcome } from '../../destinations/types.ts';
-import { OFF_THREAD_FROM, RunReceiptsTree } from '../audit/receipts-tree.ts';
+import { RunReceiptsTree } from '../audit/receipts-tree.ts';
 import { BudgetExhaustedError, describeError, SegsyncError } from '../errors.ts';
 import { chunk } from '../db/chunk.ts';
 import type { Logger } from '../log.ts';
@@ -20,8 +20,6 @@ export interface DeliverOptions {
   runId: number;
   actor: Actor;
   session: DestinationSession;
-  /** The planned items: a large run hashes its receipts tree on a thread of its own. */
-  planned: number;
   batchSize: number;
   concurrency: number;
   deadAfter: number;
@@ -94,7 +92,7 @@ const never = new AbortController().signal;
 export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> {
   const result = noDelivery();
   const reading = { read: 0, recorded: 0, deferred: false, exhausted: false };
-  const receipts = new RunReceiptsTree({ offThread: o.planned >= OFF_THREAD_FROM });
+  const receipts = new RunReceiptsTree();
   const scope = new AbortController();
   const stop = (by: NonNullable<DeliverResult['stoppedBy']>, reason: string) => {
     if (!result.stoppedBy) Object.assign(result, { stoppedBy: by, stopReason: reason });
@@ -159,21 +157,14 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
     }
   };
   try {
-    try {
-      await Promise.all(Array.from({ length: o.concurrency }, worker));
-    } finally {
-      o.signal.removeEventListener('abort', onStop);
-    }
-    if (o.signal.aborted) stop('abort', 'the run was stopped (shutdown or signal)');
-    result.allRecorded = result.stoppedBy === null && reading.exhausted && !reading.deferred && reading.recorded === reading.read;
-    if (result.allRecorded) {
-      result.receipts = await receipts.root(reading.read);
-      if (receipts.failure) o.log.warn({ err: describeError(receipts.failure) }, 'the receipts tree thread failed: the seal computes the root from the table');
-    }
-    return result;
+    await Promise.all(Array.from({ length: o.concurrency }, worker));
   } finally {
-    await receipts.close();
+    o.signal.removeEventListener('abort', onStop);
   }
+  if (o.signal.aborted) stop('abort', 'the run was stopped (shutdown or signal)');
+  result.allRecorded = result.stoppedBy === null && reading.exhausted && !reading.deferred && reading.recorded === reading.read;
+  if (result.allRecorded) result.receipts = receipts.root(reading.read);
+  return result;
 }
 
 /**
