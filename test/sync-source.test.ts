@@ -156,6 +156,17 @@ fields:
     });
   }
 
+  test(`a vertical tab alone is blank, and keys of the letter v are keys (PostgreSQL's E'\\v' is a v)`, async () => {
+    await project.write('mappings/m.yaml', KEYS_MAPPING('k_vt'));
+    await project.app(async (a) => {
+      await a.warehouse.pool.query(`CREATE TABLE k_vt (user_id text PRIMARY KEY, rfm_segment text); INSERT INTO k_vt VALUES ('v', 'A'), ('vv', 'B')`);
+      const plan = await planMapping(a, 'keys');
+      assert.equal(plan.counts.create, 2, 'v and vv are planned');
+      await a.warehouse.pool.query(`INSERT INTO k_vt VALUES (E' \\x0b', 'C')`);
+      await assert.rejects(planMapping(a, 'keys'), /the source has 1 row\(s\) with an empty or whitespace-only user_id: " \\u000b" x1\. Nothing was sent\./);
+    });
+  });
+
   test('a NULL, a blank and a duplicate are reported together', async () => {
     await project.write('mappings/m.yaml', KEYS_MAPPING('k_mixed'));
     await project.app(async (a) => {

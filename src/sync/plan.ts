@@ -8,8 +8,11 @@ import { quoteLiteral } from '../db/sql.ts';
 import { CURRENT_KEY_MARK } from '../models/materialize.ts';
 export type { PlanCounts } from '../state/plan-items.ts';
 
-/** The whitespace a key may not consist of alone (ASCII; PostgreSQL's btrim trims only spaces by default). */
-const BLANK = `E' \\t\\n\\r\\f\\v'`;
+/**
+ * The whitespace a key may not consist of alone (ASCII; PostgreSQL's btrim trims only spaces by default). The
+ * vertical tab is \x0b: PostgreSQL's escape strings have no \v (E'\v' is the letter v).
+ */
+const BLANK = `E' \\t\\n\\r\\f\\x0b'`;
 
 /**
  * Duplicate, NULL, empty or whitespace-only keys would make "the record" ambiguous or address nothing: the plan
