@@ -42,7 +42,8 @@ const enforced = (a: Parameters<Parameters<TestProject['app']>[0]>[0]) => a.ware
 
 test('the built current-segments view has a key the history enforces, and a run delivers it', async () => {
   await project.app(async (a) => {
-    assert.equal(await enforced(a), 'text');
+    // unique and NOT NULL by the primary key, never blank by the build's check: the plan scans for nothing
+    assert.equal(await enforced(a), 'text, never blank');
     const r = await runMapping(a, 'cur');
     assert.equal(r.status, 'succeeded');
     const users = (await a.warehouse.pool.query('SELECT count(*)::int AS n FROM public.rfm_current_segments')).rows[0].n;
@@ -50,7 +51,7 @@ test('the built current-segments view has a key the history enforces, and a run 
     assert.equal(r.counts.delivered, users);
     // an incremental build keeps the proof
     await build(a.warehouse.pool, 'public', '2024-06-15T00:00:00Z');
-    assert.equal(await enforced(a), 'text');
+    assert.equal(await enforced(a), 'text, never blank');
   });
 });
 
@@ -67,6 +68,31 @@ test('a view edited after the build (duplicates) loses the proof, and the plan r
     // once the view is the model's SQL again, the next build marks it again
     await a.warehouse.pool.query('DROP VIEW public.rfm_current_segments');
     await build(a.warehouse.pool, 'public', '2024-06-25T00:00:00Z');
+    assert.equal(await enforced(a), 'text, never blank');
+  });
+});
+
+test('a blank customer id in the payments: the build keeps it without the not-blank check, the plan refuses it, and the check returns once it is gone', async () => {
+  await project.app(async (a) => {
+    const pool = a.warehouse.pool;
+    const check = async () => (await pool.query(`SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'public.rfm_segments_hist'::regclass AND conname = 'rfm_segments_hist_user_id_not_blank' AND convalidated`)).rows[0].n;
+    assert.equal(await check(), 1);
+    // an incremental build whose new snapshot holds a blank key: the INSERT the check refuses is made without it
+    await insertPayments(pool, [{ user_id: ' \t', payment_id: 'blank-1', payment_date: '2024-06-26T00:00:00Z', payment_amount: '12.50' }], 'public.fact_payments');
+    await build(a.warehouse.pool, 'public', '2024-06-27T00:00:00Z');
+    assert.equal(await check(), 0, 'the check is dropped, not violated');
+    assert.equal((await pool.query(`SELECT count(*)::int AS n FROM public.rfm_current_segments WHERE user_id = E' \\t'`)).rows[0].n, 1, 'the row is kept');
     assert.equal(await enforced(a), 'text');
+    await assert.rejects(planMapping(a, 'cur'), (err: unknown) => err instanceof DataError && err.code === 'INVALID_KEYS' && /1 row\(s\) with an empty or whitespace-only user_id: " \\t" x1/.test(err.message));
+    // a full build with the blank still there adds no check (the savepoint takes the refused ALTER back)
+    await build(a.warehouse.pool, 'public', '2024-06-28T00:00:00Z', { fullRefresh: true });
+    assert.equal(await check(), 0);
+    assert.equal(await enforced(a), 'text');
+    // the payment corrected: the next build checks the history again and the proof is back
+    await pool.query(`DELETE FROM public.fact_payments WHERE payment_id = 'blank-1'`);
+    await build(a.warehouse.pool, 'public', '2024-06-29T00:00:00Z', { fullRefresh: true });
+    assert.equal(await check(), 1);
+    assert.equal(await enforced(a), 'text, never blank');
+    assert.equal((await planMapping(a, 'cur')).counts.source > 0, true);
   });
 });

@@ -8,6 +8,57 @@ import type { Queryable } from './payments.ts';
 
 const HIST_PK = 'rfm_segments_hist_pkey';
 
+/**
+ * A text user_id may not be blank: the check src/sync/plan.ts otherwise makes on every run (a scan of the whole
+ * current model, about 2 s at 1M customers), made once by the database. Whitespace as plan.ts BLANK.
+ */
+export const HIST_KEY_CHECK = 'rfm_segments_hist_user_id_not_blank';
+const NOT_BLANK = `btrim(user_id::text, E' \\t\\n\\r\\f\\x0b') <> ''`;
+/** The check as pg_get_constraintdef shows it: for a text user_id, and for a varchar or char one. */
+export const HIST_KEY_CHECK_DEFS = [
+  `CHECK ((btrim(user_id, ' \t\n\r\f\v'::text) <> ''::text))`,
+  `CHECK ((btrim((user_id)::text, ' \t\n\r\f\v'::text) <> ''::text))`,
+];
+const CHECK_VIOLATION = '23514';
+
+/**
+ * Adds the not-blank check to a history whose text user_id satisfies it (one scan; builds run in a
+ * transaction, so a refused check is rolled back to a savepoint). A history with blank keys keeps none: the
+ * sync then finds them itself and refuses the run with examples, as for any source.
+ */
+async function ensureKeyCheck(db: Queryable, hist: string): Promise<void> {
+  const { rows } = await db.query<{ text: boolean; present: boolean }>(
+    `SELECT a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype) AS text,
+            EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = a.attrelid AND c.conname = $2) AS present
+     FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = 'user_id' AND NOT a.attisdropped`, [hist, HIST_KEY_CHECK]);
+  if (!rows[0]?.text || rows[0].present) return;
+  await db.query('SAVEPOINT segsync_key_check');
+  try {
+    await db.query(`ALTER TABLE ${hist} ADD CONSTRAINT ${HIST_KEY_CHECK} CHECK (${NOT_BLANK})`);
+    await db.query('RELEASE SAVEPOINT segsync_key_check');
+  } catch (err) {
+    if ((err as { code?: string }).code !== CHECK_VIOLATION) throw err;
+    await db.query('ROLLBACK TO SAVEPOINT segsync_key_check');
+  }
+}
+
+/**
+ * The history's INSERT under the not-blank check: should the new snapshots hold a blank user_id, the check is
+ * dropped and the rows inserted all the same (the build does not judge keys; the sync refuses them).
+ */
+async function insertHistory(db: Queryable, hist: string, histSql: string): Promise<void> {
+  await db.query('SAVEPOINT segsync_hist_insert');
+  try {
+    await db.query(`INSERT INTO ${hist} ${histSql}`);
+    await db.query('RELEASE SAVEPOINT segsync_hist_insert');
+  } catch (err) {
+    if ((err as { code?: string }).code !== CHECK_VIOLATION || !String((err as Error).message).includes(HIST_KEY_CHECK)) throw err;
+    await db.query('ROLLBACK TO SAVEPOINT segsync_hist_insert');
+    await db.query(`ALTER TABLE ${hist} DROP CONSTRAINT ${HIST_KEY_CHECK}`);
+    await db.query(`INSERT INTO ${hist} ${histSql}`);
+  }
+}
+
 export async function relationExists(db: Queryable, relation: string): Promise<boolean> {
   const { rows } = await db.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [relation]);
   return rows[0]?.present === true;
@@ -26,16 +77,21 @@ export async function rebuildHistory(db: Queryable, t: ModelTables, histSql: str
   } else {
     await db.query(`TRUNCATE ${t.hist}`);
     await db.query(`ALTER TABLE ${t.hist} DROP CONSTRAINT IF EXISTS ${HIST_PK}`);
+    await db.query(`ALTER TABLE ${t.hist} DROP CONSTRAINT IF EXISTS ${HIST_KEY_CHECK}`);
   }
   await db.query(`INSERT INTO ${t.hist} ${histSql}`);
   // snapshot_at first: builds delete and read whole snapshots, and the latest one is the current model.
   await db.query(`ALTER TABLE ${t.hist} ADD CONSTRAINT ${HIST_PK} PRIMARY KEY (snapshot_at, user_id)`);
+  // Like the key, checked once after loading rather than row by row.
+  await ensureKeyCheck(db, t.hist);
 }
 
 /** Replaces the given snapshots (and those no longer wanted) with the SQL's rows from `from` on. */
 export async function refreshHistory(db: Queryable, t: ModelTables, histSql: string, stale: Date[]): Promise<void> {
   if (stale.length) await db.query(`DELETE FROM ${t.hist} WHERE snapshot_at = ANY($1::timestamptz[])`, [stale]);
-  await db.query(`INSERT INTO ${t.hist} ${histSql}`);
+  await insertHistory(db, t.hist, histSql);
+  // A history built before the check, or whose check a blank key dropped: added again once it holds.
+  await ensureKeyCheck(db, t.hist);
 }
 
 /**

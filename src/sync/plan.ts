@@ -5,7 +5,7 @@ import { DataError } from '../errors.ts';
 import { maskPii } from '../log.ts';
 import { sourceStatement, type SourceQuery } from './source.ts';
 import { quoteLiteral } from '../db/sql.ts';
-import { CURRENT_KEY_MARK } from '../models/materialize.ts';
+import { CURRENT_KEY_MARK, HIST_KEY_CHECK, HIST_KEY_CHECK_DEFS } from '../models/materialize.ts';
 export type { PlanCounts } from '../state/plan-items.ts';
 
 /**
@@ -20,8 +20,8 @@ const BLANK = `E' \\t\\n\\r\\f\\x0b'`;
  */
 export async function checkKeys(client: pg.ClientBase, mapping: Mapping, q: SourceQuery): Promise<void> {
   const enforced = await keyEnforced(client, q);
-  // A unique NOT NULL text key can still be '' or '  ': only that is left to look for.
-  if (enforced === 'integral') return;
+  // A unique NOT NULL text key can still be '' or '  ': only that is left to look for, unless a check rules it out.
+  if (enforced === 'integral' || enforced === 'text, never blank') return;
   const { rows } = await client.query<{ k: string | null; n: number; kind: 'null' | 'blank' | 'dup' }>(sourceStatement(enforced === 'text'
     ? `SELECT k, count(*)::int AS n, 'blank' AS kind FROM (SELECT ${q.key} AS k FROM ${q.from}) x WHERE btrim(k, ${BLANK}) = '' GROUP BY k ORDER BY k LIMIT 11`
     : `SELECT k, n, kind FROM (
@@ -51,6 +51,13 @@ export async function checkKeys(client: pg.ClientBase, mapping: Mapping, q: Sour
 }
 
 /**
+ * What the database itself proves of a source's key: 'integral' (unique, NOT NULL, and of a type that is never
+ * blank), 'text' (unique and NOT NULL: blanks are still looked for), 'text, never blank' (and a check constraint
+ * rules out blanks: nothing is left to look for).
+ */
+export type KeyProof = 'text' | 'integral' | 'text, never blank';
+
+/**
  * 'text' or 'integral' when the database itself rules out duplicate and NULL keys: the source is a table
  * (partitioned or not) or materialized view with a valid, immediate, non-partial unique index on the key
  * column alone, the column is NOT NULL (a primary key is both), and no inheritance child escapes the index.
@@ -58,7 +65,7 @@ export async function checkKeys(client: pg.ClientBase, mapping: Mapping, q: Sour
  * to scan for blanks (an integer or uuid is never blank). Only for key types whose text form is as distinct
  * as the values themselves. null otherwise.
  */
-export async function keyEnforced(client: pg.ClientBase, q: SourceQuery): Promise<'text' | 'integral' | null> {
+export async function keyEnforced(client: pg.ClientBase, q: SourceQuery): Promise<KeyProof | null> {
   if (!q.relation) return null;
   const view = await currentModelKey(client, q.relation);
   if (view) return view;
@@ -79,9 +86,10 @@ export async function keyEnforced(client: pg.ClientBase, q: SourceQuery): Promis
  * segsync's own current-segments view (src/models/materialize.ts markCurrentKey): its comment says it is one
  * snapshot of a history whose primary key is (snapshot_at, user_id), so user_id is unique and NOT NULL in it.
  * Trusted only while the view's definition still has the md5 recorded and the history still has that primary
- * key; the key column must be user_id. 'text' or 'integral' as keyEnforced, null when not proven.
+ * key; the key column must be user_id. A KeyProof as keyEnforced ('text, never blank' when the history also has
+ * the build's validated not-blank check), null when not proven.
  */
-async function currentModelKey(client: pg.ClientBase, relation: { name: string; key: string }): Promise<'text' | 'integral' | null> {
+async function currentModelKey(client: pg.ClientBase, relation: { name: string; key: string }): Promise<KeyProof | null> {
   if (relation.key !== 'user_id') return null;
   const { rows } = await client.query<{ comment: string | null; md5: string }>(
     `SELECT obj_description(c.oid, 'pg_class') AS comment, md5(pg_get_viewdef(c.oid)) AS md5
@@ -96,7 +104,13 @@ async function currentModelKey(client: pg.ClientBase, relation: { name: string; 
      WHERE i.indrelid = to_regclass($1) AND i.indisprimary AND i.indisvalid AND i.indimmediate AND i.indnkeyatts = 2
        AND s.attname = 'snapshot_at' AND a.attname = 'user_id'
        AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'uuid'::regtype)`, [m[1]]);
-  return pk.rows.length === 0 ? null : pk.rows[0]!.text ? 'text' : 'integral';
+  if (pk.rows.length === 0) return null;
+  if (!pk.rows[0]!.text) return 'integral';
+  // The build's not-blank check (materialize.ts HIST_KEY_CHECK), validated and exactly as the build makes it.
+  const check = await client.query(
+    `SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2 AND contype = 'c' AND convalidated
+       AND pg_get_constraintdef(oid) = ANY($3::text[])`, [m[1], HIST_KEY_CHECK, HIST_KEY_CHECK_DEFS]);
+  return check.rowCount ? 'text, never blank' : 'text';
 }
 
 /**
