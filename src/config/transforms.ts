@@ -22,7 +22,10 @@ interface TransformDefinition {
   js(value: string): TransformedValue;
 }
 
-/** What `trim` strips at both ends: ASCII whitespace. (PostgreSQL's btrim() alone strips only ' ', JavaScript's trim() also Unicode spaces.) */
+/**
+ * What `trim` strips at both ends: ASCII whitespace. (PostgreSQL's btrim() alone strips only ' ', JavaScript's trim() also Unicode spaces.)
+ * Also what a blank key consists of (src/sync/plan.ts, and the models' not-blank check).
+ */
 export const TRIM_CHARACTERS = ' \t\n\r\f\v';
 const TRIM_SQL = TRIM_CHARACTERS.split('').map((ch) => `chr(${ch.charCodeAt(0)})`).join(' || ');
 const TRIM_CLASS = `[${[...TRIM_CHARACTERS].map((ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}]`;

@@ -31,3 +31,20 @@ export async function inTransaction<T>(client: pg.PoolClient, fn: (client: pg.Po
     client.release(broken);
   }
 }
+
+/**
+ * Runs `fn` under a savepoint of the transaction `db` is in: should it throw, the transaction is rolled back to
+ * the savepoint, so it stays usable, and the error is rethrown for the caller to judge. For a statement whose
+ * failure is an answer (a check refused, a transform that does not fit), not the end of the transaction.
+ */
+export async function inSavepoint<T>(db: Pick<pg.ClientBase, 'query'>, fn: () => Promise<T>): Promise<T> {
+  await db.query('SAVEPOINT segsync_step');
+  try {
+    const result = await fn();
+    await db.query('RELEASE SAVEPOINT segsync_step');
+    return result;
+  } catch (err) {
+    await db.query('ROLLBACK TO SAVEPOINT segsync_step');
+    throw err;
+  }
+}

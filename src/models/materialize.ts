@@ -1,4 +1,7 @@
 import type { ModelTables } from './bookkeeping.ts';
+import { TRIM_CHARACTERS } from '../config/transforms.ts';
+import { quoteLiteral } from '../db/sql.ts';
+import { inSavepoint } from '../db/transaction.ts';
 import type { Queryable } from './payments.ts';
 
 /**
@@ -10,35 +13,35 @@ const HIST_PK = 'rfm_segments_hist_pkey';
 
 /**
  * A text user_id may not be blank: the check src/sync/plan.ts otherwise makes on every run (a scan of the whole
- * current model, about 2 s at 1M customers), made once by the database. Whitespace as plan.ts BLANK.
+ * current model, about 2 s at 1M customers), made once by the database. Blank as plan.ts: nothing but ASCII
+ * whitespace (TRIM_CHARACTERS, in a plain literal: PostgreSQL keeps the characters as they are).
  */
 export const HIST_KEY_CHECK = 'rfm_segments_hist_user_id_not_blank';
-const NOT_BLANK = `btrim(user_id::text, E' \\t\\n\\r\\f\\x0b') <> ''`;
-/** The check as pg_get_constraintdef shows it: for a text user_id, and for a varchar or char one. */
-export const HIST_KEY_CHECK_DEFS = [
-  `CHECK ((btrim(user_id, ' \t\n\r\f\v'::text) <> ''::text))`,
-  `CHECK ((btrim((user_id)::text, ' \t\n\r\f\v'::text) <> ''::text))`,
-];
-const CHECK_VIOLATION = '23514';
+const WHITESPACE = quoteLiteral(TRIM_CHARACTERS);
+/** The check as pg_get_constraintdef shows it: for a text user_id, and for a varchar one (cast to text). */
+export const HIST_KEY_CHECK_DEFS = ['user_id', '(user_id)::text'].map((col) => `CHECK ((btrim(${col}, ${WHITESPACE}::text) <> ''::text))`);
+
+/** The error of a row (or a table) the not-blank check refuses. */
+function refusedByKeyCheck(err: unknown): boolean {
+  const e = err as { code?: string; constraint?: string };
+  return e.code === '23514' && e.constraint === HIST_KEY_CHECK;
+}
 
 /**
- * Adds the not-blank check to a history whose text user_id satisfies it (one scan; builds run in a
- * transaction, so a refused check is rolled back to a savepoint). A history with blank keys keeps none: the
- * sync then finds them itself and refuses the run with examples, as for any source.
+ * Adds the not-blank check to a history whose text user_id satisfies it: one scan, under a savepoint (builds
+ * run in a transaction). A history with blank keys keeps none: the sync then finds them itself and refuses the
+ * run with examples, as for any source.
  */
 async function ensureKeyCheck(db: Queryable, hist: string): Promise<void> {
   const { rows } = await db.query<{ text: boolean; present: boolean }>(
-    `SELECT a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype) AS text,
+    `SELECT a.atttypid IN ('text'::regtype, 'varchar'::regtype) AS text,
             EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = a.attrelid AND c.conname = $2) AS present
      FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = 'user_id' AND NOT a.attisdropped`, [hist, HIST_KEY_CHECK]);
   if (!rows[0]?.text || rows[0].present) return;
-  await db.query('SAVEPOINT segsync_key_check');
   try {
-    await db.query(`ALTER TABLE ${hist} ADD CONSTRAINT ${HIST_KEY_CHECK} CHECK (${NOT_BLANK})`);
-    await db.query('RELEASE SAVEPOINT segsync_key_check');
+    await inSavepoint(db, () => db.query(`ALTER TABLE ${hist} ADD CONSTRAINT ${HIST_KEY_CHECK} CHECK (btrim(user_id::text, ${WHITESPACE}) <> '')`));
   } catch (err) {
-    if ((err as { code?: string }).code !== CHECK_VIOLATION) throw err;
-    await db.query('ROLLBACK TO SAVEPOINT segsync_key_check');
+    if (!refusedByKeyCheck(err)) throw err;
   }
 }
 
@@ -47,13 +50,10 @@ async function ensureKeyCheck(db: Queryable, hist: string): Promise<void> {
  * dropped and the rows inserted all the same (the build does not judge keys; the sync refuses them).
  */
 async function insertHistory(db: Queryable, hist: string, histSql: string): Promise<void> {
-  await db.query('SAVEPOINT segsync_hist_insert');
   try {
-    await db.query(`INSERT INTO ${hist} ${histSql}`);
-    await db.query('RELEASE SAVEPOINT segsync_hist_insert');
+    await inSavepoint(db, () => db.query(`INSERT INTO ${hist} ${histSql}`));
   } catch (err) {
-    if ((err as { code?: string }).code !== CHECK_VIOLATION || !String((err as Error).message).includes(HIST_KEY_CHECK)) throw err;
-    await db.query('ROLLBACK TO SAVEPOINT segsync_hist_insert');
+    if (!refusedByKeyCheck(err)) throw err;
     await db.query(`ALTER TABLE ${hist} DROP CONSTRAINT ${HIST_KEY_CHECK}`);
     await db.query(`INSERT INTO ${hist} ${histSql}`);
   }

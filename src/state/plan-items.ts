@@ -100,7 +100,7 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
          -- range, batch after batch. In the join's order (a first sync emits the hash table's buckets) every
          -- batch is scattered over the whole table, and both passes cost about 3x as much (bench:sync: 6 s of
          -- 1M); the sort of the changed rows costs far less than that.
-         ORDER BY 2
+         ORDER BY coalesce(j.__segsync_key, j.__segsync_dkey)
          RETURNING op, resend
        )
        SELECT count(*) FILTER (WHERE op = 'create')::int AS "create", count(*) FILTER (WHERE op = 'update')::int AS "update",

@@ -6,13 +6,14 @@ import { maskPii } from '../log.ts';
 import { sourceStatement, type SourceQuery } from './source.ts';
 import { quoteLiteral } from '../db/sql.ts';
 import { CURRENT_KEY_MARK, HIST_KEY_CHECK, HIST_KEY_CHECK_DEFS } from '../models/materialize.ts';
+import { TRIM_CHARACTERS } from '../config/transforms.ts';
 export type { PlanCounts } from '../state/plan-items.ts';
 
 /**
- * The whitespace a key may not consist of alone (ASCII; PostgreSQL's btrim trims only spaces by default). The
- * vertical tab is \x0b: PostgreSQL's escape strings have no \v (E'\v' is the letter v).
+ * The whitespace a key may not consist of alone: ASCII whitespace, as the `trim` transform strips it
+ * (PostgreSQL's btrim trims only spaces by default), in a plain literal that keeps the characters as they are.
  */
-const BLANK = `E' \\t\\n\\r\\f\\x0b'`;
+const BLANK = quoteLiteral(TRIM_CHARACTERS);
 
 /**
  * Duplicate, NULL, empty or whitespace-only keys would make "the record" ambiguous or address nothing: the plan
@@ -96,21 +97,20 @@ async function currentModelKey(client: pg.ClientBase, relation: { name: string; 
      FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relkind = 'v'`, [relation.name]);
   const m = rows[0]?.comment ? CURRENT_KEY_MARK.exec(rows[0].comment) : null;
   if (!m || m[2] !== rows[0]!.md5) return null;
-  const pk = await client.query<{ text: boolean }>(
-    `SELECT a.atttypid IN ('text'::regtype, 'varchar'::regtype) AS text
+  // With a text user_id, the build's not-blank check (materialize.ts HIST_KEY_CHECK) is looked for too: trusted
+  // validated and exactly as the build makes it.
+  const pk = await client.query<{ text: boolean; never_blank: boolean }>(
+    `SELECT a.atttypid IN ('text'::regtype, 'varchar'::regtype) AS text,
+            EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = i.indrelid AND k.conname = $2 AND k.contype = 'c' AND k.convalidated
+                      AND pg_get_constraintdef(k.oid) = ANY($3::text[])) AS never_blank
      FROM pg_index i JOIN pg_attribute s ON s.attrelid = i.indrelid AND s.attnum = i.indkey[0]
        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[1]
        JOIN pg_class c ON c.oid = i.indrelid AND (c.relkind = 'p' OR NOT c.relhassubclass)
      WHERE i.indrelid = to_regclass($1) AND i.indisprimary AND i.indisvalid AND i.indimmediate AND i.indnkeyatts = 2
        AND s.attname = 'snapshot_at' AND a.attname = 'user_id'
-       AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'uuid'::regtype)`, [m[1]]);
-  if (pk.rows.length === 0) return null;
-  if (!pk.rows[0]!.text) return 'integral';
-  // The build's not-blank check (materialize.ts HIST_KEY_CHECK), validated and exactly as the build makes it.
-  const check = await client.query(
-    `SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2 AND contype = 'c' AND convalidated
-       AND pg_get_constraintdef(oid) = ANY($3::text[])`, [m[1], HIST_KEY_CHECK, HIST_KEY_CHECK_DEFS]);
-  return check.rowCount ? 'text, never blank' : 'text';
+       AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'uuid'::regtype)`, [m[1], HIST_KEY_CHECK, HIST_KEY_CHECK_DEFS]);
+  const key = pk.rows[0];
+  return !key ? null : !key.text ? 'integral' : key.never_blank ? 'text, never blank' : 'text';
 }
 
 /**

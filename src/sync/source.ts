@@ -5,7 +5,7 @@ import { transformSql } from '../config/transforms.ts';
 import { sourceSqlParams, type LoadedFile } from '../config/load.ts';
 import { countMarkers, renderSourceSql } from '../config/source-sql.ts';
 import { DataError } from '../errors.ts';
-import { withTransaction } from '../db/transaction.ts';
+import { inSavepoint, withTransaction } from '../db/transaction.ts';
 import { quoteIdent, quoteLiteral, quoteRelation } from '../db/sql.ts';
 
 /**
@@ -126,12 +126,9 @@ async function checkSourceIn(client: pg.ClientBase, file: LoadedFile<Mapping>, m
   // that one failure does not abort the transaction the others run in.
   for (const [i, f] of mapping.fields.entries()) {
     if (f.transform === undefined) continue;
-    await client.query('SAVEPOINT transform_check');
     try {
-      await client.query(sourceStatement(`SELECT ${transformSql(f.from, f.transform)} FROM ${q.from} LIMIT 0`, q.params));
-      await client.query('RELEASE SAVEPOINT transform_check');
+      await inSavepoint(client, () => client.query(sourceStatement(`SELECT ${transformSql(f.from, f.transform)} FROM ${q.from} LIMIT 0`, q.params)));
     } catch (err) {
-      await client.query('ROLLBACK TO SAVEPOINT transform_check');
       const at = file.where(['fields', i, 'transform']);
       const type = fields.find((c) => c.name === f.from)?.dataTypeID;
       problems.push(`${file.file}:${at.line}:${at.column}: field '${f.to}': transform ${JSON.stringify(f.transform)} does not fit column '${f.from}' (type oid ${type}): ${(err as Error).message}`);
