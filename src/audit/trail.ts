@@ -6,7 +6,8 @@ import { appendRows, countRunReceipts, eachRunReceiptPage, insertPending, lockHe
 import { FINAL_STATES } from '../state/machine.ts';
 import type { Db } from '../state/transition.ts';
 import { canonical, chainHash, leafHash, MerkleBuilder, payloadDigest } from './hash.ts';
-import { pseudonym } from './keys.ts';
+import { pseudonym, pseudonymizer } from './keys.ts';
+import { receiptLeafTextWith, receiptLeafWith } from './receipt-leaf.ts';
 
 /** What happened, as a caller tells the trail (docs/security.md lists the actions segsync records). */
 export interface AuditInput {
@@ -96,27 +97,21 @@ async function sealWith(client: pg.ClientBase, schema: string): Promise<number> 
   }
 }
 
-/** The leaf of a run's receipt: its key as a pseudonym, no payload or message. */
+/** The leaf of a run's receipt under the configured pseudonym key (receipt-leaf.ts). */
 export function receiptLeaf(r: ReceiptLeaf): string {
-  return leafHash(receiptLeafText(r));
+  return receiptLeafWith(r, pseudonym);
 }
 
-/**
- * The leaf's RFC 8785 text, written out: its members in the canonical (sorted) order, each value as
- * JSON.stringify gives it, which is RFC 8785's form for strings, null and finite numbers. The same bytes as
- * canonical() of the object (test/audit-hash.test.ts), at a fifth of the cost: a run's seal makes one per
- * receipt.
- */
+/** The leaf's RFC 8785 text under the configured pseudonym key (receipt-leaf.ts). */
 export function receiptLeafText(r: ReceiptLeaf): string {
-  if (!Number.isFinite(r.attempt)) throw new Error(`receipt of ${pseudonym(r.key)}: attempt ${r.attempt} is not a number`);
-  const j = JSON.stringify;
-  return `{"attempt":${j(r.attempt)},"destination_id":${j(r.destinationId)},"error_code":${j(r.errorCode)},"key":${j(pseudonym(r.key))},"op":${j(r.op)},"payload_hash":${j(r.payloadHash)},"request_id":${j(r.requestId)},"status":${j(r.status)}}`;
+  return receiptLeafTextWith(r, pseudonym);
 }
 
 export async function receiptsRoot(db: Db, schema: string, runId: number): Promise<{ count: number; root: string }> {
   const tree = new MerkleBuilder();
+  const pseudonymOf = pseudonymizer();
   const add = (page: ReceiptLeaf[]) => {
-    for (const r of page) tree.add(receiptLeaf(r));
+    for (const r of page) tree.add(receiptLeafWith(r, pseudonymOf));
   };
   if (isPool(db)) {
     const client = await db.connect();

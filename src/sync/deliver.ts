@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Change, DestinationSession, FollowUpItem, FollowUpOutcome, RecordOutcome } from '../../destinations/types.ts';
-import { RunReceiptsTree } from '../audit/receipts-tree.ts';
+import { OFF_THREAD_FROM, RunReceiptsTree } from '../audit/receipts-tree.ts';
 import { BudgetExhaustedError, describeError, SegsyncError } from '../errors.ts';
 import { chunk } from '../db/chunk.ts';
 import type { Logger } from '../log.ts';
@@ -11,6 +11,7 @@ import { markSwept, pendingFollowUps, recordFollowUps, sweptSince } from '../sta
 import { readBatch, type ItemRow } from '../state/read-batch.ts';
 import { recordBatch, type FinalOutcome } from '../state/record-batch.ts';
 import { transition } from '../state/transition.ts';
+import { useDeliveryHeapGrowth } from './heap.ts';
 import { NotSentError, withRetries } from './retry.ts';
 
 export interface DeliverOptions {
@@ -20,6 +21,8 @@ export interface DeliverOptions {
   runId: number;
   actor: Actor;
   session: DestinationSession;
+  /** The run's planned items: a large run hashes its receipts tree on a thread of its own. */
+  planned: number;
   batchSize: number;
   concurrency: number;
   deadAfter: number;
@@ -90,9 +93,10 @@ const never = new AbortController().signal;
  * recorded on its own.
  */
 export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> {
+  useDeliveryHeapGrowth();
   const result = noDelivery();
   const reading = { read: 0, recorded: 0, deferred: false, exhausted: false };
-  const receipts = new RunReceiptsTree();
+  const receipts = new RunReceiptsTree({ offThread: o.planned >= OFF_THREAD_FROM });
   const scope = new AbortController();
   const stop = (by: NonNullable<DeliverResult['stoppedBy']>, reason: string) => {
     if (!result.stoppedBy) Object.assign(result, { stoppedBy: by, stopReason: reason });
@@ -120,7 +124,7 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
     if (deferred) reading.deferred = true;
     const followUps = o.session.followUps ?? null;
     const written = await recordBatch(o.pool, { schema: o.schema, mapping: o.mapping, runId: o.runId, deadAfter: o.deadAfter, outcomes, copy: o.copy, batch, actor: o.actor, followUpKind: followUps?.kind ?? null });
-    receipts.recorded(seq, written);
+    await receipts.recorded(seq, written);
     reading.recorded++;
     for (const x of outcomes) {
       if (x.status === 'delivered') result.delivered++;
@@ -157,14 +161,21 @@ export async function deliverPlanned(o: DeliverOptions): Promise<DeliverResult> 
     }
   };
   try {
-    await Promise.all(Array.from({ length: o.concurrency }, worker));
+    try {
+      await Promise.all(Array.from({ length: o.concurrency }, worker));
+    } finally {
+      o.signal.removeEventListener('abort', onStop);
+    }
+    if (o.signal.aborted) stop('abort', 'the run was stopped (shutdown or signal)');
+    result.allRecorded = result.stoppedBy === null && reading.exhausted && !reading.deferred && reading.recorded === reading.read;
+    if (result.allRecorded) {
+      result.receipts = await receipts.root(reading.read);
+      if (receipts.failure) o.log.warn({ err: describeError(receipts.failure) }, 'the receipts tree thread failed: the seal computes the root from the table');
+    }
+    return result;
   } finally {
-    o.signal.removeEventListener('abort', onStop);
+    await receipts.close();
   }
-  if (o.signal.aborted) stop('abort', 'the run was stopped (shutdown or signal)');
-  result.allRecorded = result.stoppedBy === null && reading.exhausted && !reading.deferred && reading.recorded === reading.read;
-  if (result.allRecorded) result.receipts = receipts.root(reading.read);
-  return result;
 }
 
 /**

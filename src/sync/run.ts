@@ -226,6 +226,7 @@ async function runMappingOnce(app: App, name: string, opts: RunOptions): Promise
       const deliver: DeliverOptions = {
         pool, schema, mapping: mapping.name, runId, actor, session: dest.session, signal, log,
         ...(opts.forceSignal ? { forceSignal: opts.forceSignal } : {}),
+        planned: total,
         batchSize: Math.min(mapping.batch_size ?? limits.defaultBatchSize ?? limits.maxBatchSize, limits.maxBatchSize),
         concurrency: Math.min(mapping.concurrency ?? limits.defaultConcurrency, limits.maxConcurrency),
         deadAfter: mapping.dead_after ?? app.config.settings.defaults.dead_after,
