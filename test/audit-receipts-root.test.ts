@@ -45,7 +45,7 @@ for (const offThread of [false, true]) {
     const twice = new RunReceiptsTree({ offThread });
     await twice.recorded(0, batches[0]!);
     await assert.rejects(twice.recorded(0, batches[0]!), /batch 0 was recorded twice/);
-    await assert.rejects(twice.recorded(1, [{ ...leaf('k'), attempt: Number.NaN }]), /attempt NaN is not a number/);
+    await assert.rejects(twice.recorded(1, [{ ...leaf('k'), attempt: Number.NaN }]), /receipt 0 of batch 1 has an attempt NaN that is not a number/);
     await twice.close();
   });
 }
@@ -96,7 +96,8 @@ before(async () => {
   emu = await startCdpEmulator({ flavour: 'segment' });
   db = await createTestDatabase();
   process.env.ROOT_TEST_WRITE_KEY = emu.writeKey;
-  project = await createProject({ url: db.url, settings: `warehouse:\n  url: ${db.url}\nconnections:\n  cdp:\n    type: segment\n    write_key: \${ROOT_TEST_WRITE_KEY}\n    base_url: ${emu.url}\n` });
+  project = await createProject({ url: db.url });
+  // A CDP connection for the faults, files for the large run (its out folder is the project's).
   await project.write('config/segsync.yaml', `warehouse:\n  url: ${db.url}\nconnections:\n  cdp:\n    type: segment\n    write_key: \${ROOT_TEST_WRITE_KEY}\n    base_url: ${emu.url}\n  files:\n    type: file\n    directory: ${project.outDir}\n`);
   await project.write('mappings/m.yaml', `name: roots
 source: { model: segments, key: user_id }

@@ -1,8 +1,8 @@
-import { createPrivateKey, createPublicKey, createSecretKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.ts';
-import { pseudonymUnder } from './receipt-leaf.ts';
+import { hmacKeyOf, pseudonymUnder } from './receipt-leaf.ts';
 
 /**
  * The audit trail's two secrets (docs/security.md):
@@ -85,7 +85,7 @@ export function pseudonymizer(): (value: string) => string {
 let hmacCache: { text: string; key: KeyObject } | undefined;
 function hmacKey(): KeyObject {
   const text = getPseudonymKey();
-  if (hmacCache?.text !== text) hmacCache = { text, key: createSecretKey(Buffer.from(text, 'utf8')) };
+  if (hmacCache?.text !== text) hmacCache = { text, key: hmacKeyOf(text) };
   return hmacCache.key;
 }
 

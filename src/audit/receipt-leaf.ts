@@ -1,9 +1,21 @@
-import { createHmac, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import type { ReceiptLeaf } from '../state/audit.ts';
 import { leafHash } from './hash.ts';
 
 // On its own, with nothing but node:crypto and hash.ts, so that the receipts tree's worker thread
 // (receipts-tree-worker.ts) loads only the hashing, not the configuration, errors and PII modules.
+
+/**
+ * A receipt's leaf fields as the run has them (FinalOutcome) or the table gives them (ReceiptLeaf): an absent
+ * destination id, error code or request id is null in the leaf.
+ */
+export type LeafFields = Pick<ReceiptLeaf, 'key' | 'op' | 'status' | 'payloadHash' | 'attempt'>
+  & { destinationId?: string | null; errorCode?: string | null; requestId?: string | null };
+
+/** The HMAC key of a pseudonym key's text (keys.ts caches the configured one; the worker thread makes its own). */
+export function hmacKeyOf(text: string): KeyObject {
+  return createSecretKey(Buffer.from(text, 'utf8'));
+}
 
 /** A keyed pseudonym under an HMAC key (keys.ts `pseudonym` gives the configured one). */
 export function pseudonymUnder(key: KeyObject, value: string): string {
@@ -16,24 +28,24 @@ export function pseudonymUnder(key: KeyObject, value: string): string {
  * canonical() of the object (test/audit-hash.test.ts), at a fifth of the cost: a run's seal makes one per
  * receipt. `pseudonymOf` names the key.
  */
-export function receiptLeafTextWith(r: ReceiptLeaf, pseudonymOf: (key: string) => string): string {
+export function receiptLeafTextWith(r: LeafFields, pseudonymOf: (key: string) => string): string {
   if (!Number.isFinite(r.attempt)) throw new Error(`receipt of ${pseudonymOf(r.key)}: attempt ${r.attempt} is not a number`);
   const j = JSON.stringify;
-  return `{"attempt":${j(r.attempt)},"destination_id":${j(r.destinationId)},"error_code":${j(r.errorCode)},"key":${j(pseudonymOf(r.key))},"op":${j(r.op)},"payload_hash":${j(r.payloadHash)},"request_id":${j(r.requestId)},"status":${j(r.status)}}`;
+  return `{"attempt":${j(r.attempt)},"destination_id":${j(r.destinationId ?? null)},"error_code":${j(r.errorCode ?? null)},"key":${j(pseudonymOf(r.key))},"op":${j(r.op)},"payload_hash":${j(r.payloadHash)},"request_id":${j(r.requestId ?? null)},"status":${j(r.status)}}`;
 }
 
 /** The leaf of a run's receipt: its key as a pseudonym, no payload or message. */
-export function receiptLeafWith(r: ReceiptLeaf, pseudonymOf: (key: string) => string): string {
+export function receiptLeafWith(r: LeafFields, pseudonymOf: (key: string) => string): string {
   return leafHash(receiptLeafTextWith(r, pseudonymOf));
 }
 
 /**
  * A batch of receipt leaves as one string, for the worker thread: one structured clone of a string is far
  * cheaper than of thousands of objects or arrays. Each text is its length, ':' and itself (any character may
- * follow, nothing is escaped), a null is '-', the attempt is its number and ';'.
+ * follow, nothing is escaped), a null (or absent) text is '-', the attempt is its number and ';'.
  */
-export function packLeaves(rows: Iterable<ReceiptLeaf>): string {
-  const t = (s: string | null) => (s === null ? '-' : `${s.length}:${s}`);
+export function packLeaves(rows: Iterable<LeafFields>): string {
+  const t = (s: string | null | undefined) => (s == null ? '-' : `${s.length}:${s}`);
   let out = '';
   for (const r of rows) out += `${t(r.key)}${t(r.op)}${t(r.status)}${t(r.payloadHash)}${t(r.destinationId)}${t(r.errorCode)}${r.attempt};${t(r.requestId)}`;
   return out;

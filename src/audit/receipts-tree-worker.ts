@@ -1,7 +1,6 @@
-import { createSecretKey } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { MerkleBuilder } from './hash.ts';
-import { pseudonymUnder, receiptLeafWith, unpackLeaves } from './receipt-leaf.ts';
+import { hmacKeyOf, pseudonymUnder, receiptLeafWith, unpackLeaves } from './receipt-leaf.ts';
 
 /**
  * The receipts tree's hashing on a thread of its own (receipts-tree.ts): batches arrive packed (packLeaves), in
@@ -9,7 +8,7 @@ import { pseudonymUnder, receiptLeafWith, unpackLeaves } from './receipt-leaf.ts
  * the root of everything added so far. The pseudonym key is the one the parent resolved: the same pseudonyms
  * whichever thread hashes, and no key file made by a thread.
  */
-const key = createSecretKey(Buffer.from((workerData as { pseudonymKey: string }).pseudonymKey, 'utf8'));
+const key = hmacKeyOf((workerData as { pseudonymKey: string }).pseudonymKey);
 const pseudonymOf = (value: string) => pseudonymUnder(key, value);
 const tree = new MerkleBuilder();
 const port = parentPort!;

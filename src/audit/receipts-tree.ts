@@ -1,6 +1,5 @@
 import { Worker } from 'node:worker_threads';
 import type { FinalOutcome } from '../state/record-batch.ts';
-import type { ReceiptLeaf } from '../state/audit.ts';
 import { MerkleBuilder } from './hash.ts';
 import { getPseudonymKey, pseudonymizer } from './keys.ts';
 import { packLeaves, receiptLeafWith } from './receipt-leaf.ts';
@@ -42,11 +41,11 @@ export class RunReceiptsTree {
   #next = 0;
   #worker: Worker | null = null;
   #offThread = false;
-  #closed = false;
   #failed: Error | null = null;
   #queued = 0;
   #wake: Array<() => void> = [];
-  #rootAnswer: ((r: { count: number; root: string } | null) => void) | null = null;
+  /** Root requests sent to the thread, answered in order (one port keeps the order). */
+  #rootAnswers: Array<(r: { count: number; root: string } | null) => void> = [];
 
   constructor(opts: { offThread?: boolean } = {}) {
     if (!opts.offThread) return;
@@ -58,15 +57,13 @@ export class RunReceiptsTree {
         this.#queued--;
         this.#release();
       } else {
-        this.#rootAnswer?.({ count: m.count, root: m.root });
-        this.#rootAnswer = null;
+        this.#rootAnswers.shift()?.({ count: m.count, root: m.root });
       }
     });
+    // A thread that ends after close() (which lets go of it first) has not failed.
     const fail = (err: Error) => {
-      if (!this.#closed) this.#failed ??= err;
+      if (this.#worker) this.#failed ??= err;
       this.#release();
-      this.#rootAnswer?.(null);
-      this.#rootAnswer = null;
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`the receipts tree thread exited (code ${code})`)));
@@ -77,8 +74,10 @@ export class RunReceiptsTree {
     return this.#failed;
   }
 
+  /** Wakes what waits for the thread: recorded() for room in its queue, root() for its answer (none now). */
   #release(): void {
     for (const wake of this.#wake.splice(0)) wake();
+    if (!this.#worker || this.#failed) for (const answer of this.#rootAnswers.splice(0)) answer(null);
   }
 
   /**
@@ -88,15 +87,15 @@ export class RunReceiptsTree {
   async recorded(seq: number, receipts: FinalOutcome[]): Promise<void> {
     if (seq < this.#next || this.#waiting.has(seq)) throw new Error(`receipts tree: batch ${seq} was recorded twice`);
     // Checked here, whichever thread hashes, so that a receipt the leaf cannot be made of fails its batch.
-    for (const x of receipts) if (!Number.isFinite(x.attempt)) throw new Error(`receipts tree: batch ${seq} has a receipt whose attempt ${x.attempt} is not a number`);
+    for (const [i, x] of receipts.entries()) if (!Number.isFinite(x.attempt)) throw new Error(`receipts tree: receipt ${i} of batch ${seq} has an attempt ${x.attempt} that is not a number`);
     this.#waiting.set(seq, receipts);
     const pseudonymOf = this.#offThread ? null : pseudonymizer();
     for (let batch = this.#waiting.get(this.#next); batch; batch = this.#waiting.get(this.#next)) {
       this.#waiting.delete(this.#next++);
       if (pseudonymOf) {
-        for (const x of batch) this.#tree.add(receiptLeafWith(leafOf(x), pseudonymOf));
+        for (const x of batch) this.#tree.add(receiptLeafWith(x, pseudonymOf));
       } else if (this.#worker && !this.#failed && batch.length) {
-        this.#worker.postMessage({ type: 'leaves', packed: packLeaves(batch.map(leafOf)) });
+        this.#worker.postMessage({ type: 'leaves', packed: packLeaves(batch) });
         this.#queued++;
       }
     }
@@ -109,9 +108,7 @@ export class RunReceiptsTree {
     if (!this.#offThread) return { count: this.#tree.count, root: this.#tree.root() };
     const worker = this.#worker;
     if (!worker || this.#failed) return null;
-    const answer = new Promise<{ count: number; root: string } | null>((resolve) => {
-      this.#rootAnswer = resolve;
-    });
+    const answer = new Promise<{ count: number; root: string } | null>((resolve) => this.#rootAnswers.push(resolve));
     worker.postMessage({ type: 'root' });
     return answer;
   }
@@ -121,14 +118,7 @@ export class RunReceiptsTree {
     const worker = this.#worker;
     if (!worker) return;
     this.#worker = null;
-    this.#closed = true;
     this.#release();
-    this.#rootAnswer?.(null);
-    this.#rootAnswer = null;
     await worker.terminate();
   }
-}
-
-function leafOf(x: FinalOutcome): ReceiptLeaf {
-  return { key: x.key, op: x.op, status: x.status, payloadHash: x.payloadHash, destinationId: x.destinationId ?? null, errorCode: x.errorCode ?? null, attempt: x.attempt, requestId: x.requestId ?? null };
 }
