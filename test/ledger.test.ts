@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import type { Warehouse } from '../src/db/warehouse.ts';
 import { DataError } from '../src/errors.ts';
 import { migrate } from '../src/state/migrate.ts';
+import { keyOrderCollation } from '../src/state/plan-items.ts';
 import { planMapping, runMapping } from '../src/sync/run.ts';
 import { systemActor } from '../src/state/actor.ts';
 import { createRun } from '../src/state/create-run.ts';
@@ -71,6 +72,38 @@ describe('ledger: receipts and delivered state per batch', () => {
       (err: { code?: string; constraint?: string }) => err.code === '23505' && /^receipts(_p\d{6})?_pkey$/.test(err.constraint ?? ''));
     const n = (await warehouse.pool.query(`SELECT count(*)::int AS n FROM segsync.receipts WHERE run_id = $1`, [runId])).rows[0].n;
     assert.equal(n, 2, 'the refused batch left nothing behind');
+  });
+
+  test('the intent is sorted under "C" only where that is its key index\'s own order', async () => {
+    const pool = warehouse.pool;
+    const orderOf = async (schema: string) => {
+      const c = await pool.connect();
+      try {
+        return await keyOrderCollation(c, schema);
+      } finally {
+        c.release();
+      }
+    };
+    const mine = await orderOf('segsync');
+    assert.ok(mine === '' || mine === ' COLLATE "C"', String(mine));
+    // Where "C" is chosen for the database's own collation, the two orders are one, for any text.
+    const keys = ['b', 'B', 'a', 'A', '_x', '-x', 'x-', 'é', 'e', 'f', 'z', 'ä', '10', '9', '1 0', '\u{1F600}', '\u00ff', '\u0100', 'ab', 'a b', 'a-b', 'ß', 'ss'];
+    const { rows } = await pool.query(
+      `SELECT array_agg(k ORDER BY k) AS own, array_agg(k ORDER BY k COLLATE "C") AS c FROM unnest($1::text[]) AS k`, [keys]);
+    const { rows: db } = await pool.query(`SELECT datcollate FROM pg_database WHERE datname = current_database()`);
+    if (/^C\.(UTF-?8|utf-?8)$/.test(db[0].datcollate)) assert.equal(mine, ' COLLATE "C"');
+    if (mine) assert.deepEqual(rows[0].own, rows[0].c, `the database's collation (${db[0].datcollate}) orders text as "C" does`);
+    // A key column with a collation of its own decides: "C" and "POSIX" are compared as bytes already, an
+    // ICU collation keeps its order (sorting under "C" would scatter the delivery's key ranges over the table).
+    for (const [collation, expected] of [['C', ''], ['POSIX', ''], ['en-x-icu', '']] as const) {
+      const schema = `order_${collation.replace(/\W/g, '_').toLowerCase()}`;
+      await pool.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.run_items (run_id bigint, key text COLLATE "${collation}")`);
+      try {
+        assert.equal(await orderOf(schema), expected, collation);
+      } finally {
+        await pool.query(`DROP SCHEMA ${schema} CASCADE`);
+      }
+    }
   });
 
   test('a state row that appeared after planning (a run that outlived its lock): the batch is written with upserts, and a newer run\'s state wins', async () => {
