@@ -74,6 +74,51 @@ describe('ledger: receipts and delivered state per batch', () => {
     assert.equal(n, 2, 'the refused batch left nothing behind');
   });
 
+  test('a batch answered as one writes its receipts from the planned items: the same rows the per-record COPY writes', async () => {
+    const keys = ['s1', 's2', 's3'];
+    const receipts = async (runId: number) => (await warehouse.pool.query(
+      `SELECT key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at, period, mapping
+       FROM segsync.receipts WHERE run_id = $1 ORDER BY key`, [runId])).rows;
+    const sentAt = new Date('2026-12-04T10:00:00.000Z');
+    // s2 failed twice in earlier runs: its attempt counts them (the send is the second of this run).
+    const shared = (key: string, status: FinalOutcome['status'], prior: number, extra: Partial<FinalOutcome> = {}): FinalOutcome =>
+      ({ key, status, op: 'create', payloadHash: `hash-${key}`, stateExists: false, attempt: 2 + prior, priorFailures: prior, sentAt, destinationId: 'batch-7.ndjson', requestId: 'batch-7', ...extra });
+    const runs: number[] = [];
+    for (const withPrior of [true, false]) {
+      const runId = await plannedRun(keys.map((key) => ({ key, stateExists: false })));
+      await warehouse.pool.query(`UPDATE segsync.run_items SET prior_failures = 2 WHERE run_id = $1 AND key = 's2'`, [runId]);
+      // Without priorFailures the outcomes go through the per-record COPY, as before.
+      const outcomes = keys.map((k) => shared(k, 'delivered', k === 's2' ? 2 : 0));
+      await record({ schema: 'segsync', mapping: 'm', runId, deadAfter: 3, copy: true,
+        outcomes: withPrior ? outcomes : outcomes.map(({ priorFailures: _, ...o }) => o) });
+      runs.push(runId);
+    }
+    const [a, b] = [await receipts(runs[0]!), await receipts(runs[1]!)];
+    assert.deepEqual(a, b);
+    assert.deepEqual(a.map((r) => [r.key, r.status, r.attempt, r.payload_hash, r.destination_id, r.request_id, r.sent_at.toISOString()]), [
+      ['s1', 'delivered', 2, 'hash-s1', 'batch-7.ndjson', 'batch-7', sentAt.toISOString()],
+      ['s2', 'delivered', 4, 'hash-s2', 'batch-7.ndjson', 'batch-7', sentAt.toISOString()],
+      ['s3', 'delivered', 2, 'hash-s3', 'batch-7.ndjson', 'batch-7', sentAt.toISOString()]]);
+
+    // A whole-batch failure is shared too, its message masked once for all (docs/security.md).
+    const failed = await plannedRun(keys.map((key) => ({ key, stateExists: false })));
+    const message = 'rejected: owner jane.doe@example.com is not allowed';
+    await record({ schema: 'segsync', mapping: 'm', runId: failed, deadAfter: 3, copy: true,
+      outcomes: keys.map((k) => shared(k, 'failed', 0, { errorCode: 'HTTP_403', errorMessage: message, destinationId: null, requestId: undefined })) });
+    const f = await receipts(failed);
+    assert.deepEqual(f.map((r) => [r.key, r.status, r.error_code, r.destination_id, r.request_id]), keys.map((k) => [k, 'failed', 'HTTP_403', null, null]));
+    assert.ok(f.every((r) => r.error_message === f[0].error_message && !r.error_message.includes('jane.doe') && r.error_message.startsWith('rejected: owner ')), f[0].error_message);
+
+    // The receipts are the batch's key range of the planned items: a range holding an item the outcomes do not
+    // name is refused whole (nothing of the batch is written), never given a receipt it did not get.
+    const gap = await plannedRun(keys.map((key) => ({ key, stateExists: false })));
+    await assert.rejects(
+      record({ schema: 'segsync', mapping: 'm', runId: gap, deadAfter: 3, copy: true, outcomes: [shared('s1', 'delivered', 0), shared('s3', 'delivered', 0)] }),
+      /the key range of run \d+'s batch matched 3 planned items, expected 2/);
+    assert.deepEqual(await receipts(gap), []);
+    assert.ok((await state(keys)).every((r) => r.run !== gap), 'the refused batch moved no state');
+  });
+
   test('the intent is sorted under "C" only where that is its key index\'s own order', async () => {
     const pool = warehouse.pool;
     const orderOf = async (schema: string) => {

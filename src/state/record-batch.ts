@@ -18,6 +18,11 @@ export interface FinalOutcome extends RecordOutcome {
   payloadHash: string | null;
   /** From the planned item: the delivered state had a row for this key when the run was planned. */
   stateExists: boolean;
+  /**
+   * From the planned item: its earlier definite failures, which `attempt` includes. Given, a batch whose
+   * receipts differ only in what the run's items hold writes them from run_items (sharedReceipt).
+   */
+  priorFailures?: number;
 }
 
 const MESSAGE_CAP = 1000;
@@ -145,6 +150,25 @@ function countStatuses(outcomes: FinalOutcome[]): Record<string, number> {
   return n;
 }
 
+/**
+ * The batch's first outcome when every receipt of the batch differs from it only in what the run's items hold
+ * (key, op, payload hash and earlier failures, which the attempt adds): the same status, send, time, ids and
+ * error. null otherwise, or when an outcome does not say its earlier failures.
+ */
+function sharedReceipt(outcomes: FinalOutcome[]): FinalOutcome | null {
+  const f = outcomes[0]!;
+  if (f.priorFailures === undefined) return null;
+  const send = f.attempt - f.priorFailures;
+  const sent = f.sentAt?.getTime() ?? null;
+  const same = (a: string | boolean | null | undefined, b: string | boolean | null | undefined) => (a ?? null) === (b ?? null);
+  for (const x of outcomes) {
+    if (x.status !== f.status || x.priorFailures === undefined || x.attempt - x.priorFailures !== send || (x.sentAt?.getTime() ?? null) !== sent
+      || !same(x.destinationId, f.destinationId) || !same(x.requestId, f.requestId) || !same(x.created, f.created)
+      || !same(x.errorCode, f.errorCode) || !same(x.errorMessage, f.errorMessage)) return null;
+  }
+  return f;
+}
+
 const RECEIPT_COLUMNS = 'run_id, period, mapping, key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at';
 
 /** Text in COPY's text format: backslash, tab, newline and carriage return escaped. */
@@ -165,6 +189,19 @@ async function insertReceipts(client: pg.PoolClient, o: RecordBatchOptions, outc
   const message = (x: FinalOutcome) => (x.errorMessage ? maskText(x.errorMessage).slice(0, MESSAGE_CAP) : null);
   // Every receipt of a run goes to the partition of the month the run started (migration 091).
   const period = await receiptPeriod(client, o.schema, o.runId);
+  const shared = outcomes.length === o.outcomes.length ? sharedReceipt(outcomes) : null;
+  if (shared) {
+    // A batch answered as one (a file, a bulk job, a whole-batch failure): its receipts are the batch's items
+    // with what they share. Written from run_items by the batch's key range, nothing of them travels from Node.
+    const { rowCount } = await client.query(
+      `INSERT INTO ${o.schema}.receipts (${RECEIPT_COLUMNS})
+       SELECT $1, $2::date, $3, ri.key, ri.op, $4, ri.payload_hash, $5, $6, $7, $8, $9 + ri.prior_failures, $10, $11
+       FROM ${o.schema}.run_items ri WHERE ri.run_id = $1 AND ri.key BETWEEN $12 AND $13`,
+      [o.runId, period, o.mapping, shared.status, shared.destinationId ?? null, shared.created ?? null, shared.errorCode ?? null, message(shared),
+        shared.attempt - shared.priorFailures!, shared.requestId ?? null, shared.sentAt, o.batch.firstKey, o.batch.lastKey]);
+    if (rowCount !== outcomes.length) throw new Error(`ledger: the key range of run ${o.runId}'s batch matched ${rowCount} planned items, expected ${outcomes.length}`);
+    return;
+  }
   if (o.copy) {
     const prefix = `${o.runId}\t${period}\t${copyText(o.mapping)}\t`;
     let lastSent: Date | null = null;

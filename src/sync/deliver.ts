@@ -221,7 +221,7 @@ function settleThrown(err: unknown): Pick<RecordOutcome, 'status' | 'errorCode' 
 async function sendWithRetries(o: DeliverOptions, items: ItemRow[], stopped: AbortSignal): Promise<FinalOutcome[]> {
   const final = new Map<string, FinalOutcome>();
   const settle = (r: ItemRow, x: RecordOutcome, attempt: number, sentAt: Date) => final.set(r.key,
-    { ...x, attempt: attempt + r.prior_failures, sentAt, op: r.op, payloadHash: r.payload_hash, stateExists: r.state_exists, destinationId: x.destinationId ?? r.destination_id });
+    { ...x, attempt: attempt + r.prior_failures, sentAt, op: r.op, payloadHash: r.payload_hash, stateExists: r.state_exists, priorFailures: r.prior_failures, destinationId: x.destinationId ?? r.destination_id });
   let pending = items;
   for (let attempt = 1; pending.length && attempt <= RECORD_ATTEMPTS; attempt++) {
     const sentAt = new Date();
