@@ -254,6 +254,12 @@ test('the hashes are RFC 6962 and the receipt leaf is the RFC 8785 text of its f
   }
   const [l, r] = [leafHash('l'), leafHash('r')];
   assert.equal(nodeHash(l, r), createHash('sha256').update(Buffer.from([1])).update(Buffer.from(l, 'hex')).update(Buffer.from(r, 'hex')).digest('hex'));
+  assert.equal(nodeHash(l.toUpperCase(), r), nodeHash(l, r));
+  // Two digests or nothing: a short, long or non-hex side is refused, never truncated into a hash.
+  for (const bad of [l.slice(0, 63), `${l}0`, `zz${l.slice(2)}`, `${l.slice(0, 62)}g0`, '']) {
+    assert.throws(() => nodeHash(bad, r), /two SHA-256 digests/, bad);
+    assert.throws(() => nodeHash(l, bad), /two SHA-256 digests/, bad);
+  }
   assert.equal(pseudonym('u1'), 'p_' + createHmac('sha256', getPseudonymKey()).update('u1', 'utf8').digest('base64url').slice(0, 22));
   // Quotes, backslashes, control and line-separator characters, non-ASCII, a lone surrogate, nulls, numbers.
   const cases = [

@@ -15,10 +15,15 @@ export function leafHash(data: string): string {
   return hash('sha256', `\u0000${data}`, 'hex');
 }
 
-const NODE_PREFIX = Buffer.from([1]);
+/** 0x01 and two SHA-256 digests, rewritten for every node (one thread, no await between write and hash). */
+const NODE_INPUT = Buffer.alloc(65, 1);
 /** RFC 6962 interior node: SHA-256(0x01 || left || right), hex in, hex out. The chain links with it too. */
 export function nodeHash(left: string, right: string): string {
-  return hash('sha256', Buffer.concat([NODE_PREFIX, Buffer.from(left, 'hex'), Buffer.from(right, 'hex')]), 'hex');
+  // Buffer.write stops at the first character that is not hex: anything but two digests is refused, not truncated.
+  if (left.length !== 64 || right.length !== 64 || NODE_INPUT.write(left, 1, 'hex') !== 32 || NODE_INPUT.write(right, 33, 'hex') !== 32) {
+    throw new Error(`an interior node hashes two SHA-256 digests in hex, got ${JSON.stringify(left.slice(0, 80))} and ${JSON.stringify(right.slice(0, 80))}`);
+  }
+  return hash('sha256', NODE_INPUT, 'hex');
 }
 
 /** The chain: each row's hash covers the previous one and its own leaf. */

@@ -30,8 +30,19 @@ export function pseudonymUnder(key: KeyObject, value: string): string {
  */
 export function receiptLeafTextWith(r: LeafFields, pseudonymOf: (key: string) => string): string {
   if (!Number.isFinite(r.attempt)) throw new Error(`receipt of ${pseudonymOf(r.key)}: attempt ${r.attempt} is not a number`);
-  const j = JSON.stringify;
-  return `{"attempt":${j(r.attempt)},"destination_id":${j(r.destinationId ?? null)},"error_code":${j(r.errorCode ?? null)},"key":${j(pseudonymOf(r.key))},"op":${j(r.op)},"payload_hash":${j(r.payloadHash)},"request_id":${j(r.requestId ?? null)},"status":${j(r.status)}}`;
+  // A finite number's JSON text is its String() (RFC 8785 follows ECMAScript's Number.prototype.toString).
+  return `{"attempt":${r.attempt},"destination_id":${jsonText(r.destinationId)},"error_code":${jsonText(r.errorCode)},"key":${jsonText(pseudonymOf(r.key))},"op":${jsonText(r.op)},"payload_hash":${jsonText(r.payloadHash)},"request_id":${jsonText(r.requestId)},"status":${jsonText(r.status)}}`;
+}
+
+/** What JSON.stringify escapes in a string: '"', '\\', control characters; and surrogates, of which a lone one is. */
+const ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
+/**
+ * A string (or null) as JSON.stringify writes it: quoted as it is when nothing in it is escaped, which is every
+ * id, hash and word of a receipt but the rare one; otherwise JSON.stringify's own text.
+ */
+function jsonText(s: string | null | undefined): string {
+  if (s == null) return 'null';
+  return ESCAPED.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
 /** The leaf of a run's receipt: its key as a pseudonym, no payload or message. */
