@@ -137,23 +137,23 @@ export async function planInto(client: pg.ClientBase, opts: PlanOptions): Promis
 
 /**
  * ` COLLATE "C"` when the intent's key index (run_items.key) orders text as "C" does, else ''. PostgreSQL
- * compares text byte by byte, with abbreviated keys, only under a collation named "C" or "POSIX"; a database
- * made with libc's C.UTF-8 (the usual default of a container image) orders UTF-8 text the same way, by code
- * point, yet every comparison goes through strcoll: at 1M keys the intent's sort took 1.68 s under C.UTF-8 and
- * 0.50 s under "C" (docs/benchmarks.md). Any other collation (en_US, ICU) keeps the column's own order, which
- * the delivery's key ranges follow: "C" would still be correct there, but would scatter every batch.
+ * compares text byte by byte, with abbreviated keys, only under a collation whose locale is "C" or "POSIX"; a
+ * database made with libc's C.UTF-8 (the usual default of a container image) orders UTF-8 text the same way,
+ * by code point, yet every comparison goes through strcoll: each half of the 1M plan sorted its 500k rows in
+ * 2.3 s under C.UTF-8 and 1.0 s under "C" (docs/benchmarks.md, 2026-12-04). Any other collation (en_US, ICU)
+ * keeps the column's own order, which the delivery's key ranges follow: "C" would still be correct there, but
+ * would scatter every batch. A column collated "C" or "POSIX" is compared as bytes already and needs nothing.
  */
-export async function keyOrderCollation(client: pg.ClientBase, schema: string): Promise<string> {
-  const { rows } = await client.query<{ name: string | null; provider: string | null; lc: string | null }>(
-    `SELECT CASE WHEN a.attcollation = 100 THEN NULL ELSE c.collname END AS name,
-            CASE WHEN a.attcollation = 100 THEN to_jsonb(d)->>'datlocprovider' ELSE c.collprovider::text END AS provider,
-            CASE WHEN a.attcollation = 100 THEN d.datcollate ELSE c.collcollate END AS lc
+export async function keyOrderCollation(db: Pick<pg.ClientBase, 'query'>, schema: string): Promise<string> {
+  // The column's collation, or the database's where the column has the default ('d').
+  const { rows } = await db.query<{ name: string; provider: string | null; lc: string | null }>(
+    `SELECT c.collname AS name, CASE c.collprovider WHEN 'd' THEN to_jsonb(d)->>'datlocprovider' ELSE c.collprovider::text END AS provider,
+            coalesce(c.collcollate, d.datcollate) AS lc
      FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation
      CROSS JOIN (SELECT * FROM pg_database WHERE datname = current_database()) d
      WHERE a.attrelid = to_regclass($1) AND a.attname = 'key'`, [`${schema}.run_items`]);
   const r = rows[0];
-  if (!r) return '';
-  if (r.name === 'C' || r.name === 'POSIX') return '';
+  if (!r || r.name === 'C' || r.name === 'POSIX') return '';
   return (r.provider ?? 'c') === 'c' && r.lc != null && C_ORDER.test(r.lc) ? ' COLLATE "C"' : '';
 }
 /** libc locales whose text order is byte order: C and POSIX (already compared as bytes) and C.UTF-8. */

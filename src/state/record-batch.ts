@@ -151,11 +151,11 @@ function countStatuses(outcomes: FinalOutcome[]): Record<string, number> {
 }
 
 /**
- * The batch's first outcome when every receipt of the batch differs from it only in what the run's items hold
- * (key, op, payload hash and earlier failures, which the attempt adds): the same status, send, time, ids and
- * error. null otherwise, or when an outcome does not say its earlier failures.
+ * What every receipt of the batch shares, when they differ only in what the run's items hold (key, op, payload
+ * hash and earlier failures, which the attempt adds): the first outcome and the send it came from. null when
+ * anything else differs, or when an outcome does not say its earlier failures.
  */
-function sharedReceipt(outcomes: FinalOutcome[]): FinalOutcome | null {
+function sharedReceipt(outcomes: FinalOutcome[]): { first: FinalOutcome; send: number } | null {
   const f = outcomes[0]!;
   if (f.priorFailures === undefined) return null;
   const send = f.attempt - f.priorFailures;
@@ -166,7 +166,7 @@ function sharedReceipt(outcomes: FinalOutcome[]): FinalOutcome | null {
       || !same(x.destinationId, f.destinationId) || !same(x.requestId, f.requestId) || !same(x.created, f.created)
       || !same(x.errorCode, f.errorCode) || !same(x.errorMessage, f.errorMessage)) return null;
   }
-  return f;
+  return { first: f, send };
 }
 
 const RECEIPT_COLUMNS = 'run_id, period, mapping, key, op, status, payload_hash, destination_id, created, error_code, error_message, attempt, request_id, sent_at';
@@ -189,16 +189,18 @@ async function insertReceipts(client: pg.PoolClient, o: RecordBatchOptions, outc
   const message = (x: FinalOutcome) => (x.errorMessage ? maskText(x.errorMessage).slice(0, MESSAGE_CAP) : null);
   // Every receipt of a run goes to the partition of the month the run started (migration 091).
   const period = await receiptPeriod(client, o.schema, o.runId);
+  // Only a batch with no deferred record: its receipts are then its whole key range of planned items.
   const shared = outcomes.length === o.outcomes.length ? sharedReceipt(outcomes) : null;
   if (shared) {
+    const { first, send } = shared;
     // A batch answered as one (a file, a bulk job, a whole-batch failure): its receipts are the batch's items
     // with what they share. Written from run_items by the batch's key range, nothing of them travels from Node.
     const { rowCount } = await client.query(
       `INSERT INTO ${o.schema}.receipts (${RECEIPT_COLUMNS})
        SELECT $1, $2::date, $3, ri.key, ri.op, $4, ri.payload_hash, $5, $6, $7, $8, $9 + ri.prior_failures, $10, $11
        FROM ${o.schema}.run_items ri WHERE ri.run_id = $1 AND ri.key BETWEEN $12 AND $13`,
-      [o.runId, period, o.mapping, shared.status, shared.destinationId ?? null, shared.created ?? null, shared.errorCode ?? null, message(shared),
-        shared.attempt - shared.priorFailures!, shared.requestId ?? null, shared.sentAt, o.batch.firstKey, o.batch.lastKey]);
+      [o.runId, period, o.mapping, first.status, first.destinationId ?? null, first.created ?? null, first.errorCode ?? null, message(first),
+        send, first.requestId ?? null, first.sentAt, o.batch.firstKey, o.batch.lastKey]);
     if (rowCount !== outcomes.length) throw new Error(`ledger: the key range of run ${o.runId}'s batch matched ${rowCount} planned items, expected ${outcomes.length}`);
     return;
   }
